@@ -1,0 +1,24 @@
+"""data_gate: one decision over the data checks, so the trail shows who stopped the run and why."""
+
+import json
+from pathlib import Path
+
+from governance.evidence import StepEvidence
+from pipelines.config import Config
+
+
+def head_record(evidence_dir: Path) -> dict:
+    head = (evidence_dir / "HEAD").read_text().strip()
+    return json.loads((evidence_dir / "records" / f"{head}.json").read_bytes())
+
+
+def data_gate(config: Config, upstream: list[Path], evidence_dir: Path, run_id: str) -> dict:
+    evidence = StepEvidence("data_gate", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                            parents=upstream)
+    for parent in upstream:
+        record = head_record(parent)
+        evidence.checks.extend(c for c in record["checks"])
+        evidence.metrics[f"{record['step']}_decision"] = record["decision"]
+    failed = [c["id"] for c in evidence.checks if not c["passed"]]
+    evidence.details = {"failed_checks": failed}
+    return evidence.finish()

@@ -1,0 +1,116 @@
+"""The thin KFP wrappers: each maps typed KFP artifacts to paths and calls one step function.
+
+Bodies import inside the function because KFP ships only the function's source to the executor.
+They run unchanged under kfp.local (the project is installed in the venv) and on a cluster (it is in
+COMPONENT_IMAGE), since install_kfp_package=False and nothing else is installed at run time.
+"""
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from pipelines.config import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def prepare_op(config_json: str, run_id: str, train: Output[Dataset], val: Output[Dataset],
+               test: Output[Dataset], evidence: Output[Artifact]):
+    """Split the configured table into train/val/test Parquet datasets and record their digests."""
+    from pathlib import Path
+
+    from components.prepare import prepare
+    from pipelines.config import Config
+
+    paths = {"train": Path(train.path), "val": Path(val.path), "test": Path(test.path)}
+    prepare(Config.from_json(config_json), paths, Path(evidence.path), run_id)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def validate_op(config_json: str, run_id: str, train: Input[Dataset], val: Input[Dataset],
+                test: Input[Dataset], parent_evidence: Input[Artifact], evidence: Output[Artifact]) -> str:
+    """Validate train/val/test with the configured GE suite; returns "pass" or "fail"."""
+    from pathlib import Path
+
+    from components.validate import validate
+    from pipelines.config import Config
+
+    paths = {"train": Path(train.path), "val": Path(val.path), "test": Path(test.path)}
+    record = validate(Config.from_json(config_json), paths, Path(parent_evidence.path), Path(evidence.path), run_id)
+    return record["decision"]
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def leakage_op(config_json: str, run_id: str, train: Input[Dataset], val: Input[Dataset],
+               test: Input[Dataset], parent_evidence: Input[Artifact], evidence: Output[Artifact]) -> str:
+    """Check train/val/test for duplicate rows, shared entities and single-feature leaks; "pass"/"fail"."""
+    from pathlib import Path
+
+    from components.leakage import leakage
+    from pipelines.config import Config
+
+    paths = {"train": Path(train.path), "val": Path(val.path), "test": Path(test.path)}
+    record = leakage(Config.from_json(config_json), paths, Path(parent_evidence.path), Path(evidence.path), run_id)
+    return record["decision"]
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def data_gate_op(config_json: str, run_id: str, validation_evidence: Input[Artifact],
+                 leakage_evidence: Input[Artifact], evidence: Output[Artifact]) -> str:
+    """Pass only if validation and leakage both passed; "pass"/"fail"."""
+    from pathlib import Path
+
+    from components.gate import data_gate
+    from pipelines.config import Config
+
+    upstream = [Path(validation_evidence.path), Path(leakage_evidence.path)]
+    return data_gate(Config.from_json(config_json), upstream, Path(evidence.path), run_id)["decision"]
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def seal_op(run_id: str, stopped_at: str, evidence: Input[Artifact], bundle: Output[Artifact]):
+    """Seal the evidence so far into a ledger bundle, recording the gate that stopped the run."""
+    from pathlib import Path
+
+    from components.seal import seal_failed_run
+
+    seal_failed_run(Path(evidence.path), Path(bundle.path), run_id, stopped_at)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train_op(config_json: str, run_id: str, train_data: Input[Dataset], val_data: Input[Dataset],
+             parent_evidence: Input[Artifact], model: Output[Model], evidence: Output[Artifact]):
+    """Train the tabular MLP with DistributedDataParallel over training.workers local processes."""
+    from pathlib import Path
+
+    from components.train.step import train
+    from pipelines.config import Config
+
+    paths = {"train": Path(train_data.path), "val": Path(val_data.path)}
+    train(Config.from_json(config_json), paths, Path(parent_evidence.path), Path(model.path), Path(evidence.path), run_id)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def evaluate_op(config_json: str, run_id: str, model: Input[Model], test_data: Input[Dataset],
+                parent_evidence: Input[Artifact], evidence: Output[Artifact], metrics: Output[Metrics]) -> str:
+    """Score the test split, compare with config.gates; returns "pass" or "fail"."""
+    from pathlib import Path
+
+    from components.evaluate import evaluate
+    from pipelines.config import Config
+
+    record = evaluate(Config.from_json(config_json), Path(model.path), Path(test_data.path),
+                      Path(parent_evidence.path), Path(evidence.path), run_id)
+    for name, value in record["metrics"].items():
+        metrics.log_metric(name, value)
+    return record["decision"]
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def register_op(config_json: str, run_id: str, model: Input[Model], parent_evidence: Input[Artifact],
+                evidence: Output[Artifact], bundle: Output[Artifact]):
+    """Seal the ledger, log run + evidence + model to MLflow, register a version with alias challenger."""
+    from pathlib import Path
+
+    from components.register import register
+    from pipelines.config import Config
+
+    register(Config.from_json(config_json), Path(model.path), Path(parent_evidence.path), Path(evidence.path),
+             Path(bundle.path), run_id)

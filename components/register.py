@@ -1,0 +1,120 @@
+"""register: seal the run's ledger, log everything to MLflow, and create the model version.
+
+Order matters for "all its evidence or not at all": the MLflow run gets params, metrics, the sealed
+evidence bundle and the model first; the model version is created last, with its tags in the same
+call, and is deleted again if moving the alias fails.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from governance.evidence import StepEvidence
+from governance.ledger import load_records, seal
+from pipelines.config import Config
+
+ALIAS = "challenger"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(f"{prefix}.{key}" if prefix else key, item, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, list) else str(value)
+    return out
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """For the embedded sqlite store, keep artifacts beside the database, not in ./mlruns."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def version_tags(records: list[dict], ledger: dict, config: Config) -> dict[str, str]:
+    by_step = {r["step"]: r for r in records}
+    tags = {"govtrain.ledger_root": ledger["root"], "govtrain.run_id": ledger["run_id"],
+            "govtrain.config_digest": config.digest(), "govtrain.code_version": by_step["register"]["code_version"]}
+    for out in by_step["prepare"]["outputs"]:
+        tags[f"govtrain.data.{Path(out['name']).stem}.sha256"] = out["sha256"]
+    for step in ("data_gate", "evaluate"):
+        for check in by_step[step]["checks"]:
+            verdict = "pass" if check["passed"] else "fail"
+            tags[f"govtrain.gate.{check['id']}"] = f"{verdict} ({check['value']} vs {check['threshold']})"
+    return tags
+
+
+def model_card(records: list[dict], ledger: dict, config: Config) -> str:
+    """A short card built from the evidence (the registry issue grows it into the full card)."""
+    by_step = {r["step"]: r for r in records}
+    ev, prep = by_step["evaluate"], by_step["prepare"]
+    lines = [f"# {config.registry.model_name}", "",
+             f"Binary classifier of `{config.dataset.target}` on tabular data, trained by govtrain run `{ledger['run_id']}`.",
+             "", "## Data", ""]
+    lines += [f"- {o['name']}: {o['rows']} rows, sha256 `{o['sha256'][:16]}…`" for o in prep["outputs"]]
+    lines += ["", "## Test metrics", ""] + [f"- {k}: {v}" for k, v in ev["metrics"].items()]
+    lines += ["", "## Gates", ""] + [f"- {c['id']}: {c['value']} (threshold {c['threshold']}) "
+                                     f"{'pass' if c['passed'] else 'FAIL'}" for c in ev["checks"]]
+    lines += ["", "## Not measured", ""] + [f"- {n}" for n in ev["not_measured"]]
+    lines += ["", f"Ledger root: `{ledger['root']}` (verify with `govtrain audit verify`)."]
+    return "\n".join(lines)
+
+
+def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
+             run_id: str) -> dict[str, Any]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    registry = config.registry
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    client = MlflowClient(registry.tracking_uri)
+    experiment = client.get_experiment_by_name(registry.experiment)
+    experiment_id = (experiment.experiment_id if experiment else
+                     client.create_experiment(registry.experiment, artifact_location=artifact_location(registry.tracking_uri)))
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"govtrain-{run_id}") as run:
+        evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                                parents=[parent_evidence])
+        evidence.details = {"tracking_uri": registry.tracking_uri, "mlflow_run_id": run.info.run_id,
+                            "model_name": registry.model_name, "alias": ALIAS}
+        evidence.finish("pass")
+        ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")
+        records = load_records(evidence_dir)
+        by_step = {r["step"]: r for r in records}
+
+        mlflow.log_params(flatten("", config.model_dump(mode="json"), {}))
+        mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
+        for epoch in by_step["train"]["details"]["history"]:
+            mlflow.log_metrics({"train_loss": epoch["train_loss"], "val_auc": epoch["val_auc"],
+                                "samples_per_second": epoch["samples_per_second"]}, step=epoch["epoch"])
+        mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
+        mlflow.set_tags({"govtrain.ledger_root": ledger["root"], "govtrain.run_id": run_id})
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
+                                       artifacts={"model_dir": str(model_dir)},
+                                       pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])
+
+        tags = version_tags(records, ledger, config)
+        ensure_registered_model(client, registry.model_name)
+        version = client.create_model_version(registry.model_name, source=f"models:/{info.model_id}",
+                                              run_id=run.info.run_id, model_id=info.model_id, tags=tags,
+                                              description=model_card(records, ledger, config))
+        try:
+            client.set_registered_model_alias(registry.model_name, ALIAS, version.version)
+        except Exception:
+            client.delete_model_version(registry.model_name, version.version)
+            raise
+    result = {"model_name": registry.model_name, "version": version.version, "alias": ALIAS,
+              "mlflow_run_id": run.info.run_id, "ledger_root": ledger["root"], "tracking_uri": registry.tracking_uri}
+    (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)

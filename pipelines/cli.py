@@ -1,0 +1,164 @@
+"""The govtrain command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import traceback
+from datetime import datetime, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from pipelines.config import ConfigError, embedded_tracking_uri, load_config, state_dir
+
+app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+errors = Console(stderr=True)
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+_debug = False
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    global _debug
+    _debug = debug
+
+
+def user_errors(func: Callable) -> Callable:
+    """Turn any failure into one line on stderr and exit code 2 (tracebacks only with --debug)."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if _debug:
+                traceback.print_exc()
+            known = isinstance(exc, (ConfigError, ValueError, FileNotFoundError, RuntimeError))
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            errors.print(f"error: {message}" if known else f"error: {type(exc).__name__}: {message}",
+                         markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+    return wrapper
+
+
+@app.command("demo-data")
+@user_errors
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Folder to write credit and current tables to.")] = Path(".govtrain/demo"),
+    rows: Annotated[int, typer.Option(help="Rows in the training table.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 7,
+    drift: Annotated[float, typer.Option(help="How far the current batch drifts, 0 (none) to 1.")] = 0.6,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    leak_duplicates: Annotated[int, typer.Option(help="Plant this many copied rows (new ids) to test the leakage gate.")] = 0,
+    leak_target: Annotated[bool, typer.Option(help="Plant a column derived from the label (collections_flag).")] = False,
+) -> None:
+    """Write a deterministic synthetic credit-risk table and a drifted current batch."""
+    from pipelines.demo_data import write_demo_data
+
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"--format must be parquet or csv, got {fmt!r}")
+    files = write_demo_data(out, rows, seed=seed, drift=drift, fmt=fmt, leak_duplicates=leak_duplicates,
+                            leak_target=leak_target)
+    console.print(f"wrote {files.data} ({files.rows} rows) and {files.current} ({files.current_rows} rows)")
+
+
+@app.command()
+@user_errors
+def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Run the whole pipeline locally (kfp.local) and print a summary. Exit 0 registered, 1 failed gate."""
+    from pipelines.run import run_local
+    from pipelines.summary import print_summary
+
+    cfg = load_config(config)
+    state = state_dir()
+    console.print(f"running govtrain pipeline on {cfg.dataset.path} (state: {state})")
+    result = run_local(cfg, state)
+    console.print()
+    print_summary(result, console)
+    raise typer.Exit(0 if result.registered else 1)
+
+
+@app.command("compile")
+@user_errors
+def compile_cmd(
+    out: Annotated[Path, typer.Option(help="Where to write the KFP pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Bake this config in as the default.")] = None,
+) -> None:
+    """Compile the training pipeline to KFP IR YAML for a cluster."""
+    from pipelines.run import compile_pipeline
+
+    path = compile_pipeline(out, load_config(config) if config else None)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def drift(
+    current: Annotated[Path, typer.Option(help="The current batch (CSV or Parquet).")],
+    reference: Annotated[Optional[Path], typer.Option(help="Reference batch; default: train split of the latest run.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder; default under the state folder.")] = None,
+) -> None:
+    """Evidently data-drift report of a current batch. Exit 0 no drift, 1 drift, 2 error."""
+    from monitoring.drift import run_drift
+    from pipelines.run import latest_run_dir
+
+    cfg = load_config(config)
+    if reference is None:
+        latest = latest_run_dir(state_dir())
+        if latest is None or not (latest / "data" / "train.parquet").is_file():
+            raise FileNotFoundError("no --reference given and no local run with a train split; run `govtrain run` first")
+        reference = latest / "data" / "train.parquet"
+    out = out or state_dir() / "drift" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    result = run_drift(cfg, current, reference, out)
+    drifted = [c["column"] for c in result.columns if c["drifted"]]
+    verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
+    console.print(f"{verdict}: {len(drifted)}/{len(result.columns)} columns drifted "
+                  f"(share {result.drift_share:.2f}, threshold {result.threshold:.2f}): {', '.join(drifted) or '-'}")
+    console.print(f"report: {result.html}\nsummary: {result.summary}")
+    raise typer.Exit(1 if result.drifted else 0)
+
+
+@audit_app.command("verify")
+@user_errors
+def audit_verify(path: Annotated[Path, typer.Argument(help="A sealed run folder (holds ledger.json).")]) -> None:
+    """Recompute every record hash, parent link and artifact digest. Exit 0 intact, 1 not."""
+    from governance.ledger import verify
+
+    result = verify(path)
+    if result.ok:
+        console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
+                      f"{result.data_not_supplied} data files not supplied; root {result.root}")
+        raise typer.Exit(0)
+    errors.print(f"FAILED: {result.problem}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Open the MLflow UI on the embedded store (127.0.0.1 only)."""
+    state = state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", embedded_tracking_uri(state),
+               "--default-artifact-root", (state / "mlartifacts").as_uri()]
+    console.print(f"MLflow UI at http://127.0.0.1:{port} (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(command))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,197 @@
+"""The one typed configuration of govtrain, loaded from YAML and validated by pydantic.
+
+Relative paths in a config file are resolved against the file's own folder, so a config works the
+same from any working directory. The resolved config travels to every KFP step as one JSON string.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# The image that runs every component on a cluster; locally kfp.local runs the same function bodies
+# in this interpreter, so the name only matters for `govtrain compile`/`submit`.
+COMPONENT_IMAGE = os.environ.get("GOVTRAIN_IMAGE", "ghcr.io/govtrain/govtrain:0.1.0")
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased as one line naming the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    path: Path
+    format: Literal["csv", "parquet"] | None = None  # None: taken from the file suffix
+    target: str
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    entity_id: str | None = None
+    timestamp: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def file_format(self) -> str:
+        return self.format or ("csv" if self.path.suffix.lower() == ".csv" else "parquet")
+
+    @model_validator(mode="after")
+    def _has_features(self) -> "DatasetSpec":
+        if not self.features:
+            raise ValueError("list at least one numeric or categorical feature")
+        clash = {self.target, self.entity_id, self.timestamp} & set(self.features)
+        if clash:
+            raise ValueError(f"column {sorted(c for c in clash if c)[0]!r} is both a feature and the target/id/timestamp")
+        return self
+
+
+class Fractions(_Strict):
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "Fractions":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must sum to 1")
+        return self
+
+
+class SplitSpec(_Strict):
+    strategy: Literal["random", "group", "time"] = "random"
+    fractions: Fractions = Field(default_factory=Fractions)
+    seed: int = 0
+
+
+class ValidationSpec(_Strict):
+    suite: Path = Path("expectations/demo_credit.json")
+
+
+class LeakageSpec(_Strict):
+    max_duplicate_fraction: float = Field(0.0, ge=0, le=1)  # share of an eval split's rows also in another split
+    max_entity_overlap: int = Field(0, ge=0)  # entity ids present in two splits
+    max_single_feature_auc: float = Field(0.98, gt=0.5, le=1)  # one feature alone predicting the label
+    sample_rows: int = Field(20000, gt=100)
+
+
+class TrainingSpec(_Strict):
+    backend: Literal["local", "pytorchjob"] = "local"
+    workers: int = Field(2, ge=1, le=64)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    hidden: list[int] = Field(default_factory=lambda: [256, 256])
+    embedding_dim: int = Field(8, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    max_restarts: int = Field(1, ge=0)
+    seed: int = 0
+    checkpoint_dir: Path | None = None  # None: inside the train step's own output
+    image: str = COMPONENT_IMAGE
+
+
+class GateSpec(_Strict):
+    min_auc: float = Field(0.75, ge=0, le=1)
+    max_ece: float = Field(0.05, ge=0, le=1)
+    min_noise_auc_ratio: float = Field(0.9, ge=0, le=1)
+    noise_severity: float = Field(0.5, ge=0)  # Gaussian noise, in units of each numeric feature's std
+
+
+class RegistrySpec(_Strict):
+    tracking_uri: str | None = None  # None: the embedded sqlite store in the state folder
+    model_name: str = "govtrain-credit"
+    experiment: str = "govtrain"
+
+
+class MonitoringSpec(_Strict):
+    drift_share: float = Field(0.5, gt=0, le=1)  # dataset drift when this share of columns drifts (Evidently's rule)
+
+
+class Config(_Strict):
+    dataset: DatasetSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    leakage: LeakageSpec = Field(default_factory=LeakageSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    gates: GateSpec = Field(default_factory=GateSpec)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+
+    @model_validator(mode="after")
+    def _split_needs_columns(self) -> "Config":
+        if self.split.strategy == "group" and not self.dataset.entity_id:
+            raise ValueError("split.strategy 'group' needs dataset.entity_id")
+        if self.split.strategy == "time" and not self.dataset.timestamp:
+            raise ValueError("split.strategy 'time' needs dataset.timestamp")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.model_validate_json(text)
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def state_dir() -> Path:
+    """The project-local folder for runs, the embedded MLflow store and demo data."""
+    return Path(os.environ.get("GOVTRAIN_HOME", ".govtrain")).resolve()
+
+
+def embedded_tracking_uri(state: Path | None = None) -> str:
+    return f"sqlite:///{(state or state_dir()) / 'mlflow.db'}"
+
+
+def _error_line(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {key}: {msg}{more}"
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a YAML config; any problem raises ConfigError with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_error_line(path, exc)) from exc
+    return resolve(config, path.parent)
+
+
+def resolve(config: Config, base: Path) -> Config:
+    """Absolute paths and a concrete tracking URI, so every step sees the same thing."""
+    base = base.resolve()
+    data = config.model_copy(deep=True)
+    data.dataset.path = (base / data.dataset.path).resolve()
+    data.validation.suite = (base / data.validation.suite).resolve()
+    if data.training.checkpoint_dir is not None:
+        data.training.checkpoint_dir = (base / data.training.checkpoint_dir).resolve()
+    if data.registry.tracking_uri is None:
+        data.registry.tracking_uri = embedded_tracking_uri()
+    return data

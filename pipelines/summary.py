@@ -1,0 +1,51 @@
+"""The end-of-run summary: steps, gates, registration, where the evidence is."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.run import LocalRun
+
+STEPS = ["prepare", "validate", "leakage", "data_gate", "train", "evaluate", "register"]
+
+
+def _seconds(record: dict) -> float:
+    return (datetime.fromisoformat(record["finished"]) - datetime.fromisoformat(record["started"])).total_seconds()
+
+
+def print_summary(run: LocalRun, console: Console) -> None:
+    records = {r["step"]: r for r in run.ledger["records"]}
+    steps = Table(title=f"govtrain run {run.run_id}", title_justify="left")
+    for column in ("step", "status", "seconds"):
+        steps.add_column(column)
+    for step in STEPS:
+        record = records.get(step)
+        if record is None:
+            steps.add_row(step, "[dim]skipped[/]", "")
+        else:
+            colour = "green" if record["decision"] == "pass" else "red"
+            steps.add_row(step, f"[{colour}]{record['decision']}[/]", f"{_seconds(record):.1f}")
+    console.print(steps)
+
+    gates = Table(title="gates", title_justify="left")
+    for column in ("check", "value", "threshold", "result"):
+        gates.add_column(column)
+    for step in ("data_gate", "evaluate"):
+        for check in records.get(step, {}).get("checks", []):
+            mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
+            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]), mark)
+    console.print(gates)
+
+    if run.registration:
+        reg = run.registration
+        console.print(f"[bold green]registered[/] model [bold]{reg['model_name']}[/] version {reg['version']} "
+                      f"alias @{reg['alias']}  (MLflow run {reg['mlflow_run_id']})")
+    else:
+        failed = [c for s in ("data_gate", "evaluate") for c in records.get(s, {}).get("checks", []) if not c["passed"]]
+        console.print(f"[bold red]{run.ledger['outcome']}[/]: registered nothing; {len(failed)} failed check(s)")
+    console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
+    console.print(f"verify it:  govtrain audit verify {run.run_dir}")
+    console.print("open MLflow: govtrain ui")
+    console.print(f"pipeline took {run.seconds:.1f} s; log: {run.run_dir / 'pipeline.log'}")
