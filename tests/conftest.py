@@ -1,0 +1,91 @@
+"""Shared fixtures: small demo data, configs written as YAML, a real MLflow server on loopback."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import demo_data
+from pipelines.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_ROWS = 3000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_state(tmp_path_factory):
+    """Runs, logs and the embedded MLflow store go to a temp folder, never the user's .govtrain."""
+    state = tmp_path_factory.mktemp("state")
+    os.environ["GOVTRAIN_HOME"] = str(state)
+    return state
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    return demo_data.write_demo_data(tmp_path_factory.mktemp("demo"), SMALL_ROWS, seed=3)
+
+
+def base_config(data_path: Path) -> dict:
+    return {
+        "dataset": {"path": str(data_path), "target": demo_data.TARGET, "numeric": demo_data.NUMERIC,
+                    "categorical": demo_data.CATEGORICAL, "entity_id": demo_data.ENTITY,
+                    "timestamp": demo_data.TIMESTAMP, "sensitive": demo_data.SENSITIVE},
+        "split": {"strategy": "group", "seed": 0},
+        "validation": {"suite": str(ROOT / "expectations" / "demo_credit.json")},
+        "training": {"workers": 2, "epochs": 3, "batch_size": 256, "lr": 0.003},
+        "gates": {"min_auc": 0.6, "max_ece": 0.1, "min_noise_auc_ratio": 0.8},
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config dict (deep-merged over the small-data base) to YAML and load it."""
+    def _write(data_path: Path, **sections):
+        raw = base_config(data_path)
+        for section, values in sections.items():
+            raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return load_config(path)
+    return _write
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` process on a free 127.0.0.1 port, stopped when the session ends."""
+    home = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination", str(home / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()

@@ -1,0 +1,161 @@
+"""Each step function on small data, asserting on values; and checks of the checks."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from components.evaluate import evaluate, expected_calibration_error
+from components.io import DataError
+from components.leakage import leakage
+from components.prepare import prepare, split_labels
+from components.train.features import FeatureSpec
+from components.train.model import LoadedModel, build_model, save_model
+from components.train.step import train
+from components.validate import validate
+from pipelines import demo_data
+
+
+def run_prepare(config, tmp_path):
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    record = prepare(config, paths, tmp_path / "ev-prepare", "t1")
+    return paths, record
+
+
+def test_prepare_group_split_keeps_customers_apart(small_data, write_config, tmp_path):
+    config = write_config(small_data.data)
+    paths, record = run_prepare(config, tmp_path)
+    frames = {s: pd.read_parquet(p) for s, p in paths.items()}
+    assert sum(len(f) for f in frames.values()) == small_data.rows
+    ids = {s: set(f[demo_data.ENTITY]) for s, f in frames.items()}
+    assert not ids["train"] & ids["test"] and not ids["train"] & ids["val"]
+    assert 0.6 < len(frames["train"]) / small_data.rows < 0.8
+    assert record["metrics"]["train_rows"] == len(frames["train"])
+    assert [o["name"] for o in record["outputs"]] == ["data/train.parquet", "data/val.parquet", "data/test.parquet"]
+    # Deterministic: the same config gives the same bytes, so the same digests.
+    _, again = run_prepare(config, tmp_path / "again")
+    assert [o["sha256"] for o in again["outputs"]] == [o["sha256"] for o in record["outputs"]]
+
+
+def test_time_split_puts_the_newest_rows_in_test(small_data, write_config):
+    config = write_config(small_data.data, split={"strategy": "time"})
+    frame = pd.read_parquet(small_data.data)
+    labels = split_labels(frame, config)
+    times = frame[demo_data.TIMESTAMP]
+    assert times[labels == "train"].max() <= times[labels == "val"].min()
+    assert times[labels == "val"].max() <= times[labels == "test"].min()
+
+
+def test_prepare_rejects_a_non_binary_target(tmp_path, write_config):
+    frame = pd.read_parquet(demo_data.write_demo_data(tmp_path / "d", 200).data)
+    frame.loc[17, demo_data.TARGET] = 2
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"bad\.csv: target 'default' must be 0/1, found '2'"):
+        run_prepare(write_config(bad), tmp_path)
+
+
+def test_validate_passes_clean_data_and_gates_a_critical_failure(small_data, write_config, tmp_path):
+    config = write_config(small_data.data)
+    paths, _ = run_prepare(config, tmp_path)
+    record = validate(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-ok", "t1")
+    assert record["decision"] == "pass", record["checks"]
+    assert record["metrics"]["train_evaluated"] == 50
+
+    broken = pd.read_parquet(paths["test"])
+    broken.loc[:4, "age"] = 250.0  # out of the suite's 18-100 range: a critical expectation
+    broken.loc[:2, "purpose"] = "crypto"  # not in the value set, but the suite marks it a warning
+    broken.to_parquet(paths["test"], index=False)
+    record = validate(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-bad", "t1")
+    assert record["decision"] == "fail"
+    failed = {c["id"]: c["value"] for c in record["checks"] if not c["passed"]}
+    assert failed == {"validate.test.critical_failures": 1}
+    failures = json.loads((tmp_path / "ev-bad" / "files" / "validate" / "failures.json").read_text())
+    by_column = {f["column"]: f for f in failures}
+    assert by_column["age"]["unexpected_count"] == 5 and by_column["age"]["severity"] == "critical"
+    assert by_column["purpose"]["severity"] == "warning" and "crypto" in by_column["purpose"]["examples"]
+
+
+def test_leakage_passes_clean_splits(small_data, write_config, tmp_path):
+    config = write_config(small_data.data)
+    paths, _ = run_prepare(config, tmp_path)
+    record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-leak", "t1")
+    assert record["decision"] == "pass", [c for c in record["checks"] if not c["passed"]]
+
+
+def test_leakage_catches_planted_duplicates_and_shared_customers(tmp_path, write_config):
+    files = demo_data.write_demo_data(tmp_path / "d", 3000, seed=5, leak_duplicates=300)
+    config = write_config(files.data, split={"strategy": "random"})
+    paths, _ = run_prepare(config, tmp_path)
+    record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-leak", "t1")
+    checks = {c["id"]: c for c in record["checks"]}
+    assert record["decision"] == "fail"
+    # 300 copies land in random splits; about 30% of pairs straddle train and test.
+    frames = {s: pd.read_parquet(p) for s, p in paths.items()}
+    content = [c for c in frames["train"].columns if c not in (demo_data.ENTITY, demo_data.TIMESTAMP)]
+    train_rows = set(map(tuple, frames["train"][content].astype(str).to_numpy()))
+    expected = sum(tuple(r) in train_rows for r in frames["test"][content].astype(str).to_numpy())
+    assert expected > 20
+    assert checks["leakage.duplicates.train_test"]["value"] == round(expected / len(frames["test"]), 6)
+    assert not checks["leakage.duplicates.train_test"]["passed"]
+    # A random split scatters each customer's applications: the entity check must see it.
+    assert checks["leakage.entity_overlap.train_test"]["value"] > 100
+
+
+def test_leakage_catches_a_column_derived_from_the_label(tmp_path, write_config):
+    files = demo_data.write_demo_data(tmp_path / "d", 3000, seed=5, leak_target=True)
+    config = write_config(files.data, dataset={"numeric": [*demo_data.NUMERIC, demo_data.LEAK_COLUMN]})
+    paths, _ = run_prepare(config, tmp_path)
+    record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-leak", "t1")
+    check = next(c for c in record["checks"] if c["id"] == "leakage.single_feature_auc")
+    assert not check["passed"] and check["value"] > 0.98
+    report = json.loads((tmp_path / "ev-leak" / "files" / "leakage" / "leakage.json").read_text())
+    assert report["single_feature_auc"]["worst_feature"] == demo_data.LEAK_COLUMN
+
+
+def test_ece_on_known_values():
+    y = np.array([1, 0, 1, 0])
+    assert expected_calibration_error(y, np.array([1.0, 0.0, 1.0, 0.0]))[0] == pytest.approx(0.0)
+    # All predictions 0.9 but half are positive: gap 0.4 in one bin.
+    assert expected_calibration_error(y, np.full(4, 0.9))[0] == pytest.approx(0.4)
+
+
+def test_features_map_unseen_and_missing_categories_to_unknown():
+    train = pd.DataFrame({"x": [1.0, 3.0], "c": ["a", "b"]})
+    spec = FeatureSpec.fit(train, ["x"], ["c"])
+    x_num, x_cat = spec.tensors(pd.DataFrame({"x": [2.0, None], "c": ["b", "zzz"]}))
+    assert x_cat.tolist() == [[2], [0]]
+    assert x_num[:, 0].tolist() == pytest.approx([0.0, 0.0])
+
+
+def test_known_bad_model_fails_the_gate(small_data, write_config, tmp_path):
+    """An untrained network must not pass the evaluation gate (a check of the check)."""
+    config = write_config(small_data.data)
+    paths, _ = run_prepare(config, tmp_path)
+    train_frame = pd.read_parquet(paths["train"])
+    features = FeatureSpec.fit(train_frame, config.dataset.numeric, config.dataset.categorical)
+    torch.manual_seed(0)
+    model = build_model(features, 8, [16])
+    save_model(model, features, tmp_path / "model", embedding_dim=8, hidden=[16])
+    record = evaluate(config, tmp_path / "model", paths["test"], tmp_path / "ev-prepare", tmp_path / "ev-eval", "t1")
+    assert record["decision"] == "fail"
+    auc = next(c for c in record["checks"] if c["id"] == "evaluate.roc_auc")
+    assert not auc["passed"] and auc["value"] < 0.6
+
+
+def test_ddp_training_on_two_workers_learns_and_evaluates(small_data, write_config, tmp_path):
+    config = write_config(small_data.data)
+    paths, _ = run_prepare(config, tmp_path)
+    record = train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", "t1")
+    assert record["metrics"]["world_size"] == 2 and record["metrics"]["epochs"] == 3
+    history = record["details"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {o["name"] for o in record["outputs"]} >= {"files/train/model.safetensors", "files/train/model.json"}
+    model = LoadedModel(tmp_path / "model")
+    proba = model.predict_proba(pd.read_parquet(paths["test"]))
+    assert proba.shape == (len(pd.read_parquet(paths["test"])),) and ((0 <= proba) & (proba <= 1)).all()
+    result = evaluate(config, tmp_path / "model", paths["test"], tmp_path / "ev-train", tmp_path / "ev-eval", "t1")
+    assert result["metrics"]["roc_auc"] > 0.62, result["metrics"]
