@@ -10,7 +10,7 @@ PIPELINE_NAME = "govtrain-training"
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Validated, leak-checked, DDP-trained, evaluated and registered tabular model with a sealed NIST AI RMF evidence ledger.")
 def training_pipeline(config_json: str, run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER):
-    prepare = prepare_op(config_json=config_json, run_id=run_id).set_display_name("prepare")
+    prepare = prepare_op(config_json=config_json, run_id=run_id)
     splits = {name: prepare.outputs[name] for name in ("train", "val", "test")}
 
     validate = validate_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"], **splits)

@@ -1,0 +1,92 @@
+"""The govtrain command as a user runs it: one-line errors, exit codes, compile and drift."""
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from kfp import components
+
+from tests.conftest import base_config
+
+
+def govtrain(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def write_yaml(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_every_subcommand_has_help():
+    for command in (["run"], ["compile"], ["drift"], ["demo-data"], ["ui"], ["audit", "verify"]):
+        result = govtrain(*command, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+def test_missing_data_file(tmp_path):
+    config = write_yaml(tmp_path / "c.yaml", base_config(tmp_path / "absent.parquet"))
+    assert_one_line_error(govtrain("run", "--config", config), "absent.parquet: data file not found")
+
+
+def test_missing_target_column(small_data, tmp_path):
+    raw = base_config(small_data.data)
+    raw["dataset"]["target"] = "defaulted"
+    config = write_yaml(tmp_path / "c.yaml", raw)
+    assert_one_line_error(govtrain("run", "--config", config), "credit.parquet", "target 'defaulted' not found")
+
+
+def test_config_error_names_the_key(small_data, tmp_path):
+    raw = base_config(small_data.data)
+    raw["training"]["workers"] = "two"
+    config = write_yaml(tmp_path / "c.yaml", raw)
+    assert_one_line_error(govtrain("run", "--config", config), "c.yaml: training.workers")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    config = write_yaml(tmp_path / "c.yaml", base_config(tmp_path / "absent.parquet"))
+    result = govtrain("--debug", "run", "--config", config)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
+    config = write_yaml(tmp_path / "c.yaml", base_config(small_data.data))
+    out = tmp_path / "pipeline.yaml"
+    result = govtrain("compile", "--out", out, "--config", config)
+    assert result.returncode == 0, result.stderr
+    loaded = components.load_component_from_file(str(out))
+    assert loaded.name == "govtrain-training"
+    spec = yaml.safe_load(out.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"prepare-op", "validate-op", "leakage-op", "data-gate-op"} <= set(tasks)
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}
+    assert "config_json" in spec["root"]["inputDefinitions"]["parameters"]
+
+
+def test_drift_exit_codes(small_data, tmp_path):
+    config = write_yaml(tmp_path / "c.yaml", base_config(small_data.data))
+    drifted = govtrain("drift", "--current", small_data.current, "--reference", small_data.data,
+                       "--config", config, "--out", tmp_path / "d1")
+    assert drifted.returncode == 1, drifted.stderr
+    assert "DRIFT" in drifted.stdout and (tmp_path / "d1" / "drift_report.html").stat().st_size > 10_000
+    same = govtrain("drift", "--current", small_data.data, "--reference", small_data.data,
+                    "--config", config, "--out", tmp_path / "d0")
+    assert same.returncode == 0 and "no drift" in same.stdout
+    bad = govtrain("drift", "--current", tmp_path / "nope.parquet", "--reference", small_data.data, "--config", config)
+    assert_one_line_error(bad, "nope.parquet: data file not found")
+
+
+def test_audit_verify_exit_codes(tmp_path):
+    result = govtrain("audit", "verify", tmp_path)
+    assert result.returncode == 1 and "no ledger here" in result.stderr
