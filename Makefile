@@ -30,8 +30,8 @@ compile: setup
 	$(BIN)/govtrain compile --out govtrain-pipeline.yaml --config configs/demo.yaml
 
 bench: setup
-	$(BIN)/python benchmarks/validate_vs_ge.py
-	$(BIN)/python benchmarks/train_vs_loop.py
+	$(BIN)/python -m benchmarks.validate_vs_ge
+	$(BIN)/python -m benchmarks.train_vs_loop
 
 clean:
 	rm -rf .govtrain govtrain-pipeline.yaml

@@ -6,6 +6,7 @@ call, and is deleted again if moving the alias fails.
 """
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
     import mlflow
     from mlflow import MlflowClient
 
+    started = time.perf_counter()
     registry = config.registry
     mlflow.set_tracking_uri(registry.tracking_uri)
     client = MlflowClient(registry.tracking_uri)
@@ -106,7 +108,8 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
             client.delete_model_version(registry.model_name, version.version)
             raise
     result = {"model_name": registry.model_name, "version": version.version, "alias": ALIAS,
-              "mlflow_run_id": run.info.run_id, "ledger_root": ledger["root"], "tracking_uri": registry.tracking_uri}
+              "mlflow_run_id": run.info.run_id, "ledger_root": ledger["root"], "tracking_uri": registry.tracking_uri,
+              "seconds": round(time.perf_counter() - started, 3)}
     (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))
     return result
 

@@ -26,7 +26,9 @@ def print_summary(run: LocalRun, console: Console) -> None:
             steps.add_row(step, "[dim]skipped[/]", "")
         else:
             colour = "green" if record["decision"] == "pass" else "red"
-            steps.add_row(step, f"[{colour}]{record['decision']}[/]", f"{_seconds(record):.1f}")
+            # The register record is sealed before the MLflow upload, so its own span misses the upload.
+            seconds = run.registration["seconds"] if step == "register" and run.registration else _seconds(record)
+            steps.add_row(step, f"[{colour}]{record['decision']}[/]", f"{seconds:.1f}")
     console.print(steps)
 
     gates = Table(title="gates", title_justify="left")
