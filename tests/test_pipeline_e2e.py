@@ -1,5 +1,4 @@
 """The whole pipeline through kfp.local against a real MLflow server on loopback."""
-import json
 import shutil
 
 import mlflow

@@ -1,6 +1,5 @@
 """Each step function on small data, asserting on values; and checks of the checks."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
