@@ -19,7 +19,7 @@ app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline 
 audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
 errors = Console(stderr=True)
 DEFAULT_CONFIG = Path("configs/demo.yaml")
 _debug = False
