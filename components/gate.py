@@ -17,7 +17,7 @@ def data_gate(config: Config, upstream: list[Path], evidence_dir: Path, run_id: 
                             parents=upstream)
     for parent in upstream:
         record = head_record(parent)
-        evidence.checks.extend(c for c in record["checks"])
+        evidence.checks.extend(record["checks"])
         evidence.metrics[f"{record['step']}_decision"] = record["decision"]
     failed = [c["id"] for c in evidence.checks if not c["passed"]]
     evidence.details = {"failed_checks": failed}

@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from components.io import SPLITS, read_splits
 from governance.evidence import StepEvidence
 from pipelines.config import Config
-
-SPLITS = ("train", "val", "test")
 MAX_EXAMPLES = 20
 
 
@@ -70,10 +69,7 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
     spec, limits = config.dataset, config.leakage
     evidence = StepEvidence("leakage", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
-    frames = {}
-    for name in SPLITS:
-        frames[name] = pd.read_parquet(split_paths[name])
-        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=len(frames[name]))
+    frames = read_splits({name: split_paths[name] for name in SPLITS}, evidence)
 
     content = [c for c in frames["train"].columns if c not in {spec.entity_id, spec.timestamp}]
     duplicates = duplicate_rows(frames, content)

@@ -5,11 +5,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.io import DataError, read_table, table_columns
+from components.io import SPLITS, DataError, read_table, table_columns
 from governance.evidence import StepEvidence
 from pipelines.config import Config
-
-SPLITS = ("train", "val", "test")
 
 
 def required_columns(config: Config) -> list[str]:

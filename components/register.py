@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.evidence import StepEvidence
-from governance.ledger import load_records, seal
+from governance.ledger import seal
 from pipelines.config import Config
 
 ALIAS = "challenger"
@@ -34,8 +34,7 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
-def version_tags(records: list[dict], ledger: dict, config: Config) -> dict[str, str]:
-    by_step = {r["step"]: r for r in records}
+def version_tags(by_step: dict[str, dict], ledger: dict, config: Config) -> dict[str, str]:
     tags = {"govtrain.ledger_root": ledger["root"], "govtrain.run_id": ledger["run_id"],
             "govtrain.config_digest": config.digest(), "govtrain.code_version": by_step["register"]["code_version"]}
     for out in by_step["prepare"]["outputs"]:
@@ -47,9 +46,8 @@ def version_tags(records: list[dict], ledger: dict, config: Config) -> dict[str,
     return tags
 
 
-def model_card(records: list[dict], ledger: dict, config: Config) -> str:
+def model_card(by_step: dict[str, dict], ledger: dict, config: Config) -> str:
     """A short card built from the evidence (the registry issue grows it into the full card)."""
-    by_step = {r["step"]: r for r in records}
     ev, prep = by_step["evaluate"], by_step["prepare"]
     lines = [f"# {config.registry.model_name}", "",
              f"Binary classifier of `{config.dataset.target}` on tabular data, trained by govtrain run `{ledger['run_id']}`.",
@@ -83,8 +81,7 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
                             "model_name": registry.model_name, "alias": ALIAS}
         evidence.finish("pass")
         ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")
-        records = load_records(evidence_dir)
-        by_step = {r["step"]: r for r in records}
+        by_step = {r["step"]: r for r in ledger["records"]}
 
         mlflow.log_params(flatten("", config.model_dump(mode="json"), {}))
         mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
@@ -97,11 +94,11 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
                                        artifacts={"model_dir": str(model_dir)},
                                        pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])
 
-        tags = version_tags(records, ledger, config)
+        tags = version_tags(by_step, ledger, config)
         ensure_registered_model(client, registry.model_name)
         version = client.create_model_version(registry.model_name, source=f"models:/{info.model_id}",
                                               run_id=run.info.run_id, model_id=info.model_id, tags=tags,
-                                              description=model_card(records, ledger, config))
+                                              description=model_card(by_step, ledger, config))
         try:
             client.set_registered_model_alias(registry.model_name, ALIAS, version.version)
         except Exception:

@@ -11,11 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from components.io import DataError
+from components.io import SPLITS, DataError, read_splits
 from governance.evidence import StepEvidence
 from pipelines.config import Config
-
-SPLITS = ("train", "val", "test")
 
 
 def load_suite(path: Path) -> dict[str, Any]:
@@ -78,10 +76,7 @@ def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path
     suite_path = config.validation.suite
     suite = load_suite(suite_path)
     evidence.add_input(f"expectations/{suite_path.name}", suite_path)
-    frames = {}
-    for name in SPLITS:
-        frames[name] = pd.read_parquet(split_paths[name])
-        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=len(frames[name]))
+    frames = read_splits({name: split_paths[name] for name in SPLITS}, evidence)
     results = run_suite(frames, suite)
     failures = summarize(results)
     for name in SPLITS:

@@ -24,10 +24,6 @@ class DriftResult:
     summary: Path
 
 
-def _format_of(path: Path) -> str:
-    return "csv" if path.suffix.lower() == ".csv" else "parquet"
-
-
 def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path) -> DriftResult:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -36,7 +32,7 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
     columns = spec.features
     frames = {}
     for name, path in (("reference", reference_path), ("current", current_path)):
-        frames[name] = read_table(path, _format_of(path))
+        frames[name] = read_table(path)
         missing = [c for c in columns if c not in frames[name].columns]
         if missing:
             raise DataError(f"{path}: column {missing[0]!r} not found ({name} batch)")

@@ -43,7 +43,7 @@ class DatasetSpec(_Strict):
 
     @property
     def file_format(self) -> str:
-        return self.format or ("csv" if self.path.suffix.lower() == ".csv" else "parquet")
+        return self.format or ("csv" if self.path.suffix.lower() == ".csv" else "parquet")  # as io.format_of
 
     @model_validator(mode="after")
     def _has_features(self) -> "DatasetSpec":

@@ -68,14 +68,14 @@ def output_to(log_path: Path) -> Iterator[TextIO]:
             os.close(saved_err)
 
 
-def follow(log_path: Path, terminal: TextIO, stop: threading.Event) -> None:
+def follow(log_path: Path, terminal: TextIO | None, stop: threading.Event) -> None:
     """Show each "Task 'x' finished with status Y" line on the terminal as the pipeline writes it."""
     with open(log_path, errors="replace") as handle:
         while True:
             line = handle.readline()
             if line:
                 match = TASK_DONE.search(ANSI.sub("", line))
-                if match:
+                if match and terminal is not None:
                     stamp = datetime.now().strftime("%H:%M:%S")
                     terminal.write(f"  {stamp}  {match.group(1):<14} {match.group(2).lower()}\n")
             elif stop.is_set():
@@ -115,7 +115,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     started = time.perf_counter()
     failure: Exception | None = None
     with output_to(log_path) as terminal:
-        watcher = threading.Thread(target=follow, args=(log_path, terminal if show_progress else open(os.devnull, "w"), stop),
+        watcher = threading.Thread(target=follow, args=(log_path, terminal if show_progress else None, stop),
                                    daemon=True)
         watcher.start()
         try:
