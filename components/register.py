@@ -12,6 +12,7 @@ from typing import Any
 
 from governance.evidence import StepEvidence
 from governance.ledger import seal
+from components.tracking import RUN_ID_TAG, pipeline_run
 from pipelines.config import Config
 
 ALIAS = "challenger"
@@ -25,13 +26,6 @@ def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
     else:
         out[prefix] = json.dumps(value) if isinstance(value, list) else str(value)
     return out
-
-
-def artifact_location(tracking_uri: str) -> str | None:
-    """For the embedded sqlite store, keep artifacts beside the database, not in ./mlruns."""
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-    return None
 
 
 def version_tags(by_step: dict[str, dict], ledger: dict, config: Config) -> dict[str, str]:
@@ -70,11 +64,10 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
     registry = config.registry
     mlflow.set_tracking_uri(registry.tracking_uri)
     client = MlflowClient(registry.tracking_uri)
-    experiment = client.get_experiment_by_name(registry.experiment)
-    experiment_id = (experiment.experiment_id if experiment else
-                     client.create_experiment(registry.experiment, artifact_location=artifact_location(registry.tracking_uri)))
+    # The train step already opened this pipeline run's MLflow run and logged the epochs into it.
+    mlflow_run_id = pipeline_run(registry.tracking_uri, registry.experiment, run_id)
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"govtrain-{run_id}") as run:
+    with mlflow.start_run(run_id=mlflow_run_id) as run:
         evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
                                 parents=[parent_evidence])
         evidence.details = {"tracking_uri": registry.tracking_uri, "mlflow_run_id": run.info.run_id,
@@ -85,11 +78,8 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
 
         mlflow.log_params(flatten("", config.model_dump(mode="json"), {}))
         mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
-        for epoch in by_step["train"]["details"]["history"]:
-            mlflow.log_metrics({"train_loss": epoch["train_loss"], "val_auc": epoch["val_auc"],
-                                "samples_per_second": epoch["samples_per_second"]}, step=epoch["epoch"])
         mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
-        mlflow.set_tags({"govtrain.ledger_root": ledger["root"], "govtrain.run_id": run_id})
+        mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: run_id})
         info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
                                        artifacts={"model_dir": str(model_dir)},
                                        pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])

@@ -84,9 +84,41 @@ class LeakageSpec(_Strict):
     sample_rows: int = Field(20000, gt=100)
 
 
+class ElasticSpec(_Strict):
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(2, ge=1)
+    max_restarts: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ElasticSpec":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class PyTorchJobSpec(_Strict):
+    """How the train step runs its workers on a cluster (training.backend: pytorchjob)."""
+    namespace: str = "govtrain"
+    nproc_per_node: int = Field(1, ge=1)  # worker processes per pod (one per GPU on GPU nodes)
+    cpu: str = "2"
+    memory: str = "4Gi"
+    gpus: int = Field(0, ge=0)  # nvidia.com/gpu per pod
+    # A ReadWriteMany claim mounted at work_mount in the train step's pod and in every worker pod: the
+    # shard tensors go in, snapshots and the trained model come out.
+    work_volume_claim: str = "govtrain-work"
+    work_mount: str = "/mnt/govtrain"
+    mlflow_secret: str | None = "govtrain-mlflow"  # env for the MLflow client (credentials), never inline
+    backoff_limit: int = Field(3, ge=0)
+    active_deadline_seconds: int = Field(6 * 3600, ge=60)
+    clean_pod_policy: Literal["None", "Running", "All"] = "Running"
+    ttl_seconds_after_finished: int = Field(3600, ge=0)
+    elastic: ElasticSpec | None = None
+    poll_seconds: float = Field(10.0, gt=0)
+
+
 class TrainingSpec(_Strict):
     backend: Literal["local", "pytorchjob"] = "local"
-    workers: int = Field(2, ge=1, le=64)
+    workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob: pods (Master + Workers)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU
     lr: float = Field(2e-3, gt=0)
@@ -96,8 +128,10 @@ class TrainingSpec(_Strict):
     threads_per_worker: int = Field(1, ge=1)
     max_restarts: int = Field(1, ge=0)
     seed: int = 0
-    checkpoint_dir: Path | None = None  # None: inside the train step's own output
+    checkpoint_dir: Path | None = None  # local: None keeps snapshots in a temp folder of the step
     image: str = COMPONENT_IMAGE
+    price_per_worker_hour: float = Field(0.0, ge=0)  # for the run's compute cost in the evidence (MEASURE 2.12)
+    pytorchjob: PyTorchJobSpec = Field(default_factory=PyTorchJobSpec)
 
 
 class GateSpec(_Strict):

@@ -155,9 +155,9 @@ def compile_pipeline(out: Path, config: Config | None = None) -> Path:
     """Write the KFP IR YAML; with a config, it becomes the default of the config_json parameter."""
     from kfp import compiler
 
-    from pipelines.training import training_pipeline
+    from pipelines.training import build_training_pipeline
 
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {"config_json": config.to_json()} if config else None
-    compiler.Compiler().compile(training_pipeline, package_path=str(out), pipeline_parameters=params)
+    compiler.Compiler().compile(build_training_pipeline(config), package_path=str(out), pipeline_parameters=params)
     return out

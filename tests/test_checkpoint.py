@@ -1,4 +1,11 @@
-"""Snapshots each epoch: a second start resumes from the newest readable one."""
+"""Snapshots each epoch: a second start resumes from the newest readable one, and a killed worker is
+restarted by torchrun and resumes from the snapshot."""
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
 
 from components.prepare import prepare
 from components.train.step import train
@@ -23,3 +30,55 @@ def test_training_resumes_from_the_newest_readable_snapshot(small_data, write_co
     assert [h["epoch"] for h in history] == [1, 2, 3]  # epoch 1 from the snapshot, 2 and 3 redone/new
     assert history[0]["train_loss"] == first["details"]["history"][0]["train_loss"]
     assert "skipping unreadable snapshot" in (tmp_path / "ev-2" / "files" / "train" / "train.log").read_text()
+
+
+def worker_pids(local_rank: int) -> list[int]:
+    """PIDs of our torchrun workers with this LOCAL_RANK, read from /proc."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"components.train.worker" not in (proc / "cmdline").read_bytes():
+                continue
+            if f"LOCAL_RANK={local_rank}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_a_worker_killed_mid_training_is_restarted_and_resumes(small_data, write_config, tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    config = write_config(small_data.data, training={"epochs": 5, "batch_size": 16, "max_restarts": 2,
+                                                     "checkpoint_dir": str(checkpoints)})
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    prepare(config, paths, tmp_path / "ev-prepare", "fault")
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["record"] = train(config, paths, tmp_path / "ev-prepare", tmp_path / "m", tmp_path / "ev", "fault")
+        except Exception as exc:  # surfaced by the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    progress = checkpoints / "fault" / "progress.jsonl"
+    deadline = time.time() + 120
+    while not (progress.is_file() and '"epoch": 3' in progress.read_text()):  # epochs 1-2 snapshotted, 3 running
+        assert time.time() < deadline and thread.is_alive(), f"training never reached epoch 3: {outcome}"
+        time.sleep(0.01)
+    victims = worker_pids(local_rank=1)
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    thread.join(timeout=300)
+
+    assert "error" not in outcome, outcome.get("error")
+    record = outcome["record"]
+    assert record["metrics"]["restart_count"] == 1  # the evidence says a restart happened
+    assert record["metrics"]["epochs"] == 5
+    assert [h["epoch"] for h in record["details"]["history"]] == [1, 2, 3, 4, 5]
+    assert record["metrics"]["epochs_redone"] <= 1
+    assert record["details"]["resumed_from_epoch"] in (2, 3)
+    restarts = [json.loads(line)["restart"] for line in progress.read_text().splitlines()]
+    assert restarts[0] == 0 and restarts[-1] == 1
+    assert "resumed from" in (tmp_path / "ev" / "files" / "train" / "train.log").read_text()

@@ -1,34 +1,48 @@
 """train: fit feature statistics on train, run the DDP workers, keep the model and the evidence.
 
-The step itself does no gradient work: it writes the shard tensors and a job file, then starts
-`torchrun` (backend "local") so that N worker processes train with DistributedDataParallel.
+The step itself does no gradient work: it writes the shard tensors and a job file, then either starts
+`torchrun` here (backend "local") or submits a PyTorchJob whose pods run the same worker under torchrun
+(backend "pytorchjob"), waits for it, and records what ran, where, for how long, and at what cost.
 """
 
 import json
-import re
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Callable
+
+import yaml
 
 import pandas as pd
 import torch
 from safetensors.torch import save_file
 
+from components.tracking import pipeline_run
 from components.train.features import FeatureSpec
 from components.train.model import CONFIG_FILE, WEIGHTS_FILE
 from governance.evidence import StepEvidence
 from pipelines.config import Config
 
 
+# torchrun shares its rendezvous TCPStore with the workers' process group by default; after a restart the
+# new workers can then read the dead workers' gloo/NCCL addresses and fail to connect
+# (pytorch/pytorch#135712). A store of their own per incarnation avoids that.
+RESTART_SAFE_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+
+
 class TrainingError(RuntimeError):
     pass
 
 
-def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, checkpoint_dir: Path) -> FeatureSpec:
+def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, checkpoint_dir: Path,
+              mlflow_run: dict | None = None) -> FeatureSpec:
     spec, training = config.dataset, config.training
     train = pd.read_parquet(split_paths["train"])
     features = FeatureSpec.fit(train, spec.numeric, spec.categorical)
@@ -41,6 +55,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     job = training.model_dump(mode="json", include={"epochs", "batch_size", "lr", "weight_decay", "hidden",
                                                     "embedding_dim", "threads_per_worker", "seed"})
     job["checkpoint_dir"] = str(checkpoint_dir)
+    job["mlflow"] = mlflow_run  # rank 0 logs each epoch into the pipeline run's MLflow run
     (job_dir / "job.json").write_text(json.dumps(job, indent=2))
     return features
 
@@ -52,15 +67,25 @@ def torchrun_command(config: Config, job_dir: Path, model_dir: Path) -> list[str
             "-m", "components.train.worker", "--job", str(job_dir), "--out", str(model_dir)]
 
 
-def run_logged(command: list[str], log_path: Path) -> int:
+def run_logged(command: list[str], log_path: Path, threads: int = 1) -> int:
     """Run a command, echoing its output and keeping a copy as evidence."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **RESTART_SAFE_ENV}
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                       text=True, env=env) as proc:
         for line in proc.stdout:  # type: ignore[union-attr]
             sys.stdout.write(line)
             log.write(line)
         return proc.wait()
+
+
+def tee(log_path: Path) -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        with lock, open(log_path, "a") as log:
+            print(line, flush=True)
+            log.write(line + "\n")
+    return write
 
 
 def worker_error(log_path: Path) -> str:
@@ -72,41 +97,99 @@ def worker_error(log_path: Path) -> str:
     return "no worker error found; see train.log"
 
 
+def train_local(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                mlflow_run: dict, log_path: Path) -> None:
+    training = config.training
+    job_dir = work / "job"
+    checkpoint_dir = training.checkpoint_dir / run_id if training.checkpoint_dir else work / "checkpoints"
+    write_job(config, split_paths, job_dir, checkpoint_dir, mlflow_run)
+    code = run_logged(torchrun_command(config, job_dir, model_dir), log_path, training.threads_per_worker)
+    if code != 0 or not (model_dir / "result.json").is_file():
+        raise TrainingError(f"training workers failed (exit {code}): {worker_error(log_path)}")
+
+
+def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                     mlflow_run: dict, log_path: Path) -> dict:
+    """Write the job to the shared work volume, run it as a PyTorchJob, copy the model back."""
+    from components.train.launcher import JobError, PyTorchJobLauncher, api_client
+    from components.train.pytorchjob import build_pytorchjob, pod_paths
+
+    spec = config.training.pytorchjob
+    paths = {k: Path(v) for k, v in pod_paths(config, run_id).items()}
+    if not Path(spec.work_mount).is_dir():
+        raise TrainingError(f"training.pytorchjob.work_mount {spec.work_mount} is not mounted in this step "
+                            f"(the pipeline mounts claim {spec.work_volume_claim!r} there)")
+    shutil.rmtree(paths["model"], ignore_errors=True)  # a retried step must not pick up a stale model
+    # A pod cannot reach a sqlite file on this machine: only a tracking server gets per-epoch metrics.
+    remote = mlflow_run if mlflow_run["tracking_uri"].startswith(("http://", "https://")) else None
+    write_job(config, split_paths, paths["job"], paths["checkpoints"], remote)
+    manifest = build_pytorchjob(config, run_id, remote["tracking_uri"] if remote else None)
+    (work / "pytorchjob.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+    cancel = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # KFP cancels a run by deleting the step's pod: SIGTERM. Stop waiting and delete the job.
+        signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    try:
+        launcher = PyTorchJobLauncher(api_client(), spec.namespace, spec.poll_seconds, log=tee(log_path))
+        final = launcher.run(manifest, timeout_seconds=spec.active_deadline_seconds + 600, cancel=cancel)
+    except JobError as exc:
+        raise TrainingError(str(exc)) from exc
+    if not (paths["model"] / "result.json").is_file():
+        raise TrainingError(f"PyTorchJob succeeded but wrote no model to {paths['model']} (is the claim ReadWriteMany?)")
+    shutil.copytree(paths["model"], model_dir, dirs_exist_ok=True)
+    return final.get("status", {})
+
+
 def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, model_dir: Path,
           evidence_dir: Path, run_id: str) -> dict:
-    training = config.training
-    if training.backend != "local":
-        raise TrainingError("training.backend 'pytorchjob' is not available yet; use 'local'")
     evidence = StepEvidence("train", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
     for name in ("train", "val"):
         evidence.add_input(f"data/{name}.parquet", split_paths[name])
+    mlflow_run = {"tracking_uri": config.registry.tracking_uri,
+                  "run_id": pipeline_run(config.registry.tracking_uri, config.registry.experiment, run_id)}
     work = Path(tempfile.mkdtemp(prefix="govtrain-train-"))
-    job_dir = work / "job"
-    checkpoint_dir = training.checkpoint_dir / run_id if training.checkpoint_dir else work / "checkpoints"
-    write_job(config, split_paths, job_dir, checkpoint_dir)
+    log_path = work / "train.log"
     model_dir.mkdir(parents=True, exist_ok=True)
 
+    try:
+        return _train_and_record(config, split_paths, model_dir, run_id, work, mlflow_run, log_path, evidence)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # shard tensors and snapshots are derived; the digests name the source
+
+
+def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                      mlflow_run: dict, log_path: Path, evidence: StepEvidence) -> dict:
+    training = config.training
     started = time.perf_counter()
-    log_path = work / "train.log"
-    code = run_logged(torchrun_command(config, job_dir, model_dir), log_path)
+    job_status = None
+    if training.backend == "local":
+        train_local(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
+    else:
+        job_status = train_pytorchjob(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
     wall = time.perf_counter() - started
-    if code != 0 or not (model_dir / "result.json").is_file():
-        raise TrainingError(f"training workers failed (exit {code}): {worker_error(log_path)}")
 
     result = json.loads((model_dir / "result.json").read_text())
     last = result["history"][-1]
+    worker_seconds = wall * result["world_size"]
+    gpu_seconds = worker_seconds if result["device"].startswith("cuda") else 0.0
     evidence.metrics = {
         "epochs": result["epochs"], "world_size": result["world_size"], "final_train_loss": last["train_loss"],
         "final_val_auc": last["val_auc"], "samples_per_second": last["samples_per_second"],
-        "wall_seconds": round(wall, 3), "worker_seconds": round(wall * result["world_size"], 3),
-        "restart_count": result["restart_count"],
+        "wall_seconds": round(wall, 3), "worker_seconds": round(worker_seconds, 3),
+        "gpu_seconds": round(gpu_seconds, 3),
+        "cost": round(worker_seconds / 3600 * training.price_per_worker_hour, 6),
+        "restart_count": result["restart_count"], "epochs_redone": result["epochs_redone"],
     }
-    evidence.details = {"device": result["device"], "resumed_from_epoch": result["resumed_from_epoch"],
-                        "backend": training.backend, "history": result["history"]}
+    evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
+                        "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
+                        "price_per_worker_hour": training.price_per_worker_hour, "mlflow_run_id": mlflow_run["run_id"],
+                        "history": result["history"]}
+    if job_status is not None:
+        evidence.details["pytorchjob_conditions"] = job_status.get("conditions", [])
+        evidence.add_file("pytorchjob.yaml", work / "pytorchjob.yaml", kind="manifest")
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         evidence.add_file(name, model_dir / name, kind="model")
     evidence.add_file("train.log", log_path, kind="log")
-    record = evidence.finish("pass")
-    shutil.rmtree(work, ignore_errors=True)  # shard tensors and snapshots are derived; the digests above name the source
-    return record
+    return evidence.finish("pass")

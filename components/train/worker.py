@@ -12,8 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 import torch
 import torch.distributed as dist
@@ -28,6 +32,42 @@ from components.train.model import build_model, save_model
 
 SNAPSHOT = "snapshot.pt"
 PREVIOUS = "snapshot.prev.pt"
+PROGRESS = "progress.jsonl"  # one line per epoch started, so a restart's redone work is countable
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA; same initial weights on every rank
+
+
+def restart_count() -> int:
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+
+
+class EpochLogger:
+    """Rank 0's per-epoch metrics to the pipeline run's MLflow run. A tracking-server blip costs a
+    warning, not the training job: the same figures are in the evidence record."""
+
+    def __init__(self, mlflow: dict | None):
+        self.client, self.run_id = None, None
+        if mlflow:
+            from mlflow import MlflowClient
+
+            self.client, self.run_id = MlflowClient(mlflow["tracking_uri"]), mlflow["run_id"]
+
+    def log(self, stats: dict) -> None:
+        if self.client is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        names = ("train_loss", "val_loss", "val_auc", "samples_per_second", "world_size")
+        try:
+            self.client.log_batch(self.run_id, metrics=[Metric(n, float(stats[n]), now, stats["epoch"]) for n in names])
+        except Exception as exc:
+            print(f"warning: could not log epoch {stats['epoch']} to MLflow: {exc}", flush=True)
+            self.client = None
 
 
 def setup() -> tuple[int, int, torch.device]:
@@ -56,13 +96,17 @@ class Trainer:
         self.features = FeatureSpec(**json.loads((job_dir / "features.json").read_text()))
         self.train_data = load_split(job_dir / "train.safetensors", device)
         self.val_data = load_split(job_dir / "val.safetensors", device)
-        torch.manual_seed(job["seed"])  # same initial weights on every rank
+        seed_everything(job["seed"])
         model = build_model(self.features, job["embedding_dim"], job["hidden"]).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job["lr"], weight_decay=job["weight_decay"])
         self.snapshot_dir = Path(job["checkpoint_dir"])
         self.epochs_run, self.history, self.resumed_from = 0, [], None
         self._load_snapshot(model)
-        self.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.module = model
+        # A world of one has nothing to all-reduce; DDP would only add its hooks (as in nanoGPT).
+        self.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                         gradient_as_bucket_view=True) if world > 1 else model
+        self.logger = EpochLogger(job.get("mlflow")) if rank == 0 else EpochLogger(None)
         self.sampler = DistributedSampler(range(len(self.train_data[2])), num_replicas=world, rank=rank,
                                           shuffle=True, seed=job["seed"])
 
@@ -82,6 +126,8 @@ class Trainer:
             self.epochs_run = int(snap["epochs_run"])
             self.history = json.loads(snap["history"])
             torch.set_rng_state(snap["rng"].cpu())
+            if "cuda_rng" in snap and self.device.type == "cuda":
+                torch.cuda.set_rng_state(snap["cuda_rng"].cpu(), self.device)
             self.resumed_from = self.epochs_run
             print(f"[rank {self.rank}] resumed from {path} at epoch {self.epochs_run}", flush=True)
             return
@@ -89,8 +135,10 @@ class Trainer:
     def _save_snapshot(self) -> None:
         """Write to a temp file and rename, keeping the previous snapshot as a fallback."""
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        snap = {"model": self.model.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+        snap = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epochs_run": self.epochs_run, "history": json.dumps(self.history), "rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            snap["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         tmp = self.snapshot_dir / f"{SNAPSHOT}.tmp"
         torch.save(snap, tmp)
         current = self.snapshot_dir / SNAPSHOT
@@ -122,9 +170,15 @@ class Trainer:
         return {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
                 "samples_per_second": float(totals[1]) / elapsed, "seconds": elapsed, "world_size": self.world}
 
+    def _mark_epoch_start(self, epoch: int) -> None:
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        line = {"epoch": epoch + 1, "restart": restart_count(), "at": datetime.now(timezone.utc).isoformat()}
+        with open(self.snapshot_dir / PROGRESS, "a") as progress:
+            progress.write(json.dumps(line) + "\n")
+
     @torch.no_grad()
     def _validate(self) -> dict:
-        module = self.model.module
+        module = self.module
         module.eval()
         x_num, x_cat, y = self.val_data
         logits = torch.cat([module(x_num[i:i + 65536], x_cat[i:i + 65536]) for i in range(0, len(y), 65536)]).float()
@@ -133,24 +187,33 @@ class Trainer:
 
     def train(self, out_dir: Path) -> None:
         for epoch in range(self.epochs_run, self.job["epochs"]):
+            if self.rank == 0:
+                self._mark_epoch_start(epoch)
             stats = self._run_epoch(epoch)
             self.epochs_run = epoch + 1
             if self.rank == 0:
                 stats |= self._validate()
-                stats["restart_count"] = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+                stats["restart_count"] = restart_count()
                 self.history.append(stats)
                 self._save_snapshot()
+                self.logger.log(stats)
                 print(f"epoch {stats['epoch']}/{self.job['epochs']} loss {stats['train_loss']:.4f} "
                       f"val_auc {stats['val_auc']:.4f} {stats['samples_per_second']:.0f} samples/s", flush=True)
             dist.barrier()
         if self.rank == 0:
-            save_model(self.model.module, self.features, out_dir, embedding_dim=self.job["embedding_dim"],
+            save_model(self.module, self.features, out_dir, embedding_dim=self.job["embedding_dim"],
                        hidden=self.job["hidden"])
+            progress_file = self.snapshot_dir / PROGRESS
+            progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
             result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
-                      "resumed_from_epoch": self.resumed_from,
-                      "restart_count": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)),
-                      "device": str(self.device)}
+                      "resumed_from_epoch": self.resumed_from, "restart_count": restart_count(),
+                      "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
+                      "device": str(self.device), "device_name": device_name(self.device)}
             (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def main() -> None:
