@@ -31,7 +31,7 @@ compile: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.validate_vs_ge
-	$(BIN)/python -m benchmarks.train_vs_loop
+	$(BIN)/python -m benchmarks.train_throughput
 
 clean:
 	rm -rf .govtrain govtrain-pipeline.yaml

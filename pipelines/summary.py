@@ -40,6 +40,14 @@ def print_summary(run: LocalRun, console: Console) -> None:
             gates.add_row(check["id"], str(check["value"]), str(check["threshold"]), mark)
     console.print(gates)
 
+    if "train" in records:
+        train = records["train"]
+        m, d = train["metrics"], train["details"]
+        gpu = f", {m['gpu_seconds']:.1f} GPU-seconds" if m["gpu_seconds"] else ""
+        cost = f", cost {m['cost']:.4f} at {d['price_per_worker_hour']}/worker-hour" if d["price_per_worker_hour"] else ""
+        console.print(f"trained on {m['world_size']} worker(s) ({d['backend']}, {d['device_name']}): {m['epochs']} epochs, "
+                      f"{m['restart_count']} restart(s), {m['worker_seconds']:.1f} worker-seconds{gpu}{cost}")
+
     if run.registration:
         reg = run.registration
         console.print(f"[bold green]registered[/] model [bold]{reg['model_name']}[/] version {reg['version']} "

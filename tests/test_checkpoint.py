@@ -70,7 +70,7 @@ def test_a_worker_killed_mid_training_is_restarted_and_resumes(small_data, write
     victims = worker_pids(local_rank=1)
     assert len(victims) == 1
     os.kill(victims[0], signal.SIGKILL)
-    thread.join(timeout=300)
+    thread.join(timeout=120)
 
     assert "error" not in outcome, outcome.get("error")
     record = outcome["record"]

@@ -31,6 +31,16 @@ def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_
     assert version.tags["govtrain.data.train.sha256"] == prepare["outputs"][0]["sha256"]
     assert "Ledger root" in version.description
 
+    # One MLflow run per pipeline run: rank 0 logged every epoch into the run that register completed.
+    runs = client.search_runs([client.get_experiment_by_name("govtrain").experiment_id],
+                              filter_string=f"tags.`govtrain.run_id` = '{run.run_id}'")
+    assert [r.info.run_id for r in runs] == [version.run_id]
+    losses = client.get_metric_history(version.run_id, "train_loss")
+    assert [m.step for m in losses] == [1, 2, 3]
+    train_record = next(r for r in run.ledger["records"] if r["step"] == "train")
+    assert [m.value for m in losses] == [h["train_loss"] for h in train_record["details"]["history"]]
+    assert client.get_metric_history(version.run_id, "world_size")[-1].value == 2
+
     # The registered model loads without unpickling and scores the training schema.
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.pyfunc.load_model("models:/e2e-credit@challenger")
