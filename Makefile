@@ -5,9 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# checkov pins its own dependency tree, so it lives in a venv of its own (used by tests/test_infra.py).
+TOOLS := .venv-tools
+CHECKOV := $(TOOLS)/bin/checkov
 ROWS ?= 100000
 
-.PHONY: setup run test compile bench clean
+.PHONY: setup tools run test compile image bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +22,26 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+
+tools: $(CHECKOV)
+
 run: setup
 	$(BIN)/govtrain demo-data --rows $(ROWS) --out .govtrain/demo
 	$(BIN)/govtrain run --config configs/demo.yaml
 
-test: setup
-	$(BIN)/python -m pytest -q
+test: setup tools
+	GOVTRAIN_CHECKOV=$(CHECKOV) $(BIN)/python -m pytest -q
 
 compile: setup
-	$(BIN)/govtrain compile --out govtrain-pipeline.yaml --config configs/demo.yaml
+	$(BIN)/govtrain compile --out govtrain-pipeline.yaml --config configs/cluster.yaml
+
+# The cluster image (docker/Dockerfile); CUDA=1 for the CUDA build.
+image:
+	docker build -f docker/Dockerfile --build-arg TORCH_INDEX=$(if $(CUDA),cu128,cpu) \
+	  -t ghcr.io/govtrain/govtrain:0.1.0$(if $(CUDA),-cuda,) .
 
 bench: setup
 	$(BIN)/python -m benchmarks.validate_vs_ge

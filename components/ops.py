@@ -77,7 +77,7 @@ def seal_op(run_id: str, stopped_at: str, evidence: Input[Artifact], bundle: Out
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_op(config_json: str, run_id: str, train_data: Input[Dataset], val_data: Input[Dataset],
              parent_evidence: Input[Artifact], model: Output[Model], evidence: Output[Artifact]):
-    """Train the tabular MLP with DistributedDataParallel over training.workers local processes."""
+    """Train the tabular MLP with DistributedDataParallel: torchrun here, or a PyTorchJob (training.backend)."""
     from pathlib import Path
 
     from components.train.step import train

@@ -1,6 +1,7 @@
 """The govtrain command."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import traceback
@@ -100,6 +101,32 @@ def compile_cmd(
 
     path = compile_pipeline(out, load_config(config) if config else None)
     console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def submit(
+    host: Annotated[Optional[str], typer.Option(help="Kubeflow Pipelines API URL (default: $KF_PIPELINES_ENDPOINT).")] = None,
+    namespace: Annotated[Optional[str], typer.Option(help="Kubeflow namespace (profile) to run in.")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment name.")] = "govtrain",
+    config: ConfigOption = Path("configs/cluster.yaml"),
+    run_name: Annotated[Optional[str], typer.Option(help="Display name of the run.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the compiled pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compile and print the platform settings; submit nothing.")] = False,
+) -> None:
+    """Compile the pipeline with a cluster config and submit it to Kubeflow Pipelines."""
+    from pipelines.submit import submit as submit_run
+
+    if not dry_run and not (host or os.environ.get("KF_PIPELINES_ENDPOINT")):
+        raise ConfigError("--host: give the Kubeflow Pipelines URL (or set KF_PIPELINES_ENDPOINT), or use --dry-run")
+    result = submit_run(load_config(config), config, out, host, namespace, experiment, run_name, dry_run)
+    console.print(f"compiled {result.package}")
+    for key, value in result.platform.items():
+        console.print(f"  {key}: {value}")
+    if dry_run:
+        console.print("dry run: nothing submitted")
+    else:
+        console.print(f"submitted run {result.run_id}\n  {result.url}")
 
 
 @app.command()

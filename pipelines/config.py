@@ -102,18 +102,37 @@ class PyTorchJobSpec(_Strict):
     nproc_per_node: int = Field(1, ge=1)  # worker processes per pod (one per GPU on GPU nodes)
     cpu: str = "2"
     memory: str = "4Gi"
-    gpus: int = Field(0, ge=0)  # nvidia.com/gpu per pod
-    # A ReadWriteMany claim mounted at work_mount in the train step's pod and in every worker pod: the
-    # shard tensors go in, snapshots and the trained model come out.
-    work_volume_claim: str = "govtrain-work"
-    work_mount: str = "/mnt/govtrain"
-    mlflow_secret: str | None = "govtrain-mlflow"  # env for the MLflow client (credentials), never inline
+    gpus: int = Field(0, ge=0)  # nvidia.com/gpu per pod; GPU pods get cluster.gpu_node_selector/tolerations
     backoff_limit: int = Field(3, ge=0)
     active_deadline_seconds: int = Field(6 * 3600, ge=60)
     clean_pod_policy: Literal["None", "Running", "All"] = "Running"
     ttl_seconds_after_finished: int = Field(3600, ge=0)
     elastic: ElasticSpec | None = None
     poll_seconds: float = Field(10.0, gt=0)
+
+
+class Toleration(_Strict):
+    key: str
+    operator: Literal["Equal", "Exists"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class ClusterSpec(_Strict):
+    """What the compiled pipeline and the PyTorchJob apply on Kubernetes; kfp.local ignores all of it."""
+    # A ReadWriteMany claim mounted at work_mount in every step and every training pod: the data, the
+    # shard tensors, snapshots and the trained model pass through it.
+    work_volume_claim: str = "govtrain-work"
+    work_mount: str = "/mnt/govtrain"
+    # Secret whose keys become env vars of every step and training pod (MLflow/S3 credentials); optional.
+    credentials_secret: str | None = "govtrain-mlflow"
+    credentials_keys: list[str] = Field(default_factory=lambda: [
+        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: str = "govtrain-pipeline"  # has the Role in infra/base/rbac.yaml
+    train_step_gpus: int = Field(0, ge=0)  # GPUs for the train step itself (backend local on a cluster)
+    gpu_node_selector: dict[str, str] = Field(default_factory=dict)
+    gpu_tolerations: list[Toleration] = Field(default_factory=list)
 
 
 class TrainingSpec(_Strict):
@@ -160,6 +179,7 @@ class Config(_Strict):
     gates: GateSpec = Field(default_factory=GateSpec)
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> "Config":

@@ -1,10 +1,11 @@
 """The training pipeline, as data flows: prepare -> validate + leakage -> gate -> train -> evaluate
 -> gate -> register. A run that stops at a gate is still sealed, by the seal step in the else-branch."""
-from kfp import dsl, kubernetes
+from kfp import dsl
 
 from components.ops import (data_gate_op, evaluate_op, leakage_op, prepare_op, register_op, seal_op, train_op,
                             validate_op)
 from pipelines.config import Config
+from pipelines.platform import on_cluster
 
 PIPELINE_NAME = "govtrain-training"
 DESCRIPTION = ("Validated, leak-checked, DDP-trained, evaluated and registered tabular model with a sealed "
@@ -12,35 +13,36 @@ DESCRIPTION = ("Validated, leak-checked, DDP-trained, evaluated and registered t
 
 
 def build_training_pipeline(config: Config | None = None):
-    """The pipeline; with training.backend "pytorchjob" the train step also mounts the shared work volume
-    that the PyTorchJob's pods read the data from and write the model to."""
-    pytorchjob = config.training.pytorchjob if config and config.training.backend == "pytorchjob" else None
+    """The pipeline. With a config (`govtrain compile`/`submit`) every step also carries config.cluster's
+    Kubernetes settings: the shared work volume, credentials, image pull policy, GPUs for the train step."""
+    def k8s(task, **kwargs):
+        return on_cluster(task, config, **kwargs)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     def training_pipeline(config_json: str, run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER):
-        prepare = prepare_op(config_json=config_json, run_id=run_id)
+        prepare = k8s(prepare_op(config_json=config_json, run_id=run_id))
         splits = {name: prepare.outputs[name] for name in ("train", "val", "test")}
 
-        validate = validate_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"], **splits)
-        leakage = leakage_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"], **splits)
-        data_gate = data_gate_op(config_json=config_json, run_id=run_id,
-                                 validation_evidence=validate.outputs["evidence"],
-                                 leakage_evidence=leakage.outputs["evidence"])
+        validate = k8s(validate_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"],
+                                   **splits))
+        leakage = k8s(leakage_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"],
+                                 **splits))
+        data_gate = k8s(data_gate_op(config_json=config_json, run_id=run_id,
+                                     validation_evidence=validate.outputs["evidence"],
+                                     leakage_evidence=leakage.outputs["evidence"]))
 
         with dsl.If(data_gate.outputs["Output"] == "pass", name="data-gate-passed"):
-            train = train_op(config_json=config_json, run_id=run_id, train_data=splits["train"],
-                             val_data=splits["val"], parent_evidence=data_gate.outputs["evidence"])
-            if pytorchjob:
-                kubernetes.mount_pvc(train, pvc_name=pytorchjob.work_volume_claim, mount_path=pytorchjob.work_mount)
-            evaluate = evaluate_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
-                                   test_data=splits["test"], parent_evidence=train.outputs["evidence"])
+            train = k8s(train_op(config_json=config_json, run_id=run_id, train_data=splits["train"],
+                                 val_data=splits["val"], parent_evidence=data_gate.outputs["evidence"]), train_step=True)
+            evaluate = k8s(evaluate_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
+                                       test_data=splits["test"], parent_evidence=train.outputs["evidence"]))
             with dsl.If(evaluate.outputs["Output"] == "pass", name="model-gate-passed"):
-                register_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
-                            parent_evidence=evaluate.outputs["evidence"])
+                k8s(register_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
+                                parent_evidence=evaluate.outputs["evidence"]))
             with dsl.Else(name="model-gate-failed"):
-                seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"])
+                k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]))
         with dsl.Else(name="data-gate-failed"):
-            seal_op(run_id=run_id, stopped_at="data_gate", evidence=data_gate.outputs["evidence"])
+            k8s(seal_op(run_id=run_id, stopped_at="data_gate", evidence=data_gate.outputs["evidence"]))
 
     return training_pipeline
 

@@ -85,7 +85,7 @@ class FakeKube:
                 container = specs[kind]["template"]["spec"]["containers"][0]
                 command = [sys.executable if container["command"][0] == "python" else container["command"][0],
                            *container["command"][1:]]
-                env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])},
+                env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e},
                        "PET_NNODES": str(nnodes), "PET_NODE_RANK": str(node_rank),
                        "PET_NPROC_PER_NODE": job["spec"].get("nprocPerNode", "1"),
                        "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}

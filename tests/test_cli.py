@@ -66,7 +66,8 @@ def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
     assert result.returncode == 0, result.stderr
     loaded = components.load_component_from_file(str(out))
     assert loaded.name == "govtrain-training"
-    spec = yaml.safe_load(out.read_text())
+    spec, platform = yaml.safe_load_all(out.read_text())  # with --config: the cluster's platform spec too
+    assert "exec-train-op" in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     tasks = spec["root"]["dag"]["tasks"]
     assert {"prepare-op", "validate-op", "leakage-op", "data-gate-op"} <= set(tasks)
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}

@@ -22,9 +22,10 @@ from components.train.step import TrainingError, train
 
 @pytest.fixture
 def job_config(small_data, write_config, tmp_path):
-    def _config(**training):
-        pytorchjob = {"work_mount": str(tmp_path / "work"), "poll_seconds": 0.2, **training.pop("pytorchjob", {})}
-        return write_config(small_data.data, training={"backend": "pytorchjob", "pytorchjob": pytorchjob, **training})
+    def _config(cluster=None, **training):
+        pytorchjob = {"poll_seconds": 0.2, **training.pop("pytorchjob", {})}
+        return write_config(small_data.data, training={"backend": "pytorchjob", "pytorchjob": pytorchjob, **training},
+                            cluster={"work_mount": str(tmp_path / "work"), **(cluster or {})})
     return _config
 
 
@@ -58,7 +59,8 @@ def test_generated_jobs_satisfy_the_crd_schema_and_webhook_rules(job_config, tra
     assert spec["runPolicy"] == {"backoffLimit": 3, "activeDeadlineSeconds": 21600, "cleanPodPolicy": "Running",
                                  "ttlSecondsAfterFinished": 3600}
     assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.govtrain:5000"} in container["env"]
-    assert container["envFrom"] == [{"secretRef": {"name": "govtrain-mlflow", "optional": True}}]
+    assert {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "govtrain-mlflow", "key": "AWS_SECRET_ACCESS_KEY", "optional": True}}} in container["env"]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "govtrain-work"
     gpus = training.get("pytorchjob", {}).get("gpus", 0)
     assert container["resources"]["limits"].get("nvidia.com/gpu") == (str(gpus) if gpus else None)
@@ -187,19 +189,43 @@ def corrupt(job: dict) -> dict:
     return job
 
 
-def test_compiled_pipeline_mounts_the_work_volume_on_the_train_step_only(job_config, tmp_path):
+def test_compiled_pipeline_mounts_the_work_volume_and_local_runs_carry_no_platform_spec(job_config, tmp_path):
     import yaml
 
     from pipelines.run import compile_pipeline
 
-    out = compile_pipeline(tmp_path / "pipeline.yaml", job_config(pytorchjob={"work_volume_claim": "shared-rwx"}))
+    out = compile_pipeline(tmp_path / "pipeline.yaml", job_config(cluster={"work_volume_claim": "shared-rwx"}))
     docs = list(yaml.safe_load_all(out.read_text()))
     assert len(docs) == 2  # the pipeline spec, then the Kubernetes platform spec
     executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert list(executors) == ["exec-train-op"]
+    assert "exec-train-op" in executors and set(executors) == set(docs[0]["deploymentSpec"]["executors"])
     mount = executors["exec-train-op"]["pvcMount"][0]
     assert mount["mountPath"] == str(tmp_path / "work")
     assert mount["pvcNameParameter"]["runtimeValue"]["constant"] == "shared-rwx"
 
-    local = compile_pipeline(tmp_path / "local.yaml", job_config(backend="local"))
+    # What kfp.local runs is compiled without a config: no platform spec at all.
+    local = compile_pipeline(tmp_path / "local.yaml")
     assert len(list(yaml.safe_load_all(local.read_text()))) == 1
+
+
+def test_gpu_pods_get_the_gpu_node_selector_and_tolerations(job_config):
+    cluster = {"gpu_node_selector": {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
+               "gpu_tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    gpu_job = build_pytorchjob(job_config(cluster=cluster, pytorchjob={"gpus": 1}), "gpu", tracking_uri=None)
+    pod = gpu_job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert pod["nodeSelector"] == cluster["gpu_node_selector"]
+    assert pod["tolerations"] == cluster["gpu_tolerations"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    jsonschema.validate(gpu_job, crd_schema())
+    cpu_job = build_pytorchjob(job_config(cluster=cluster), "cpu", tracking_uri=None)
+    assert "nodeSelector" not in cpu_job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+
+
+def test_launcher_reports_an_unreachable_api_server(job_config):
+    from fake_kube import free_port
+
+    api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{free_port()}"))
+    api.configuration.retries = 0
+    job = build_pytorchjob(job_config(), "offline", tracking_uri=None)
+    with pytest.raises(JobError, match="Kubernetes API unreachable"):
+        PyTorchJobLauncher(api, "govtrain", poll_seconds=0.1, log=lambda _: None).run(job, 5)

@@ -15,6 +15,7 @@ from typing import Callable
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from components.train.pytorchjob import CONTAINER, GROUP, PLURAL, VERSION
 
@@ -58,6 +59,8 @@ class PyTorchJobLauncher:
         except ApiException as exc:
             raise JobError(f"PyTorchJob {self.namespace}/{name}: create refused ({exc.status} {exc.reason}): "
                            f"{_message(exc)}") from exc
+        except HTTPError as exc:
+            raise JobError(f"PyTorchJob {self.namespace}/{name}: Kubernetes API unreachable: {exc}") from exc
         self.log(f"submitted PyTorchJob {self.namespace}/{name}")
         follower = threading.Thread(target=self._follow_master_log, args=(name, cancel), daemon=True)
         follower.start()
@@ -86,6 +89,8 @@ class PyTorchJobLauncher:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
         except ApiException as exc:
             raise JobError(f"PyTorchJob {self.namespace}/{name}: cannot read status ({exc.status} {exc.reason})") from exc
+        except HTTPError as exc:
+            raise JobError(f"PyTorchJob {self.namespace}/{name}: Kubernetes API unreachable: {exc}") from exc
 
     def _delete(self, name: str) -> None:
         try:
@@ -95,6 +100,8 @@ class PyTorchJobLauncher:
         except ApiException as exc:
             if exc.status != 404:
                 self.log(f"warning: could not delete PyTorchJob {self.namespace}/{name}: {exc.status} {exc.reason}")
+        except HTTPError as exc:
+            self.log(f"warning: could not delete PyTorchJob {self.namespace}/{name}: {exc}")
 
     def _follow_master_log(self, name: str, stop: threading.Event) -> None:
         """Stream the master pod's log into ours once it runs; best effort, the job status is what counts."""
@@ -115,8 +122,8 @@ class PyTorchJobLauncher:
                     if pending:
                         self.log(f"[master] {pending.decode(errors='replace')}")
                     return
-            except ApiException as exc:
-                self.log(f"warning: master log unavailable: {exc.status} {exc.reason}")
+            except (ApiException, HTTPError) as exc:
+                self.log(f"warning: master log unavailable: {exc}")
                 return
             stop.wait(self.poll_seconds)
 

@@ -28,12 +28,12 @@ def job_name(run_id: str) -> str:
 
 def pod_paths(config: Config, run_id: str) -> dict[str, PurePosixPath]:
     """Where the job, the snapshots and the model live on the shared work volume."""
-    root = PurePosixPath(config.training.pytorchjob.work_mount) / "runs" / run_id
+    root = PurePosixPath(config.cluster.work_mount) / "runs" / run_id
     return {"root": root, "job": root / "job", "checkpoints": root / "checkpoints", "model": root / "model"}
 
 
 def build_pytorchjob(config: Config, run_id: str, tracking_uri: str | None) -> dict:
-    training, spec = config.training, config.training.pytorchjob
+    training, spec, cluster = config.training, config.training.pytorchjob, config.cluster
     paths = pod_paths(config, run_id)
     restarts = spec.elastic.max_restarts if spec.elastic else training.max_restarts
     command = ["python", "-m", "torch.distributed.run", "--max-restarts", str(restarts),
@@ -45,21 +45,28 @@ def build_pytorchjob(config: Config, run_id: str, tracking_uri: str | None) -> d
            {"name": "TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "value": "1"}]  # see step.RESTART_SAFE_ENV
     if tracking_uri:
         env.append({"name": "MLFLOW_TRACKING_URI", "value": tracking_uri})
+    env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": cluster.credentials_secret, "key": key, "optional": True}}}
+            for key in (cluster.credentials_keys if cluster.credentials_secret else [])]
     container = {
-        "name": CONTAINER, "image": training.image, "imagePullPolicy": "IfNotPresent", "command": command,
+        "name": CONTAINER, "image": training.image, "imagePullPolicy": cluster.image_pull_policy, "command": command,
         "env": env, "resources": {"requests": resources, "limits": resources},
-        "volumeMounts": [{"name": WORK_VOLUME, "mountPath": spec.work_mount}],
+        "volumeMounts": [{"name": WORK_VOLUME, "mountPath": cluster.work_mount}],
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
     }
-    if spec.mlflow_secret:
-        # Credentials for the tracking server and its artifact store come from a Secret, never the config.
-        container["envFrom"] = [{"secretRef": {"name": spec.mlflow_secret, "optional": True}}]
+    pod_spec = {"serviceAccountName": "govtrain-workload", "automountServiceAccountToken": False,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+                "containers": [container],
+                "volumes": [{"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": cluster.work_volume_claim}}]}
+    if spec.gpus:
+        if cluster.gpu_node_selector:
+            pod_spec["nodeSelector"] = dict(cluster.gpu_node_selector)
+        if cluster.gpu_tolerations:
+            pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in cluster.gpu_tolerations]
     template = {
         "metadata": {"labels": {"app.kubernetes.io/part-of": "govtrain", "govtrain/run-id": job_name(run_id)},
                      "annotations": {"sidecar.istio.io/inject": "false"}},
-        "spec": {"containers": [container],
-                 "volumes": [{"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": spec.work_volume_claim}}]},
+        "spec": pod_spec,
     }
     replica_specs = {"Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": template}}
     if training.workers > 1:

@@ -114,11 +114,11 @@ def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Pa
     from components.train.launcher import JobError, PyTorchJobLauncher, api_client
     from components.train.pytorchjob import build_pytorchjob, pod_paths
 
-    spec = config.training.pytorchjob
+    spec, cluster = config.training.pytorchjob, config.cluster
     paths = {k: Path(v) for k, v in pod_paths(config, run_id).items()}
-    if not Path(spec.work_mount).is_dir():
-        raise TrainingError(f"training.pytorchjob.work_mount {spec.work_mount} is not mounted in this step "
-                            f"(the pipeline mounts claim {spec.work_volume_claim!r} there)")
+    if not Path(cluster.work_mount).is_dir():
+        raise TrainingError(f"cluster.work_mount {cluster.work_mount} is not mounted in this step "
+                            f"(the compiled pipeline mounts claim {cluster.work_volume_claim!r} there)")
     shutil.rmtree(paths["model"], ignore_errors=True)  # a retried step must not pick up a stale model
     # A pod cannot reach a sqlite file on this machine: only a tracking server gets per-epoch metrics.
     remote = mlflow_run if mlflow_run["tracking_uri"].startswith(("http://", "https://")) else None
