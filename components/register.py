@@ -13,9 +13,11 @@ from typing import Any
 from governance.evidence import StepEvidence
 from governance.ledger import seal
 from components.tracking import RUN_ID_TAG, pipeline_run
+from governance import chain
 from pipelines.config import Config
 
 ALIAS = "challenger"
+CHAMPION = "champion"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
@@ -67,11 +69,17 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
     # The train step already opened this pipeline run's MLflow run and logged the epochs into it.
     mlflow_run_id = pipeline_run(registry.tracking_uri, registry.experiment, run_id)
 
+    champion = current_alias(client, registry.model_name, CHAMPION)
+
     with mlflow.start_run(run_id=mlflow_run_id) as run:
         evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
                                 parents=[parent_evidence])
+        # The new version's ledger names the champion it would replace, so versions form one chain.
         evidence.details = {"tracking_uri": registry.tracking_uri, "mlflow_run_id": run.info.run_id,
-                            "model_name": registry.model_name, "alias": ALIAS}
+                            "model_name": registry.model_name, "alias": ALIAS,
+                            "previous_champion": ({"version": champion.version,
+                                                   "ledger_root": champion.tags.get("govtrain.ledger_root")}
+                                                  if champion else None)}
         evidence.finish("pass")
         ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")
         by_step = {r["step"]: r for r in ledger["records"]}
@@ -91,6 +99,9 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
                                               description=model_card(by_step, ledger, config))
         try:
             client.set_registered_model_alias(registry.model_name, ALIAS, version.version)
+            chain.append(config.governance.chain_dir, registry.model_name, "register", version=str(version.version),
+                         model_root=ledger["root"], details={"run_id": run_id, "mlflow_run_id": run.info.run_id,
+                                                             "alias": ALIAS, **evidence.details})
         except Exception:
             client.delete_model_version(registry.model_name, version.version)
             raise
@@ -99,6 +110,16 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
               "seconds": round(time.perf_counter() - started, 3)}
     (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def current_alias(client: Any, name: str, alias: str) -> Any:
+    """The model version an alias points at, or None (no such model or alias yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
 
 
 def ensure_registered_model(client: Any, name: str) -> None:

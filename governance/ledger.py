@@ -6,8 +6,10 @@ A sealed bundle is a folder:
     files/...        the evidence files the records name
     data/...         optionally, the data splits (kind "data"), checked when present
 
-root = sha256(canonical {run_id, outcome, records: [hash, ...]}), so changing, dropping or
-reordering any record changes the root.
+root = sha256(canonical {run_id, outcome, sealed, records: [hash, ...]}), so changing, dropping or
+reordering any record changes the root. With a signing key in the environment (governance/signing.py)
+the ledger also carries an Ed25519 signature of the root; verify checks it, and against the trusted
+public keys when it is given them.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.evidence import now
+from governance import signing
 from governance.hashing import canonical_json, record_hash, sha256_bytes, sha256_file
 
 LEDGER_FILE = "ledger.json"
@@ -44,8 +47,8 @@ def topological(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
-def root_hash(run_id: str, outcome: str, hashes: list[str]) -> str:
-    return sha256_bytes(canonical_json({"run_id": run_id, "outcome": outcome, "records": hashes}))
+def root_hash(run_id: str, outcome: str, sealed: str, hashes: list[str]) -> str:
+    return sha256_bytes(canonical_json({"run_id": run_id, "outcome": outcome, "sealed": sealed, "records": hashes}))
 
 
 def seal(evidence_dir: str | Path, bundle_dir: str | Path, *, run_id: str, outcome: str) -> dict[str, Any]:
@@ -54,13 +57,17 @@ def seal(evidence_dir: str | Path, bundle_dir: str | Path, *, run_id: str, outco
     bundle_dir.mkdir(parents=True, exist_ok=True)
     records = topological(load_records(evidence_dir))
     hashes = [r["hash"] for r in records]
+    sealed = now()
     ledger = {
         "run_id": run_id,
         "outcome": outcome,
-        "sealed": now(),
+        "sealed": sealed,
         "records": records,
-        "root": root_hash(run_id, outcome, hashes),
+        "root": root_hash(run_id, outcome, sealed, hashes),
     }
+    key = signing.key_from_environment()
+    if key:
+        ledger["signature"] = signing.sign(ledger["root"], key)
     if (evidence_dir / "files").is_dir():
         shutil.copytree(evidence_dir / "files", bundle_dir / "files", dirs_exist_ok=True)
     (bundle_dir / LEDGER_FILE).write_bytes(canonical_json(ledger))
@@ -75,11 +82,13 @@ class Verification:
     data_not_supplied: int = 0
     problem: str | None = None
     root: str | None = None
+    signed_by: str | None = None  # the public key whose signature of the root checked out
     details: list[str] = field(default_factory=list)
 
 
-def verify(bundle_dir: str | Path) -> Verification:
-    """Recompute every record hash, parent link, artifact digest and the root; stop at the first fault."""
+def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None) -> Verification:
+    """Recompute every record hash, parent link, artifact digest, the root and its signature; stop at
+    the first fault. With trusted_keys, the root must be signed by one of them."""
     bundle_dir = Path(bundle_dir)
     ledger_path = bundle_dir / LEDGER_FILE
     if not ledger_path.is_file():
@@ -111,9 +120,20 @@ def verify(bundle_dir: str | Path) -> Verification:
             result.files_checked += 1
         seen.add(record["hash"])
         result.records += 1
-    expected = root_hash(ledger.get("run_id", ""), ledger.get("outcome", ""), [r["hash"] for r in records])
+    expected = root_hash(ledger.get("run_id", ""), ledger.get("outcome", ""), ledger.get("sealed", ""),
+                         [r["hash"] for r in records])
     if expected != ledger.get("root"):
         return _fail(result, "ledger root does not match its records")
+    signature = ledger.get("signature")
+    if signature is not None:
+        if not signing.check(ledger["root"], signature):
+            return _fail(result, "ledger root signature does not verify")
+        result.signed_by = signature["public_key"]
+    if trusted_keys:
+        if signature is None:
+            return _fail(result, "ledger root is not signed, but trusted keys were given")
+        if signature["public_key"] not in trusted_keys:
+            return _fail(result, f"ledger root is signed by an untrusted key {signature['public_key'][:12]}…")
     return result
 
 

@@ -69,3 +69,22 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
     summary_path = out_dir / "drift_summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))
     return DriftResult(summary["drifted"], share, threshold, per_column, html, raw, summary_path)
+
+
+def record_drift(config: Config, model_ref: str, result: DriftResult, current_path: Path) -> dict:
+    """Append the drift run to the model's chain, naming the monitored version's ledger root."""
+    from governance import chain
+    from governance.hashing import sha256_file
+    from registry.models import client_for, parse_ref, resolve
+
+    version = resolve(client_for(config.registry.tracking_uri), parse_ref(model_ref))
+    drifted = [c["column"] for c in result.columns if c["drifted"]]
+    summary = (f"{len(drifted)}/{len(result.columns)} columns drifted (share {result.drift_share:.2f}, "
+               f"threshold {result.threshold:.2f})")
+    return chain.append(
+        config.governance.chain_dir, version.name, "drift", version=str(version.version),
+        model_root=version.tags.get("govtrain.ledger_root"), decision="fail" if result.drifted else "pass",
+        checks=[{"id": "drift.share", "value": round(result.drift_share, 6), "threshold": result.threshold,
+                 "passed": not result.drifted}],
+        details={"summary": summary, "drifted_columns": drifted, "current_sha256": sha256_file(current_path),
+                 "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary)})

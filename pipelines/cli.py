@@ -136,6 +136,7 @@ def drift(
     reference: Annotated[Optional[Path], typer.Option(help="Reference batch; default: train split of the latest run.")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     out: Annotated[Optional[Path], typer.Option(help="Report folder; default under the state folder.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Record the run in this model's chain (NAME[@alias|/version]).")] = None,
 ) -> None:
     """Evidently data-drift report of a current batch. Exit 0 no drift, 1 drift, 2 error."""
     from monitoring.drift import run_drift
@@ -154,22 +155,165 @@ def drift(
     console.print(f"{verdict}: {len(drifted)}/{len(result.columns)} columns drifted "
                   f"(share {result.drift_share:.2f}, threshold {result.threshold:.2f}): {', '.join(drifted) or '-'}")
     console.print(f"report: {result.html}\nsummary: {result.summary}")
+    if model:
+        from monitoring.drift import record_drift
+
+        record = record_drift(cfg, model, result, current)
+        console.print(f"recorded in the chain of {record['model']} version {record['version']} (record {record['hash'][:12]})")
     raise typer.Exit(1 if result.drifted else 0)
+
+
+KeyOption = Annotated[Optional[list[str]], typer.Option(
+    "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: governance.public_keys.")]
+ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]
 
 
 @audit_app.command("verify")
 @user_errors
-def audit_verify(path: Annotated[Path, typer.Argument(help="A sealed run folder (holds ledger.json).")]) -> None:
-    """Recompute every record hash, parent link and artifact digest. Exit 0 intact, 1 not."""
+def audit_verify(
+    path: Annotated[Optional[Path], typer.Argument(help="A sealed run folder or an exported .zip.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Or: NAME, NAME@alias or NAME/version in MLflow.")] = None,
+    public_key: KeyOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Recompute every record hash, parent link, artifact digest and signature. Exit 0 intact, 1 not."""
+    from governance.audit import audit_export, audit_model
     from governance.ledger import verify
 
-    result = verify(path)
+    if (path is None) == (model is None):
+        raise ConfigError("give a PATH (run folder or exported .zip) or --model, not both")
+    trusted = public_key or None
+    if model is not None or (path is not None and path.suffix == ".zip"):
+        if model is not None:
+            cfg = load_config(config)
+            audit = audit_model(cfg, model, trusted or cfg.governance.public_keys or None)
+        else:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+            audit = audit_export(path, trusted)
+        result = audit.ledger
+        if audit.ok:
+            console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
+                          f"{result.files_checked} files checked, {audit.chain_records} chain records "
+                          f"({len(audit.lifecycle)} about this version); root {audit.root}"
+                          f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
+            raise typer.Exit(0)
+        errors.print(f"FAILED: {audit.problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    result = verify(path, trusted_keys=trusted)
     if result.ok:
         console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
-                      f"{result.data_not_supplied} data files not supplied; root {result.root}")
+                      f"{result.data_not_supplied} data files not supplied; root {result.root}"
+                      f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
         raise typer.Exit(0)
     errors.print(f"FAILED: {result.problem}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("report")
+@user_errors
+def audit_report(
+    model: ModelOption,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for audit_report.md and .html.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """NIST AI RMF coverage of a model version: evidenced / artefact linked / gap, gates, approvals, drift."""
+    from governance.audit import report
+
+    cfg = load_config(config)
+    audit, md, html = report(cfg, model, out or state_dir() / "audit" / model.replace("/", "-").replace("@", "-"))
+    verdict = "verified" if audit.ok else f"[red]DOES NOT VERIFY[/]: {audit.problem}"
+    console.print(f"{audit.model} version {audit.version}: {verdict}\n{md}\n{html}")
+    raise typer.Exit(0 if audit.ok else 1)
+
+
+@audit_app.command("export")
+@user_errors
+def audit_export_cmd(
+    model: ModelOption,
+    out: Annotated[Path, typer.Option(help="The zip to write.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Everything needed to verify a model version offline, in one zip."""
+    from governance.audit import export
+
+    console.print(f"wrote {export(load_config(config), model, out)}  (check it: govtrain audit verify {out})")
+
+
+@audit_app.command("keygen")
+@user_errors
+def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private key (mode 0600).")]) -> None:
+    """Make an Ed25519 signing key: the private key goes to a file, the public key to stdout."""
+    from governance.signing import new_key
+
+    if out.exists():
+        raise FileExistsError(f"{out}: exists; not overwriting a key")
+    private, public = new_key()
+    out.touch(mode=0o600)
+    out.write_text(private + "\n")
+    console.print(f"private key: {out}  (export GOVTRAIN_SIGNING_KEY_FILE={out}; never commit it)")
+    console.print(f"public key (put it in governance.public_keys): {public}")
+
+
+@app.command()
+@user_errors
+def promote(
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    version: Annotated[str, typer.Option(help="Version to make champion.")],
+    approver: Annotated[str, typer.Option(help="Who approves.")],
+    reason: Annotated[str, typer.Option(help="Why.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
+    from registry.lifecycle import Refused, promote as promote_version
+
+    try:
+        move = promote_version(load_config(config), model, version, approver, reason)
+    except Refused as exc:
+        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} "
+                  f"(record {move.record['hash'][:12]})")
+
+
+@app.command()
+@user_errors
+def rollback(
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    approver: Annotated[str, typer.Option(help="Who approves.")],
+    reason: Annotated[str, typer.Option(help="Why.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
+    from registry.lifecycle import Refused, rollback as rollback_model
+
+    try:
+        move = rollback_model(load_config(config), model, approver, reason)
+    except Refused as exc:
+        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"{move.model}@champion: {move.from_version} -> {move.to_version} (record {move.record['hash'][:12]})")
+
+
+@app.command()
+@user_errors
+def history(
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Which version was champion when: every alias change with who, when and why."""
+    from rich.table import Table
+
+    from registry.lifecycle import history as alias_history
+
+    rows = alias_history(load_config(config), model)
+    table = Table(title=f"{model}: champion history", title_justify="left")
+    for column in ("seq", "when", "action", "from", "to", "approver", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["seq"]), row["at"], row["action"], str(row["from"] or "-"), str(row["to"]),
+                      row["approver"], row["reason"])
+    console.print(table if rows else f"{model}: no champion yet")
 
 
 @app.command()

@@ -170,6 +170,38 @@ class MonitoringSpec(_Strict):
     drift_share: float = Field(0.5, gt=0, le=1)  # dataset drift when this share of columns drifts (Evidently's rule)
 
 
+class ArtefactLink(_Strict):
+    """A human artefact an RMF subcategory needs (policy, roles, risk tolerance...): a URL, or a file
+    whose sha256 the audit report checks."""
+    url: str | None = None
+    file: Path | None = None
+    sha256: str | None = None
+    title: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "ArtefactLink":
+        if (self.url is None) == (self.file is None):
+            raise ValueError("give exactly one of url or file")
+        return self
+
+
+class GovernanceSpec(_Strict):
+    # Trusted Ed25519 public keys (base64). When set, `audit verify` requires the root to be signed by one.
+    public_keys: list[str] = Field(default_factory=list)
+    chain_dir: Path | None = None  # the model chains; None: <state folder>/chains
+    separation_of_duties: bool = True  # an approver may not promote a version whose run they started
+    artefacts: dict[str, ArtefactLink] = Field(default_factory=dict)  # keyed by RMF subcategory, e.g. "GOVERN 1.2"
+
+    @model_validator(mode="after")
+    def _known_subcategories(self) -> "GovernanceSpec":
+        from governance.catalogue import by_id
+
+        unknown = sorted(set(self.artefacts) - set(by_id()))
+        if unknown:
+            raise ValueError(f"artefacts: {unknown[0]!r} is not an AI RMF 1.0 subcategory ID (e.g. 'GOVERN 1.2')")
+        return self
+
+
 class Config(_Strict):
     dataset: DatasetSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -180,6 +212,7 @@ class Config(_Strict):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    governance: GovernanceSpec = Field(default_factory=GovernanceSpec)
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> "Config":
@@ -248,4 +281,10 @@ def resolve(config: Config, base: Path) -> Config:
         data.training.checkpoint_dir = (base / data.training.checkpoint_dir).resolve()
     if data.registry.tracking_uri is None:
         data.registry.tracking_uri = embedded_tracking_uri()
+    if data.governance.chain_dir is None:
+        data.governance.chain_dir = state_dir() / "chains"
+    data.governance.chain_dir = (base / data.governance.chain_dir).resolve()
+    for link in data.governance.artefacts.values():
+        if link.file is not None:
+            link.file = (base / link.file).resolve()
     return data

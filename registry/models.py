@@ -1,0 +1,73 @@
+"""Finding a registered model version in MLflow and fetching its sealed evidence bundle."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))?$")
+
+
+class RegistryError(ValueError):
+    """A model reference that does not resolve, said in one line."""
+
+
+@dataclass
+class ModelRef:
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return self.name + (f"@{self.alias}" if self.alias else f"/{self.version}" if self.version else "")
+
+
+def parse_ref(text: str) -> ModelRef:
+    match = REF.match(text.strip())
+    if not match:
+        raise RegistryError(f"--model {text!r}: expected NAME, NAME@alias or NAME/version")
+    return ModelRef(match["name"], match["alias"], match["version"])
+
+
+def client_for(tracking_uri: str) -> Any:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output to our lines
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return MlflowClient(tracking_uri)
+
+
+def resolve(client: Any, ref: ModelRef) -> Any:
+    """The ModelVersion a reference names; NAME alone means @champion, else the newest version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if ref.version:
+            return client.get_model_version(ref.name, ref.version)
+        if ref.alias:
+            return client.get_model_version_by_alias(ref.name, ref.alias)
+        try:
+            return client.get_model_version_by_alias(ref.name, "champion")
+        except MlflowException:
+            versions = client.search_model_versions(f"name = '{ref.name}'")
+            if not versions:
+                raise
+            return max(versions, key=lambda v: int(v.version))
+    except MlflowException as exc:
+        raise RegistryError(f"model {ref}: not found in the registry ({str(exc).splitlines()[0][:120]})") from exc
+
+
+def fetch_bundle(client: Any, version: Any, dest: Path | None = None) -> Path:
+    """Download the version's sealed evidence bundle (ledger.json + files/) from its MLflow run."""
+    import mlflow
+
+    dest = Path(dest or tempfile.mkdtemp(prefix="govtrain-bundle-"))
+    mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="evidence", dst_path=str(dest))
+    bundle = dest / "evidence"
+    if not (bundle / "ledger.json").is_file():
+        raise RegistryError(f"model {version.name}/{version.version}: its MLflow run has no evidence/ledger.json")
+    return bundle

@@ -1,0 +1,92 @@
+"""A model's whole life on a real MLflow server: two registrations, approval with separation of
+duties, rollback, a drift run, then audit verify / export / report, and a tampered bundle refused."""
+import getpass
+import hashlib
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from governance import signing
+from governance.audit import audit_export, audit_model, export, report
+from monitoring.drift import record_drift, run_drift
+from pipelines.run import run_local
+from registry.lifecycle import Refused, history, promote, rollback
+
+
+@pytest.fixture
+def signed(monkeypatch):
+    seed, public = signing.new_key()
+    monkeypatch.setenv(signing.KEY_ENV, seed)
+    return public
+
+
+def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_server, isolated_state, signed,
+                                               tmp_path):
+    policy = tmp_path / "ai-policy.md"
+    policy.write_text("# AI policy\nTrustworthiness characteristics we hold ourselves to.\n")
+    config = write_config(small_data.data, registry={"tracking_uri": mlflow_server, "model_name": "life-credit"},
+                          governance={"public_keys": [signed], "chain_dir": str(tmp_path / "chains"), "artefacts": {
+                              "GOVERN 1.2": {"file": str(policy), "sha256": hashlib.sha256(policy.read_bytes()).hexdigest()},
+                              "MAP 1.1": {"url": "https://example.com/intended-use"}}})
+    first = run_local(config, isolated_state, show_progress=False)
+    assert first.ledger["signature"]["public_key"] == signed
+
+    # Separation of duties: whoever started the run cannot approve it.
+    with pytest.raises(Refused, match="separation of duties"):
+        promote(config, "life-credit", first.registration["version"], getpass.getuser(), "self-approval")
+    promote(config, "life-credit", first.registration["version"], "alice", "first champion")
+
+    second = run_local(config, isolated_state, show_progress=False)
+    register = next(r for r in second.ledger["records"] if r["step"] == "register")
+    assert register["details"]["previous_champion"] == {"version": first.registration["version"],
+                                                        "ledger_root": first.ledger["root"]}
+    promote(config, "life-credit", second.registration["version"], "alice", "better on paper")
+    move = rollback(config, "life-credit", "bob", "regressed in production")
+    assert (move.from_version, move.to_version) == (second.registration["version"], first.registration["version"])
+    client = MlflowClient(mlflow_server)
+    assert client.get_model_version_by_alias("life-credit", "champion").version == first.registration["version"]
+    assert [(h["action"], h["to"], h["approver"]) for h in history(config, "life-credit")] == [
+        ("promote", first.registration["version"], "alice"), ("promote", second.registration["version"], "alice"),
+        ("rollback", first.registration["version"], "bob")]
+    tags = client.get_registered_model("life-credit").tags
+    assert sum(k.startswith("govtrain.alias_history.") for k in tags) == 3
+
+    drift = run_drift(config, small_data.current, small_data.data, tmp_path / "drift")
+    record_drift(config, "life-credit@champion", drift, small_data.current)
+
+    # Through MLflow: bundle, signature, registry tag and chain all hold; the champion's life is in it.
+    audit = audit_model(config, "life-credit@champion")
+    assert audit.ok, audit.problem
+    assert audit.ledger.signed_by == signed
+    assert [r["step"] for r in audit.lifecycle] == ["register", "promote", "rollback", "drift"]
+
+    # Offline: the exported zip verifies with the trusted key and nothing else, and not with another key.
+    archive = export(config, "life-credit@champion", tmp_path / "export.zip")
+    assert audit_export(archive, trusted=[signed]).ok
+    other = audit_export(archive, trusted=[signing.new_key()[1]])
+    assert not other.ok and "untrusted key" in other.problem
+
+    # The report: every subcategory a verified record claims is "evidenced", artefacts are linked.
+    _, md, html = report(config, "life-credit@champion", tmp_path / "report")
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.read_text().splitlines() if line.startswith("| ")}
+    claimed = {sid for r in first.ledger["records"] + audit.lifecycle for sid in r["rmf"]}
+    assert claimed >= {"MEASURE 2.4", "MANAGE 2.4", "GOVERN 1.6", "MEASURE 2.12"}
+    for sid in claimed:
+        assert "| evidenced |" in rows[sid], rows[sid]
+    assert "| artefact linked |" in rows["GOVERN 1.2"] and "| artefact linked |" in rows["MAP 1.1"]
+    assert "| gap |" in rows["MEASURE 2.11"]  # fairness is not measured yet, and the report says so
+    assert "<table>" in html.read_text() and "alice" in html.read_text()
+
+    # A version whose evidence was altered in MLflow is refused and fails the audit.
+    bundle_ledger = tmp_path / "ledger.json"
+    v2 = client.get_model_version("life-credit", second.registration["version"])
+    ledger = json.loads((second.run_dir / "ledger.json").read_bytes())
+    ledger["records"][-1]["actor"] = "someone-else"
+    bundle_ledger.write_text(json.dumps(ledger))
+    mlflow.set_tracking_uri(mlflow_server)
+    MlflowClient(mlflow_server).log_artifact(v2.run_id, str(bundle_ledger), artifact_path="evidence")
+    with pytest.raises(Refused, match="does not verify"):
+        promote(config, "life-credit", second.registration["version"], "alice", "again")
+    assert not audit_model(config, f"life-credit/{second.registration['version']}").ok
