@@ -46,6 +46,7 @@ image:
 bench: setup
 	$(BIN)/python -m benchmarks.validate_vs_ge
 	$(BIN)/python -m benchmarks.train_throughput
+	$(BIN)/python -m benchmarks.audit_verify
 
 clean:
 	rm -rf .govtrain govtrain-pipeline.yaml
