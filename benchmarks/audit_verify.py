@@ -70,7 +70,7 @@ def main() -> None:
               ["what", "seconds", "MB/s", "peak MB"],
               [[f"records only ({args.records})", f"{rec_s:.2f}", "", f"{rec_mb:.0f}"],
                [f"records + {total_mb} MB files", f"{all_s:.2f}", f"{ours_rate:.0f}", f"{all_mb:.0f}"],
-               [f"sha256sum, same files", f"{peer_s:.2f}", f"{total_mb / peer_s:.0f}", ""],
+               ["sha256sum, same files", f"{peer_s:.2f}", f"{total_mb / peer_s:.0f}", ""],
                ["ours / sha256sum hashing rate", "", f"{ours_rate / (total_mb / peer_s):.2f}", ""]])
 
 

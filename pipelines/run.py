@@ -57,10 +57,17 @@ def output_to(log_path: Path) -> Iterator[TextIO]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         terminal = os.fdopen(os.dup(saved_out), "w", buffering=1)
+        # Python-level streams too: a host that replaced sys.stdout (pytest, notebooks) would otherwise
+        # keep kfp.local's task logs, and the step errors we read back, away from the log file.
+        saved_streams = sys.stdout, sys.stderr
+        sys.stdout = os.fdopen(os.dup(1), "w", buffering=1)
+        sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
         try:
             yield terminal
         finally:
             terminal.close()
+            sys.stdout.close(), sys.stderr.close()
+            sys.stdout, sys.stderr = saved_streams
             sys.stdout.flush(), sys.stderr.flush()
             os.dup2(saved_out, 1)
             os.dup2(saved_err, 2)
@@ -90,6 +97,22 @@ def last_error(log_path: Path) -> str:
         if match:
             return match.group(2)
     return "a pipeline step failed"
+
+
+def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, message: str) -> Path | None:
+    """A crashed step still leaves a sealed ledger: what finished, plus an error record (MANAGE 4.3)."""
+    from components.seal import seal_errored_run
+
+    evidence = sorted(pipeline_root.glob("*/*/evidence"))
+    if not evidence:
+        return None  # nothing ran far enough to record anything
+    failed = [m.group(1) for m in TASK_DONE.finditer(ANSI.sub("", log_path.read_text(errors="replace")))
+              if m.group(2).upper() == "FAILURE"]
+    run_dir = state / "runs" / run_id
+    seal_errored_run(evidence, pipeline_root / "error-evidence", run_dir, run_id,
+                     failed[0].removesuffix("-op").replace("-", "_") if failed else "unknown", message)
+    shutil.copyfile(log_path, run_dir / "pipeline.log")
+    return run_dir
 
 
 def find_bundle(pipeline_root: Path) -> Path | None:
@@ -126,7 +149,10 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
         watcher.join(timeout=5)
     seconds = time.perf_counter() - started
     if failure is not None:
-        raise PipelineFailed(f"{last_error(log_path)} (log: {log_path})") from failure
+        message = last_error(log_path)
+        run_dir = seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message)
+        where = f"; sealed evidence: {run_dir}" if run_dir else ""
+        raise PipelineFailed(f"{message} (log: {log_path}{where})") from failure
 
     bundle = find_bundle(pipeline_root)
     if bundle is None:

@@ -1,4 +1,5 @@
 """The whole pipeline through kfp.local against a real MLflow server on loopback."""
+import json
 import shutil
 
 import mlflow
@@ -8,7 +9,7 @@ from mlflow import MlflowClient
 
 from governance.ledger import verify
 from pipelines import demo_data
-from pipelines.run import run_local
+from pipelines.run import PipelineFailed, run_local
 
 
 def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_server, isolated_state, tmp_path):
@@ -81,3 +82,19 @@ def test_planted_leak_stops_at_the_data_gate(tmp_path, write_config, mlflow_serv
     assert verify(run.run_dir).ok
     with pytest.raises(mlflow.exceptions.MlflowException):
         MlflowClient(mlflow_server).get_registered_model("leaky-credit")
+
+
+def test_a_crashed_step_still_leaves_a_sealed_ledger(small_data, write_config, isolated_state, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the snapshots should go")
+    config = write_config(small_data.data, training={"checkpoint_dir": str(blocker)})
+    with pytest.raises(PipelineFailed, match=r"training workers failed .*sealed evidence: "):
+        run_local(config, isolated_state, show_progress=False)
+    run_dir = max((isolated_state / "runs").glob("local-*"), key=lambda p: p.stat().st_mtime)
+    ledger = json.loads((run_dir / "ledger.json").read_bytes())
+    assert ledger["outcome"].startswith("error at train: training workers failed")
+    last = ledger["records"][-1]
+    assert (last["step"], last["decision"], last["details"]["failed_step"]) == ("seal", "error", "train")
+    assert {"prepare", "validate", "leakage", "data_gate"} <= {r["step"] for r in ledger["records"]}
+    result = verify(run_dir)
+    assert result.ok, result.problem
