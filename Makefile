@@ -10,7 +10,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 ROWS ?= 100000
 
-.PHONY: setup tools run test compile image bench clean
+.PHONY: setup tools run test test-browser compile image bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ run: setup
 
 test: setup tools
 	GOVTRAIN_CHECKOV=$(CHECKOV) $(BIN)/python -m pytest -q
+
+# The MLflow UI in a real headless Chromium (Debian's chromium + chromium-driver, installed if missing).
+test-browser: setup
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
+	$(BIN)/python -m pytest -q -m browser tests/browser
 
 compile: setup
 	$(BIN)/govtrain compile --out govtrain-pipeline.yaml --config configs/cluster.yaml

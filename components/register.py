@@ -6,6 +6,7 @@ call, and is deleted again if moving the alias fails.
 """
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from governance.evidence import StepEvidence
 from governance.ledger import seal
 from components.tracking import RUN_ID_TAG, pipeline_run
 from governance import chain
+from registry.model_card import model_card
 from pipelines.config import Config
 
 ALIAS = "challenger"
@@ -42,23 +44,9 @@ def version_tags(by_step: dict[str, dict], ledger: dict, config: Config) -> dict
     return tags
 
 
-def model_card(by_step: dict[str, dict], ledger: dict, config: Config) -> str:
-    """A short card built from the evidence (the registry issue grows it into the full card)."""
-    ev, prep = by_step["evaluate"], by_step["prepare"]
-    lines = [f"# {config.registry.model_name}", "",
-             f"Binary classifier of `{config.dataset.target}` on tabular data, trained by govtrain run `{ledger['run_id']}`.",
-             "", "## Data", ""]
-    lines += [f"- {o['name']}: {o['rows']} rows, sha256 `{o['sha256'][:16]}…`" for o in prep["outputs"]]
-    lines += ["", "## Test metrics", ""] + [f"- {k}: {v}" for k, v in ev["metrics"].items()]
-    lines += ["", "## Gates", ""] + [f"- {c['id']}: {c['value']} (threshold {c['threshold']}) "
-                                     f"{'pass' if c['passed'] else 'FAIL'}" for c in ev["checks"]]
-    lines += ["", "## Not measured", ""] + [f"- {n}" for n in ev["not_measured"]]
-    lines += ["", f"Ledger root: `{ledger['root']}` (verify with `govtrain audit verify`)."]
-    return "\n".join(lines)
-
-
 def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
              run_id: str) -> dict[str, Any]:
+    """Idempotent per pipeline run: a retry finds the version this run already created and completes it."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -66,9 +54,12 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
     registry = config.registry
     mlflow.set_tracking_uri(registry.tracking_uri)
     client = MlflowClient(registry.tracking_uri)
+    existing = version_of_run(client, registry.model_name, run_id)
+    if existing is not None:
+        return complete_existing(config, client, existing, bundle_dir, started)
+
     # The train step already opened this pipeline run's MLflow run and logged the epochs into it.
     mlflow_run_id = pipeline_run(registry.tracking_uri, registry.experiment, run_id)
-
     champion = current_alias(client, registry.model_name, CHAMPION)
 
     with mlflow.start_run(run_id=mlflow_run_id) as run:
@@ -84,9 +75,15 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
         ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")
         by_step = {r["step"]: r for r in ledger["records"]}
 
+        # Everything the version needs is logged before the version exists: a crash from here on leaves
+        # no version without its evidence, and a rerun (version_of_run) completes the one it created.
         mlflow.log_params(flatten("", config.model_dump(mode="json"), {}))
         mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
+        log_datasets(config, by_step["prepare"])
         mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
+        card_md, card_html = model_card(config, ledger, approvals=[])
+        mlflow.log_text(card_md, "model_card/model_card.md")
+        mlflow.log_text(card_html, "model_card/model_card.html")
         mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: run_id})
         info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
                                        artifacts={"model_dir": str(model_dir)},
@@ -96,20 +93,75 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
         ensure_registered_model(client, registry.model_name)
         version = client.create_model_version(registry.model_name, source=f"models:/{info.model_id}",
                                               run_id=run.info.run_id, model_id=info.model_id, tags=tags,
-                                              description=model_card(by_step, ledger, config))
+                                              description=description(card_md))
         try:
-            client.set_registered_model_alias(registry.model_name, ALIAS, version.version)
-            chain.append(config.governance.chain_dir, registry.model_name, "register", version=str(version.version),
-                         model_root=ledger["root"], details={"run_id": run_id, "mlflow_run_id": run.info.run_id,
-                                                             "alias": ALIAS, **evidence.details})
+            finish_registration(config, client, version, ledger, evidence.details)
         except Exception:
             client.delete_model_version(registry.model_name, version.version)
             raise
-    result = {"model_name": registry.model_name, "version": version.version, "alias": ALIAS,
-              "mlflow_run_id": run.info.run_id, "ledger_root": ledger["root"], "tracking_uri": registry.tracking_uri,
+    return write_result(config, version, ledger["root"], bundle_dir, started)
+
+
+def finish_registration(config: Config, client: Any, version: Any, ledger: dict, details: dict) -> None:
+    """Alias challenger and the chain record: the two steps a crashed registration may not have done."""
+    name = config.registry.model_name
+    current = current_alias(client, name, ALIAS)
+    if current is None or int(current.version) < int(version.version):  # a retry never moves it backwards
+        client.set_registered_model_alias(name, ALIAS, version.version)
+    records = chain.read_chain(config.governance.chain_dir, name)
+    if chain.registered_root(records, str(version.version)) is None:
+        chain.append(config.governance.chain_dir, name, "register", version=str(version.version),
+                     model_root=ledger["root"], details={"run_id": ledger["run_id"], "alias": ALIAS, **details})
+
+
+def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Path, started: float) -> dict[str, Any]:
+    """A retried register step: reuse the version and its sealed bundle, finish what is missing."""
+    import mlflow
+
+    mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="evidence", dst_path=str(bundle_dir.parent / "retry"))
+    shutil.copytree(bundle_dir.parent / "retry" / "evidence", bundle_dir, dirs_exist_ok=True)
+    ledger = json.loads((bundle_dir / "ledger.json").read_bytes())
+    register_record = next(r for r in ledger["records"] if r["step"] == "register")
+    finish_registration(config, client, version, ledger, register_record["details"])
+    return write_result(config, version, ledger["root"], bundle_dir, started)
+
+
+def write_result(config: Config, version: Any, root: str, bundle_dir: Path, started: float) -> dict[str, Any]:
+    result = {"model_name": config.registry.model_name, "version": version.version, "alias": ALIAS,
+              "mlflow_run_id": version.run_id, "ledger_root": root, "tracking_uri": config.registry.tracking_uri,
               "seconds": round(time.perf_counter() - started, 3)}
     (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def version_of_run(client: Any, name: str, run_id: str) -> Any:
+    """The version this pipeline run registered, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.`{RUN_ID_TAG}` = '{run_id}'")
+    except MlflowException:
+        return None
+    return found[0] if found else None
+
+
+def log_datasets(config: Config, prepare_record: dict) -> None:
+    """Each split as an MLflow dataset input, named and digested as in the ledger (no data uploaded)."""
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    for out in prepare_record["outputs"]:
+        split = Path(out["name"]).stem
+        dataset = MetaDataset(LocalArtifactDatasetSource(str(config.dataset.path)), name=split,
+                              digest=out["sha256"][:32])
+        mlflow.log_input(dataset, context=split, tags={"sha256": out["sha256"], "rows": str(out.get("rows"))})
+
+
+def description(card_md: str) -> str:
+    """MLflow keeps at most 5000 characters of a description; the whole card is an artifact."""
+    note = "\n\n… (full card: run artifact model_card/model_card.md and .html)"
+    return card_md if len(card_md) <= 5000 else card_md[:5000 - len(note)] + note
 
 
 def current_alias(client: Any, name: str, alias: str) -> Any:

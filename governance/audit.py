@@ -152,7 +152,8 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict) -> dict[str, An
     for row in rows:
         counts = functions.setdefault(row["function"], {"evidenced": 0, "artefact linked": 0, "gap": 0})
         counts[row["status"]] += 1
-    gates = [{"step": r["step"], **c} for r in ledger["records"] for c in r.get("checks", [])]
+    gates = [{"step": r["step"], **c} for r in ledger["records"] if r["step"] in ("data_gate", "evaluate")
+             for c in r.get("checks", [])]  # data_gate repeats the checks of validate and leakage
     not_measured = sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})
     approvals = [r for r in audit.lifecycle if r["step"] in ("promote", "rollback")]
     drift = [r for r in audit.lifecycle if r["step"] == "drift"]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import traceback
 from datetime import datetime, timezone
 from functools import wraps
@@ -13,7 +11,7 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.console import Console
 
-from pipelines.config import ConfigError, embedded_tracking_uri, load_config, state_dir
+from pipelines.config import ConfigError, load_config, state_dir
 
 app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -318,17 +316,34 @@ def history(
 
 @app.command()
 @user_errors
+def server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 120.0,
+) -> None:
+    """Start the MLflow tracking server on the embedded store (127.0.0.1), wait until it is healthy."""
+    from registry.server import EmbeddedServer
+
+    with EmbeddedServer(state_dir(), port) as running:
+        running.wait_healthy(timeout)
+        console.print(f"MLflow tracking server at {running.url} (store {running.store}); Ctrl-C to stop")
+        raise typer.Exit(running.wait())
+
+
+@app.command()
+@user_errors
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
-    """Open the MLflow UI on the embedded store (127.0.0.1 only)."""
-    state = state_dir()
-    state.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", embedded_tracking_uri(state),
-               "--default-artifact-root", (state / "mlartifacts").as_uri()]
-    console.print(f"MLflow UI at http://127.0.0.1:{port} (Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(command))
+    """The MLflow UI on the embedded store: `govtrain server`, then your browser on it."""
+    import webbrowser
+
+    from registry.server import EmbeddedServer
+
+    with EmbeddedServer(state_dir(), port) as running:
+        running.wait_healthy(120.0)
+        console.print(f"MLflow UI at {running.url} (Ctrl-C to stop)")
+        webbrowser.open(running.url)
+        raise typer.Exit(running.wait())
 
 
 if __name__ == "__main__":

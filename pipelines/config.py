@@ -164,6 +164,11 @@ class RegistrySpec(_Strict):
     tracking_uri: str | None = None  # None: the embedded sqlite store in the state folder
     model_name: str = "govtrain-credit"
     experiment: str = "govtrain"
+    # For the model card (MAP 1.1, MAP 2.2): what the model is for, where it must not be used, and the
+    # datasheet of its data (motivation, collection, preprocessing, known gaps...). Free text.
+    intended_use: str = "not stated (set registry.intended_use)"
+    limitations: list[str] = Field(default_factory=list)
+    datasheet: dict[str, str] = Field(default_factory=dict)
 
 
 class MonitoringSpec(_Strict):

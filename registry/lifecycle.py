@@ -63,11 +63,27 @@ def _move(config: Config, client: Any, model: str, step: str, target: Any, previ
         else:
             client.delete_registered_model_alias(model, CHAMPION)
         raise
+    refresh_card(config, client, model, target)
+    if previous:
+        refresh_card(config, client, model, previous)
     summary = f"{step}: {from_version or '-'} -> {target.version} by {approver} at {record['finished']}: {reason}"
     client.set_registered_model_tag(model, f"govtrain.alias_history.{record['seq']:06d}", summary[:4900])
     client.set_model_version_tag(model, target.version, f"govtrain.{step}d_by", approver)
     client.set_model_version_tag(model, target.version, f"govtrain.{step}_reason", reason[:4900])
     return AliasMove(model, CHAMPION, from_version, str(target.version), record)
+
+
+def refresh_card(config: Config, client: Any, model: str, version: Any) -> None:
+    """Rewrite the card's approval history from the chain (the card is the version's description)."""
+    from components.register import description
+    from registry.model_card import with_approvals
+
+    records = chain.read_chain(config.governance.chain_dir, model)
+    root = version.tags.get("govtrain.ledger_root")
+    approvals = [r for r in chain.alias_history(records, CHAMPION) if r["model_root"] == root
+                 or r["details"].get("previous_root") == root]
+    card = client.get_model_version(model, version.version).description or ""
+    client.update_model_version(model, version.version, description=description(with_approvals(card, approvals)))
 
 
 def _current(client: Any, model: str) -> Any:

@@ -30,7 +30,7 @@ def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_
     assert version.tags["govtrain.gate.evaluate.roc_auc"].startswith("pass")
     prepare = next(r for r in run.ledger["records"] if r["step"] == "prepare")
     assert version.tags["govtrain.data.train.sha256"] == prepare["outputs"][0]["sha256"]
-    assert "Ledger root" in version.description
+    assert f"ledger root `{run.ledger['root']}`" in version.description
 
     # One MLflow run per pipeline run: rank 0 logged every epoch into the run that register completed.
     runs = client.search_runs([client.get_experiment_by_name("govtrain").experiment_id],

@@ -1,0 +1,126 @@
+"""Registration on a real MLflow server: a retried register step creates no second version, a crash
+mid-registration is completed by the rerun, the model card is generated from the evidence and follows
+approvals, and `govtrain server` serves the embedded store on loopback."""
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from mlflow import MlflowClient
+
+from components.register import register
+from conftest import free_port
+from governance import chain
+from pipelines.run import run_local
+from registry.lifecycle import promote
+
+
+@pytest.fixture(scope="module")
+def registered(small_data, mlflow_server, isolated_state, tmp_path_factory):
+    from conftest import base_config
+    import yaml
+    from pipelines.config import load_config
+
+    raw = base_config(small_data.data)
+    raw["registry"] = {"tracking_uri": mlflow_server, "model_name": "card-credit",
+                       "intended_use": "Rank test applications for a reviewer.", "limitations": ["Synthetic data only."],
+                       "datasheet": {"collection": "govtrain demo-data, seed 3"}}
+    raw["governance"] = {"chain_dir": str(tmp_path_factory.mktemp("chains"))}
+    path = tmp_path_factory.mktemp("cfg") / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    run = run_local(config, isolated_state, show_progress=False)
+    outputs = isolated_state / "kfp" / run.log_path.stem
+    model_dir = next(outputs.glob("*/train-op*/model"))
+    evaluate_evidence = next(outputs.glob("*/evaluate-op*/evidence"))
+    return config, run, model_dir, evaluate_evidence
+
+
+def versions(client, name):
+    return sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+
+def test_a_retried_register_step_creates_no_second_version(registered, tmp_path):
+    config, run, model_dir, evaluate_evidence = registered
+    client = MlflowClient(config.registry.tracking_uri)
+    before = versions(client, "card-credit")
+    again = register(config, model_dir, evaluate_evidence, tmp_path / "ev", tmp_path / "bundle", run.run_id)
+    assert versions(client, "card-credit") == before
+    assert again["version"] == run.registration["version"] and again["ledger_root"] == run.ledger["root"]
+    assert (tmp_path / "bundle" / "ledger.json").read_bytes() == (run.run_dir / "ledger.json").read_bytes()
+
+
+class Crash(BaseException):
+    """The process dying between creating the version and finishing it (not an Exception: no cleanup runs)."""
+
+
+def test_a_crash_mid_registration_is_completed_by_the_rerun(registered, tmp_path, monkeypatch):
+    config, _, model_dir, evaluate_evidence = registered
+    client = MlflowClient(config.registry.tracking_uri)
+    before = versions(client, "card-credit")
+    real_append = chain.append
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(chain, "append", crash)
+    with pytest.raises(Crash):
+        register(config, model_dir, evaluate_evidence, tmp_path / "ev1", tmp_path / "b1", "retry-run")
+    created = versions(client, "card-credit")
+    assert len(created) == len(before) + 1
+    half = client.get_model_version("card-credit", str(created[-1]))
+    assert half.tags["govtrain.ledger_root"]  # the version has its evidence even though the step died
+    assert "evidence/ledger.json" in {a.path for a in client.list_artifacts(half.run_id, "evidence")}
+
+    monkeypatch.setattr(chain, "append", real_append)
+    done = register(config, model_dir, evaluate_evidence, tmp_path / "ev2", tmp_path / "b2", "retry-run")
+    assert versions(client, "card-credit") == created  # completed, not duplicated
+    assert done["version"] == half.version and done["ledger_root"] == half.tags["govtrain.ledger_root"]
+    assert client.get_model_version_by_alias("card-credit", "challenger").version == half.version
+    records = chain.read_chain(config.governance.chain_dir, "card-credit")
+    assert chain.registered_root(records, half.version) == done["ledger_root"]
+
+
+def test_model_card_is_generated_from_the_evidence_and_follows_approvals(registered):
+    config, run, _, _ = registered
+    client = MlflowClient(config.registry.tracking_uri)
+    version = client.get_model_version("card-credit", run.registration["version"])
+    card = version.description
+    assert len(card) <= 5000
+    assert "## Intended use\n\nRank test applications for a reviewer." in card
+    prepare = next(r for r in run.ledger["records"] if r["step"] == "prepare")
+    assert prepare["outputs"][0]["sha256"] in card and "collection: govtrain demo-data, seed 3" in card
+    evaluate = next(r for r in run.ledger["records"] if r["step"] == "evaluate")
+    assert f"| roc_auc | {evaluate['metrics']['roc_auc']} |" in card
+    assert "| MEASURE 2.12 | train `" in card and run.ledger["root"] in card
+    assert "not yet approved" in card
+    html = client.download_artifacts(version.run_id, "model_card/model_card.html")
+    assert "<h2>Intended use</h2>" in open(html).read()
+    inputs = client.get_run(version.run_id).inputs.dataset_inputs
+    assert {d.dataset.name for d in inputs} == {"train", "val", "test"}
+
+    promote(config, "card-credit", run.registration["version"], "carol", "reviewed the card")
+    card = client.get_model_version("card-credit", run.registration["version"]).description
+    assert "by carol: reviewed the card" in card and "not yet approved" not in card
+
+
+def test_govtrain_server_serves_the_embedded_store_on_loopback(tmp_path):
+    port = free_port()
+    env = {**os.environ, "GOVTRAIN_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "server", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        while line and "MLflow tracking server at" not in line:
+            line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.status == 200
+        assert (tmp_path / "mlflow.db").is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
