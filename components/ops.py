@@ -5,7 +5,7 @@ They run unchanged under kfp.local (the project is installed in the venv) and on
 COMPONENT_IMAGE), since install_kfp_package=False and nothing else is installed at run time.
 """
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from pipelines.config import COMPONENT_IMAGE
 
@@ -88,18 +88,23 @@ def train_op(config_json: str, run_id: str, train_data: Input[Dataset], val_data
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def evaluate_op(config_json: str, run_id: str, model: Input[Model], test_data: Input[Dataset],
-                parent_evidence: Input[Artifact], evidence: Output[Artifact], metrics: Output[Metrics]) -> str:
-    """Score the test split, compare with config.gates; returns "pass" or "fail"."""
+def evaluate_op(config_json: str, run_id: str, model: Input[Model], train_data: Input[Dataset], val_data: Input[Dataset],
+                test_data: Input[Dataset], parent_evidence: Input[Artifact], calibrated_model: Output[Model],
+                evidence: Output[Artifact], metrics: Output[Metrics], classification: Output[ClassificationMetrics]) -> str:
+    """The model gate on the test split; writes the temperature-scaled model; returns "pass" or "fail"."""
     from pathlib import Path
 
     from components.evaluate import evaluate
     from pipelines.config import Config
 
-    record = evaluate(Config.from_json(config_json), Path(model.path), Path(test_data.path),
-                      Path(parent_evidence.path), Path(evidence.path), run_id)
+    paths = {"train": Path(train_data.path), "val": Path(val_data.path), "test": Path(test_data.path)}
+    record = evaluate(Config.from_json(config_json), Path(model.path), paths, Path(parent_evidence.path),
+                      Path(evidence.path), run_id, calibrated_dir=Path(calibrated_model.path))
     for name, value in record["metrics"].items():
         metrics.log_metric(name, value)
+    roc = record["details"]["roc_curve"]
+    classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    classification.log_confusion_matrix(["0", "1"], record["details"]["confusion_matrix"])
     return record["decision"]
 
 

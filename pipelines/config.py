@@ -154,10 +154,36 @@ class TrainingSpec(_Strict):
 
 
 class GateSpec(_Strict):
+    """Thresholds of the model gate; a None threshold is measured and reported but not gated."""
     min_auc: float = Field(0.75, ge=0, le=1)
-    max_ece: float = Field(0.05, ge=0, le=1)
+    max_ece: float = Field(0.05, ge=0, le=1)  # after temperature scaling (the model ships with it)
     min_noise_auc_ratio: float = Field(0.9, ge=0, le=1)
-    noise_severity: float = Field(0.5, ge=0)  # Gaussian noise, in units of each numeric feature's std
+    noise_severity: float = Field(0.5, ge=0)  # the named severity the ratio is read at (x each feature's std)
+    max_demographic_parity_difference: float | None = Field(0.25, ge=0, le=1)
+    max_equalized_odds_difference: float | None = Field(0.25, ge=0, le=1)
+    max_mia_auc: float | None = Field(0.6, ge=0.5, le=1)
+    min_ood_auroc: float | None = Field(None, ge=0, le=1)
+    max_latency_p99_ms: float | None = Field(None, gt=0)  # at batch 1
+    max_champion_auc_drop: float | None = Field(0.01, ge=0)  # absolute: champion AUC - ours
+    max_champion_auc_drop_relative: float | None = Field(0.02, ge=0)  # relative to the champion's AUC
+
+
+class EvaluationSpec(_Strict):
+    """Sample sizes and settings of the evaluation (all seeded; the report states them)."""
+    bootstrap_samples: int = Field(200, ge=20)
+    noise_severities: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0])
+    missing_rates: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3, 0.5])
+    swap_rate: float = Field(0.1, ge=0, le=1)
+    attack_rows: int = Field(2000, ge=50)
+    attack_epsilon: float = Field(0.1, gt=0)  # L-inf, in standardised units
+    pgd_steps: int = Field(10, ge=2)
+    mia_rows: int = Field(2000, ge=50)
+    fairness_min_group: int = Field(100, ge=1)  # smaller groups are reported, not gated
+    slices: list[str] = Field(default_factory=list)  # extra columns to report metrics by
+    ood_data: Path | None = None  # a shifted batch; None: the test split with numerics shifted by 2 std
+    latency_repeats: int = Field(200, ge=10)
+    compare_with_champion: bool = True
+    seed: int = 0
 
 
 class RegistrySpec(_Strict):
@@ -214,6 +240,7 @@ class Config(_Strict):
     leakage: LeakageSpec = Field(default_factory=LeakageSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     gates: GateSpec = Field(default_factory=GateSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
@@ -286,6 +313,8 @@ def resolve(config: Config, base: Path) -> Config:
         data.training.checkpoint_dir = (base / data.training.checkpoint_dir).resolve()
     if data.registry.tracking_uri is None:
         data.registry.tracking_uri = embedded_tracking_uri()
+    if data.evaluation.ood_data is not None:
+        data.evaluation.ood_data = (base / data.evaluation.ood_data).resolve()
     if data.governance.chain_dir is None:
         data.governance.chain_dir = state_dir() / "chains"
     data.governance.chain_dir = (base / data.governance.chain_dir).resolve()

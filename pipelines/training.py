@@ -35,9 +35,10 @@ def build_training_pipeline(config: Config | None = None):
             train = k8s(train_op(config_json=config_json, run_id=run_id, train_data=splits["train"],
                                  val_data=splits["val"], parent_evidence=data_gate.outputs["evidence"]), train_step=True)
             evaluate = k8s(evaluate_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
-                                       test_data=splits["test"], parent_evidence=train.outputs["evidence"]))
+                                       train_data=splits["train"], val_data=splits["val"], test_data=splits["test"],
+                                       parent_evidence=train.outputs["evidence"]))
             with dsl.If(evaluate.outputs["Output"] == "pass", name="model-gate-passed"):
-                k8s(register_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
+                k8s(register_op(config_json=config_json, run_id=run_id, model=evaluate.outputs["calibrated_model"],
                                 parent_evidence=evaluate.outputs["evidence"]))
             with dsl.Else(name="model-gate-failed"):
                 k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]))

@@ -76,7 +76,8 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     for sid in claimed:
         assert "| evidenced |" in rows[sid], rows[sid]
     assert "| artefact linked |" in rows["GOVERN 1.2"] and "| artefact linked |" in rows["MAP 1.1"]
-    assert "| gap |" in rows["MEASURE 2.11"]  # fairness is not measured yet, and the report says so
+    assert "| evidenced |" in rows["MEASURE 2.11"]  # fairness by gender, measured and gated by evaluate
+    assert "| gap |" in rows["GOVERN 1.1"] and "needs a human artefact" in rows["GOVERN 1.1"]
     assert "<table>" in html.read_text() and "alice" in html.read_text()
 
     # A version whose evidence was altered in MLflow is refused and fails the audit.

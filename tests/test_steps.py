@@ -1,12 +1,11 @@
 """Each step function on small data, asserting on values; and checks of the checks."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from components.evaluate import evaluate, expected_calibration_error
+from components.evaluate import evaluate
 from components.io import DataError
 from components.leakage import leakage
 from components.prepare import prepare, split_labels
@@ -114,13 +113,6 @@ def test_leakage_catches_a_column_derived_from_the_label(tmp_path, write_config)
     assert report["single_feature_auc"]["worst_feature"] == demo_data.LEAK_COLUMN
 
 
-def test_ece_on_known_values():
-    y = np.array([1, 0, 1, 0])
-    assert expected_calibration_error(y, np.array([1.0, 0.0, 1.0, 0.0]))[0] == pytest.approx(0.0)
-    # All predictions 0.9 but half are positive: gap 0.4 in one bin.
-    assert expected_calibration_error(y, np.full(4, 0.9))[0] == pytest.approx(0.4)
-
-
 def test_features_map_unseen_and_missing_categories_to_unknown():
     train = pd.DataFrame({"x": [1.0, 3.0], "c": ["a", "b"]})
     spec = FeatureSpec.fit(train, ["x"], ["c"])
@@ -138,7 +130,7 @@ def test_known_bad_model_fails_the_gate(small_data, write_config, tmp_path):
     torch.manual_seed(0)
     model = build_model(features, 8, [16])
     save_model(model, features, tmp_path / "model", embedding_dim=8, hidden=[16])
-    record = evaluate(config, tmp_path / "model", paths["test"], tmp_path / "ev-prepare", tmp_path / "ev-eval", "t1")
+    record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-prepare", tmp_path / "ev-eval", "t1")
     assert record["decision"] == "fail"
     auc = next(c for c in record["checks"] if c["id"] == "evaluate.roc_auc")
     assert not auc["passed"] and auc["value"] < 0.6
@@ -156,5 +148,5 @@ def test_ddp_training_on_two_workers_learns_and_evaluates(small_data, write_conf
     model = LoadedModel(tmp_path / "model")
     proba = model.predict_proba(pd.read_parquet(paths["test"]))
     assert proba.shape == (len(pd.read_parquet(paths["test"])),) and ((0 <= proba) & (proba <= 1)).all()
-    result = evaluate(config, tmp_path / "model", paths["test"], tmp_path / "ev-train", tmp_path / "ev-eval", "t1")
+    result = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-train", tmp_path / "ev-eval", "t1")
     assert result["metrics"]["roc_auc"] > 0.62, result["metrics"]

@@ -1,0 +1,132 @@
+"""The evaluation's checks are checked: metrics agree with scikit-learn and torchmetrics, and known-bad
+models (random weights, shuffled labels, over-confident, biased, memorising) are caught."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from torchmetrics.classification import BinaryCalibrationError
+
+from components.evaluate import evaluate
+from components.evaluation import metrics, privacy
+from components.prepare import prepare
+from components.train.features import FeatureSpec
+from components.train.model import build_model, save_model
+from components.train.step import train
+from pipelines import demo_data
+
+
+def test_metrics_agree_with_scikit_learn_and_torchmetrics():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 5000)
+    proba = np.clip(0.35 * y + rng.uniform(0, 0.65, 5000), 0, 1)
+    perf = metrics.performance(y, proba)
+    assert perf["roc_auc"] == pytest.approx(roc_auc_score(y, proba), abs=1e-12)
+    assert perf["log_loss"] == pytest.approx(log_loss(y, np.clip(proba, 1e-7, 1 - 1e-7)), abs=1e-9)
+    cal = metrics.calibration(y, proba)
+    assert cal["brier"] == pytest.approx(brier_score_loss(y, proba), abs=1e-12)
+    p, t = torch.tensor(proba), torch.tensor(y)
+    assert cal["ece"] == pytest.approx(float(BinaryCalibrationError(n_bins=15, norm="l1")(p, t)), abs=1e-6)
+    assert cal["mce"] == pytest.approx(float(BinaryCalibrationError(n_bins=15, norm="max")(p, t)), abs=1e-6)
+    y4 = np.array([1, 0, 1, 0])
+    assert metrics.calibration(y4, np.full(4, 0.9))["ece"] == pytest.approx(0.4)  # one bin, gap 0.4
+
+
+def prepared(config, tmp_path, name="r"):
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    prepare(config, paths, tmp_path / "ev-prepare", name)
+    return paths
+
+
+def check(record, check_id):
+    return next(c for c in record["checks"] if c["id"] == check_id)
+
+
+def test_random_weights_and_shuffled_labels_fail_the_gate(small_data, write_config, tmp_path):
+    config = write_config(small_data.data)
+    paths = prepared(config, tmp_path)
+    features = FeatureSpec.fit(pd.read_parquet(paths["train"]), config.dataset.numeric, config.dataset.categorical)
+    torch.manual_seed(0)
+    save_model(build_model(features, 8, [16]), features, tmp_path / "random", embedding_dim=8, hidden=[16])
+    random_record = evaluate(config, tmp_path / "random", paths, tmp_path / "ev-prepare", tmp_path / "ev-r", "r")
+    assert random_record["decision"] == "fail" and not check(random_record, "evaluate.roc_auc")["passed"]
+
+    shuffled = pd.read_parquet(paths["train"])
+    shuffled[config.dataset.target] = np.random.default_rng(1).permutation(shuffled[config.dataset.target].to_numpy())
+    shuffled.to_parquet(tmp_path / "shuffled.parquet")
+    train(config, {**paths, "train": tmp_path / "shuffled.parquet"}, tmp_path / "ev-prepare", tmp_path / "shuf",
+          tmp_path / "ev-t", "s")
+    record = evaluate(config, tmp_path / "shuf", paths, tmp_path / "ev-t", tmp_path / "ev-s", "s")
+    assert record["decision"] == "fail" and check(record, "evaluate.roc_auc")["value"] < 0.6
+
+
+def test_an_over_confident_model_fails_calibration_and_passes_after_temperature_scaling(small_data, write_config, tmp_path):
+    config = write_config(small_data.data, gates={"max_ece": 0.08})
+    paths = prepared(config, tmp_path)
+    train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-t", "c")
+    # Over-confidence: multiply the last layer by 6, so every logit is six times too large.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tmp_path / "model" / "model.safetensors"))
+    last = max(k for k in weights if k.startswith("mlp.") and k.endswith(".weight"))
+    for key in (last, last.replace("weight", "bias")):
+        weights[key] = weights[key] * 6
+    save_file(weights, str(tmp_path / "model" / "model.safetensors"))
+    record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-t", tmp_path / "ev-c", "c",
+                      calibrated_dir=tmp_path / "calibrated")
+    assert record["metrics"]["ece_before_scaling"] > 0.08  # would fail the gate as trained
+    assert check(record, "evaluate.ece")["passed"] and record["metrics"]["ece"] <= 0.08
+    assert record["metrics"]["temperature"] > 3
+    import json
+
+    assert json.loads((tmp_path / "calibrated" / "model.json").read_text())["temperature"] == pytest.approx(
+        record["metrics"]["temperature"], rel=1e-4)  # the temperature ships with the model
+
+
+def test_a_model_whose_label_follows_the_sensitive_attribute_fails_the_fairness_gate(write_config, tmp_path):
+    files = demo_data.write_demo_data(tmp_path / "biased", 3000, seed=5)
+    frame = pd.read_parquet(files.data)
+    rng = np.random.default_rng(0)
+    frame[demo_data.TARGET] = (rng.random(len(frame)) < np.where(frame["gender"] == "female", 0.75, 0.1)).astype(int)
+    frame.to_parquet(files.data)
+    config = write_config(files.data, dataset={"categorical": [*demo_data.CATEGORICAL, "gender"], "sensitive": ["gender"]},
+                          gates={"min_auc": 0.5, "max_ece": 0.2, "min_noise_auc_ratio": 0.5})
+    paths = prepared(config, tmp_path)
+    train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-t", "f")
+    record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-t", tmp_path / "ev-f", "f")
+    dp = check(record, "evaluate.fairness.gender.demographic_parity_difference")
+    assert not dp["passed"] and dp["value"] > 0.25 and record["decision"] == "fail"
+
+
+def fit(features, frame, target, hidden, epochs, weight_decay):
+    torch.manual_seed(0)
+    model = build_model(features, 8, hidden)
+    x_num, x_cat = features.tensors(frame)
+    y = torch.tensor(frame[target].to_numpy(), dtype=torch.long)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=weight_decay)
+    for _ in range(epochs):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x_num, x_cat), y).backward()
+        optimizer.step()
+    model.eval()
+
+    @torch.no_grad()
+    def predict(f):
+        return torch.softmax(model(*features.tensors(f)), 1)[:, 1].numpy()
+    return predict
+
+
+def test_a_memorising_model_shows_higher_membership_inference_auc(small_data):
+    frame = pd.read_parquet(small_data.data)
+    members, others = frame.iloc[:200], frame.iloc[1000:1200]
+    features = FeatureSpec.fit(members, demo_data.NUMERIC, demo_data.CATEGORICAL)
+    target = demo_data.TARGET
+
+    def mia(predict):
+        return privacy.membership_inference(
+            privacy.per_row_loss(members[target].to_numpy(), predict(members)),
+            privacy.per_row_loss(others[target].to_numpy(), predict(others)))["mia_auc"]
+
+    memorising = mia(fit(features, members, target, [256, 256], 1500, 0.0))
+    regularised = mia(fit(features, members, target, [8], 15, 0.1))
+    assert memorising > 0.65 and memorising > regularised + 0.15, (memorising, regularised)
