@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.validate_vs_ge
 	$(BIN)/python -m benchmarks.train_throughput
 	$(BIN)/python -m benchmarks.audit_verify
+	$(BIN)/python -m benchmarks.evaluate_speed
 
 clean:
 	rm -rf .govtrain govtrain-pipeline.yaml
