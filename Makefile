@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.train_throughput
 	$(BIN)/python -m benchmarks.audit_verify
 	$(BIN)/python -m benchmarks.evaluate_speed
+	$(BIN)/python -m benchmarks.drift
 
 clean:
 	rm -rf .govtrain govtrain-pipeline.yaml

@@ -109,8 +109,8 @@ def evaluate_op(config_json: str, run_id: str, model: Input[Model], train_data: 
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def register_op(config_json: str, run_id: str, model: Input[Model], parent_evidence: Input[Artifact],
-                evidence: Output[Artifact], bundle: Output[Artifact]):
+def register_op(config_json: str, run_id: str, model: Input[Model], train_data: Input[Dataset],
+                parent_evidence: Input[Artifact], evidence: Output[Artifact], bundle: Output[Artifact]):
     """Seal the ledger, log run + evidence + model to MLflow, register a version with alias challenger."""
     from pathlib import Path
 
@@ -118,4 +118,4 @@ def register_op(config_json: str, run_id: str, model: Input[Model], parent_evide
     from pipelines.config import Config
 
     register(Config.from_json(config_json), Path(model.path), Path(parent_evidence.path), Path(evidence.path),
-             Path(bundle.path), run_id)
+             Path(bundle.path), run_id, train_path=Path(train_data.path))

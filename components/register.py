@@ -44,8 +44,40 @@ def version_tags(by_step: dict[str, dict], ledger: dict, config: Config) -> dict
     return tags
 
 
+REFERENCE_ROWS = 200_000
+
+
+def log_reference_profile(config: Config, train_path: Path) -> dict[str, str]:
+    """The drift job's default reference, computed once: a seeded sample of the train split (all of it up
+    to REFERENCE_ROWS rows) and per-column statistics, with digests. Returns the version tags."""
+    import tempfile
+
+    import mlflow
+    import pandas as pd
+
+    from governance.hashing import sha256_file
+
+    spec = config.dataset
+    train = pd.read_parquet(train_path, columns=[*spec.features, spec.target])
+    sample = train.sample(n=min(len(train), REFERENCE_ROWS), random_state=0) if len(train) > REFERENCE_ROWS else train
+    profile = {"source_sha256": sha256_file(train_path), "source_rows": len(train), "sample_rows": len(sample),
+               "numeric": {c: {"mean": float(sample[c].mean()), "std": float(sample[c].std()),
+                               "quantiles": sample[c].quantile([0, 0.01, 0.25, 0.5, 0.75, 0.99, 1]).tolist(),
+                               "missing": float(sample[c].isna().mean())} for c in spec.numeric},
+               "categorical": {c: sample[c].astype("string").value_counts(normalize=True, dropna=False).head(50)
+                               .rename(index=str).to_dict() for c in spec.categorical},
+               "target_rate": float(sample[spec.target].mean())}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        sample.to_parquet(path, index=False)
+        profile["sample_sha256"] = sha256_file(path)
+        (Path(tmp) / "profile.json").write_text(json.dumps(profile, indent=2))
+        mlflow.log_artifacts(tmp, artifact_path="reference")
+    return {"govtrain.reference.sha256": profile["sample_sha256"], "govtrain.reference.rows": str(len(sample))}
+
+
 def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
-             run_id: str) -> dict[str, Any]:
+             run_id: str, train_path: Path | None = None) -> dict[str, Any]:
     """Idempotent per pipeline run: a retry finds the version this run already created and completes it."""
     import mlflow
     from mlflow import MlflowClient
@@ -90,6 +122,8 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
                                        pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])
 
         tags = version_tags(by_step, ledger, config)
+        if train_path is not None:
+            tags.update(log_reference_profile(config, train_path))
         ensure_registered_model(client, registry.model_name)
         version = client.create_model_version(registry.model_name, source=f"models:/{info.model_id}",
                                               run_id=run.info.run_id, model_id=info.model_id, tags=tags,

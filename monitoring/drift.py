@@ -1,15 +1,17 @@
-"""Data drift of a current batch against the training data, with Evidently's DataDriftPreset.
-
-Evidently picks each column's test by type and size and flags dataset drift when at least
-monitoring.drift_share of the columns drift; govtrain keeps that rule so the answers match Evidently's.
-"""
+"""Data drift of a current batch against the training data: Evidently's tests, thresholds and
+dataset rule (drift when at least monitoring.drift_share of the columns drift), computed on every row
+by monitoring.engine; Evidently's own HTML report on a sample, for people to read."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from components.io import DataError, read_table
+from monitoring.engine import dataset_drift
 from pipelines.config import Config
 
 
@@ -24,54 +26,153 @@ class DriftResult:
     summary: Path
 
 
-def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path) -> DriftResult:
+HTML_SAMPLE_ROWS = 10_000
+
+
+def load_batch(path: Path, name: str, config: Config) -> pd.DataFrame:
+    """The batch's feature columns, or a one-line DataError naming the file, column and problem."""
+    spec = config.dataset
+    missing = [c for c in spec.features if c not in read_columns(path)]
+    if missing:
+        raise DataError(f"{path}: column {missing[0]!r} not found ({name} batch)")
+    frame = read_table(path, columns=spec.features)
+    if len(frame) == 0:
+        raise DataError(f"{path}: the {name} batch has no rows")
+    for column in spec.numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            parsed = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column][parsed.isna() & frame[column].notna()]
+            if len(bad):
+                raise DataError(f"{path}: column {column!r} row {bad.index[0]}: {bad.iloc[0]!r} is not a number "
+                                f"({name} batch)")
+            frame[column] = parsed
+    for column in spec.categorical:
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def evidently_html(config: Config, reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
+    """Evidently's own report for people to read, on seeded samples of at most HTML_SAMPLE_ROWS rows."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     spec = config.dataset
-    columns = spec.features
-    frames = {}
-    for name, path in (("reference", reference_path), ("current", current_path)):
-        frames[name] = read_table(path)
-        missing = [c for c in columns if c not in frames[name].columns]
-        if missing:
-            raise DataError(f"{path}: column {missing[0]!r} not found ({name} batch)")
-        frames[name] = frames[name][columns]
-    definition = DataDefinition(numerical_columns=spec.numeric, categorical_columns=spec.categorical)
-    report = Report([DataDriftPreset(drift_share=config.monitoring.drift_share)])
-    snapshot = report.run(Dataset.from_pandas(frames["current"], data_definition=definition),
-                          Dataset.from_pandas(frames["reference"], data_definition=definition))
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = {name: frame.sample(n=min(len(frame), HTML_SAMPLE_ROWS), random_state=0)
+              for name, frame in (("reference", reference), ("current", current))}
+    # Evidently refuses an all-missing column; the engine already reports it as a finding.
+    usable = [c for c in spec.features if all(f[c].notna().any() for f in sample.values())]
+    definition = DataDefinition(numerical_columns=[c for c in spec.numeric if c in usable],
+                                categorical_columns=[c for c in spec.categorical if c in usable])
+    snapshot = Report([DataDriftPreset(drift_share=config.monitoring.drift_share)]).run(
+        Dataset.from_pandas(sample["current"][usable], data_definition=definition),
+        Dataset.from_pandas(sample["reference"][usable], data_definition=definition))
     html, raw = out_dir / "drift_report.html", out_dir / "drift_report.json"
     snapshot.save_html(str(html))
-    result = snapshot.dict()
-    raw.write_text(json.dumps(result, indent=2, default=str))
+    raw.write_text(json.dumps(snapshot.dict(), indent=2, default=str))
+    return html, raw
 
-    share, per_column = 0.0, []
-    for metric in result["metrics"]:
-        kind = metric["config"]["type"]
-        if kind.endswith("DriftedColumnsCount"):
-            share = float(metric["value"]["share"])
-        elif kind.endswith("ValueDrift"):
-            cfg = metric["config"]
-            # Evidently's convention: p-value tests drift below the threshold, distances above it.
-            is_p_value = "p_value" in cfg["method"].lower() or "test" in cfg["method"].lower()
-            value = float(metric["value"])
-            drifted = value < cfg["threshold"] if is_p_value else value >= cfg["threshold"]
-            per_column.append({"column": cfg["column"], "method": cfg["method"], "value": value,
-                               "threshold": cfg["threshold"], "drifted": drifted})
-    threshold = config.monitoring.drift_share
-    summary = {"drifted": share >= threshold, "drift_share": share, "threshold": threshold,
+
+def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path) -> DriftResult:
+    """Decisions from monitoring.engine on every row (Evidently's tests and thresholds); Evidently's HTML
+    on a sample for reading."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = config.dataset
+    reference = load_batch(reference_path, "reference", config)
+    current = load_batch(current_path, "current", config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # Evidently's report renders while the engine computes
+        rendering = pool.submit(evidently_html, config, reference, current, out_dir)
+        per_column, share, drifted = dataset_drift(reference, current, spec.numeric, spec.categorical,
+                                                   config.monitoring.drift_share)
+        html, raw = rendering.result()
+    extra = sorted(set(read_columns(current_path)) - set(spec.features) - {spec.target, spec.entity_id, spec.timestamp})
+    summary = {"drifted": drifted, "drift_share": share, "threshold": config.monitoring.drift_share,
                "reference": str(reference_path), "current": str(current_path),
-               "reference_rows": len(frames["reference"]), "current_rows": len(frames["current"]),
-               "columns": per_column}
+               "reference_rows": len(reference), "current_rows": len(current), "columns": per_column,
+               "extra_columns_ignored": extra,
+               "html_sample_rows": min(HTML_SAMPLE_ROWS, len(reference), len(current))}
     summary_path = out_dir / "drift_summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))
-    return DriftResult(summary["drifted"], share, threshold, per_column, html, raw, summary_path)
+    return DriftResult(drifted, share, config.monitoring.drift_share, per_column, html, raw, summary_path)
 
 
-def record_drift(config: Config, model_ref: str, result: DriftResult, current_path: Path) -> dict:
+def read_columns(path: Path) -> list[str]:
+    from components.io import format_of, table_columns
+
+    return table_columns(path, format_of(path))
+
+
+WEBHOOK_ENV = "GOVTRAIN_DRIFT_WEBHOOK"
+
+
+def model_reference(config: Config, model_ref: str, dest: Path) -> tuple[Path, Any]:
+    """The reference sample stored with the model version at registration, checked against its digest."""
+    import mlflow
+
+    from governance.hashing import sha256_file
+    from registry.models import RegistryError, client_for, parse_ref, resolve
+
+    version = resolve(client_for(config.registry.tracking_uri), parse_ref(model_ref))
+    expected = version.tags.get("govtrain.reference.sha256")
+    if expected is None:
+        raise RegistryError(f"model {version.name}/{version.version} has no stored reference profile; pass --reference")
+    path = Path(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="reference/reference.parquet",
+                                                    dst_path=str(dest)))
+    if sha256_file(path) != expected:
+        raise DataError(f"model {version.name}/{version.version}: stored reference sample does not match its sha256")
+    return path, version
+
+
+def log_monitoring_run(config: Config, version: Any, result: DriftResult) -> str:
+    """One MLflow run per drift job, in "<experiment>-monitoring", tagged with the model version and root."""
+    import mlflow
+
+    from components.tracking import experiment_id
+
+    client = mlflow.MlflowClient(config.registry.tracking_uri)
+    exp = experiment_id(client, f"{config.registry.experiment}-monitoring", config.registry.tracking_uri)
+    run = client.create_run(exp, run_name=f"drift-{version.name}-v{version.version}", tags={
+        "govtrain.model": version.name, "govtrain.version": str(version.version),
+        "govtrain.ledger_root": version.tags.get("govtrain.ledger_root", ""), "govtrain.drifted": str(result.drifted)})
+    metrics = {"drift_share": result.drift_share, "drifted_columns": sum(c["drifted"] for c in result.columns)}
+    metrics.update({f"drift.{c['column']}": c["value"] for c in result.columns if c["value"] is not None})
+    for name, value in metrics.items():
+        client.log_metric(run.info.run_id, name, float(value))
+    for path in (result.html, result.summary):
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def notify(result: DriftResult, model_label: str, attempts: int = 3, backoff: float = 0.5) -> dict | None:
+    """POST a short JSON to $GOVTRAIN_DRIFT_WEBHOOK on drift, retrying; the outcome is returned, never lost."""
+    import os
+    import time
+    import urllib.request
+
+    url = os.environ.get(WEBHOOK_ENV)
+    if not url or not result.drifted:
+        return None
+    payload = json.dumps({"model": model_label, "drift_share": round(result.drift_share, 4),
+                          "threshold": result.threshold, "report": str(result.html),
+                          "drifted_columns": [c["column"] for c in result.columns if c["drifted"]]}).encode()
+    error = None
+    for attempt in range(1, attempts + 1):
+        try:
+            request = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if 200 <= response.status < 300:
+                    return {"delivered": True, "attempts": attempt, "error": None}
+                error = f"HTTP {response.status}"
+        except OSError as exc:
+            error = str(exc)
+        time.sleep(backoff * 2 ** (attempt - 1))
+    return {"delivered": False, "attempts": attempts, "error": error}
+
+
+def record_drift(config: Config, model_ref: str, result: DriftResult, current_path: Path,
+                 monitoring_run: str | None = None, webhook: dict | None = None) -> dict:
     """Append the drift run to the model's chain, naming the monitored version's ledger root."""
     from governance import chain
     from governance.hashing import sha256_file
@@ -87,4 +188,5 @@ def record_drift(config: Config, model_ref: str, result: DriftResult, current_pa
         checks=[{"id": "drift.share", "value": round(result.drift_share, 6), "threshold": result.threshold,
                  "passed": not result.drifted}],
         details={"summary": summary, "drifted_columns": drifted, "current_sha256": sha256_file(current_path),
-                 "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary)})
+                 "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary),
+                 "mlflow_run_id": monitoring_run, "webhook": webhook})

@@ -141,6 +141,11 @@ def drift(
     from pipelines.run import latest_run_dir
 
     cfg = load_config(config)
+    version = None
+    if reference is None and model is not None:
+        from monitoring.drift import model_reference
+
+        reference, version = model_reference(cfg, model, state_dir() / "drift" / "reference")
     if reference is None:
         latest = latest_run_dir(state_dir())
         if latest is None or not (latest / "data" / "train.parquet").is_file():
@@ -154,16 +159,51 @@ def drift(
                   f"(share {result.drift_share:.2f}, threshold {result.threshold:.2f}): {', '.join(drifted) or '-'}")
     console.print(f"report: {result.html}\nsummary: {result.summary}")
     if model:
-        from monitoring.drift import record_drift
+        from monitoring.drift import log_monitoring_run, notify, record_drift
+        from registry.models import client_for, parse_ref, resolve
 
-        record = record_drift(cfg, model, result, current)
-        console.print(f"recorded in the chain of {record['model']} version {record['version']} (record {record['hash'][:12]})")
+        version = version or resolve(client_for(cfg.registry.tracking_uri), parse_ref(model))
+        run_id = log_monitoring_run(cfg, version, result)
+        webhook = notify(result, f"{version.name}/{version.version}")
+        if webhook is not None:
+            line = ("delivered" if webhook["delivered"] else "[red]NOT delivered[/]") + f" after {webhook['attempts']} attempt(s)"
+            console.print(f"webhook: {line}{': ' + webhook['error'] if webhook['error'] else ''}")
+        record = record_drift(cfg, model, result, current, monitoring_run=run_id, webhook=webhook)
+        console.print(f"MLflow monitoring run {run_id}; recorded in the chain of {record['model']} version "
+                      f"{record['version']} (record {record['hash'][:12]})")
     raise typer.Exit(1 if result.drifted else 0)
 
 
 KeyOption = Annotated[Optional[list[str]], typer.Option(
     "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: governance.public_keys.")]
 ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]
+
+
+@app.command("drift-history")
+@user_errors
+def drift_history(
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    out: Annotated[Optional[Path], typer.Option(help="PNG of drift share over time.")] = None,
+) -> None:
+    """Past drift runs of a model (from its chain): when, which version, drift share, drifted columns; and a PNG."""
+    from rich.table import Table
+
+    from monitoring.history import drift_history as history_of, plot_history
+
+    rows = history_of(load_config(config), model)
+    if not rows:
+        console.print(f"{model}: no drift runs recorded (run `govtrain drift --model {model} ...`)")
+        return
+    table = Table(title=f"{model}: drift history", title_justify="left")
+    for column in ("when", "version", "share", "threshold", "result", "drifted columns"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["at"][:19], row["version"], f"{row['share']:.2f}", f"{row['threshold']:.2f}",
+                      "DRIFT" if row["drifted"] else "ok", ", ".join(row["columns"]))
+    console.print(table)
+    png = plot_history(rows, out or state_dir() / "drift" / f"history-{model}.png")
+    console.print(f"plot: {png}")
 
 
 @audit_app.command("verify")

@@ -39,7 +39,7 @@ def build_training_pipeline(config: Config | None = None):
                                        parent_evidence=train.outputs["evidence"]))
             with dsl.If(evaluate.outputs["Output"] == "pass", name="model-gate-passed"):
                 k8s(register_op(config_json=config_json, run_id=run_id, model=evaluate.outputs["calibrated_model"],
-                                parent_evidence=evaluate.outputs["evidence"]))
+                                train_data=splits["train"], parent_evidence=evaluate.outputs["evidence"]))
             with dsl.Else(name="model-gate-failed"):
                 k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]))
         with dsl.Else(name="data-gate-failed"):

@@ -3,6 +3,9 @@ duties, rollback, a drift run, then audit verify / export / report, and a tamper
 import getpass
 import hashlib
 import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import pytest
@@ -10,9 +13,38 @@ from mlflow import MlflowClient
 
 from governance import signing
 from governance.audit import audit_export, audit_model, export, report
-from monitoring.drift import record_drift, run_drift
+from monitoring.drift import WEBHOOK_ENV, log_monitoring_run, model_reference, notify, record_drift, run_drift
+from monitoring.history import drift_history
 from pipelines.run import run_local
 from registry.lifecycle import Refused, history, promote, rollback
+
+
+class FlakyWebhook:
+    """A webhook receiver on 127.0.0.1 that answers 500 to its first `failures` requests."""
+
+    def __init__(self, failures: int):
+        self.bodies: list[bytes] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                hook.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(500 if len(hook.bodies) <= failures else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
 
 
 @pytest.fixture
@@ -53,8 +85,32 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     tags = client.get_registered_model("life-credit").tags
     assert sum(k.startswith("govtrain.alias_history.") for k in tags) == 3
 
-    drift = run_drift(config, small_data.current, small_data.data, tmp_path / "drift")
-    record_drift(config, "life-credit@champion", drift, small_data.current)
+    # Drift against the reference stored with the version at registration, logged as a monitoring run,
+    # alerted through a webhook that fails twice before it answers, and recorded in the chain.
+    reference, version = model_reference(config, "life-credit@champion", tmp_path / "ref")
+    assert version.version == first.registration["version"]
+    drift = run_drift(config, small_data.current, reference, tmp_path / "drift")
+    assert drift.drifted
+    monitoring_run = log_monitoring_run(config, version, drift)
+    assert MlflowClient(mlflow_server).get_run(monitoring_run).data.metrics["drift_share"] == drift.drift_share
+    with FlakyWebhook(failures=2) as hook:
+        os.environ[WEBHOOK_ENV] = hook.url
+        try:
+            delivered = notify(drift, "life-credit/1", backoff=0.01)
+        finally:
+            del os.environ[WEBHOOK_ENV]
+    assert delivered == {"delivered": True, "attempts": 3, "error": None}
+    assert json.loads(hook.bodies[-1])["drifted_columns"]
+    with FlakyWebhook(failures=10) as hook:
+        os.environ[WEBHOOK_ENV] = hook.url
+        try:
+            lost = notify(drift, "life-credit/1", attempts=3, backoff=0.01)
+        finally:
+            del os.environ[WEBHOOK_ENV]
+    assert lost["delivered"] is False and lost["attempts"] == 3 and "500" in lost["error"]
+    record_drift(config, "life-credit@champion", drift, small_data.current, monitoring_run=monitoring_run,
+                 webhook=delivered)
+    assert [row["drifted"] for row in drift_history(config, "life-credit")] == [True]
 
     # Through MLflow: bundle, signature, registry tag and chain all hold; the champion's life is in it.
     audit = audit_model(config, "life-credit@champion")
