@@ -82,10 +82,10 @@ def champion_comparison(config: Config, test: pd.DataFrame, y: np.ndarray, auc: 
         version = mlflow.MlflowClient(config.registry.tracking_uri).get_model_version_by_alias(name, "champion")
     except MlflowException:
         return None
+    from registry.models import load_version_model
+
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=tmp))
-        model_dir = next(p.parent for p in local.rglob(CONFIG_FILE))
-        champion_auc = float(roc_auc_score(y, LoadedModel(model_dir).predict_proba(test)))
+        champion_auc = float(roc_auc_score(y, load_version_model(version, Path(tmp)).predict_proba(test)))
     return {"version": version.version, "champion_auc": champion_auc, "auc": auc,
             "drop": champion_auc - auc, "relative_drop": (champion_auc - auc) / champion_auc}
 

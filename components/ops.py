@@ -5,7 +5,7 @@ They run unchanged under kfp.local (the project is installed in the venv) and on
 COMPONENT_IMAGE), since install_kfp_package=False and nothing else is installed at run time.
 """
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from pipelines.config import COMPONENT_IMAGE
 
@@ -119,3 +119,20 @@ def register_op(config_json: str, run_id: str, model: Input[Model], train_data: 
 
     register(Config.from_json(config_json), Path(model.path), Path(parent_evidence.path), Path(evidence.path),
              Path(bundle.path), run_id, train_path=Path(train_data.path))
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def drift_op(config_json: str, model: str, current: str, report: Output[HTML], summary: Output[Artifact],
+             metrics: Output[Metrics]) -> str:
+    """The drift job for a registered model on a current batch; returns "drift" or "no drift"."""
+    import shutil
+    from pathlib import Path
+
+    from monitoring.job import drift_job
+    from pipelines.config import Config
+
+    job = drift_job(Config.from_json(config_json), Path(current), model=model or None, out_dir=Path(summary.path))
+    shutil.copyfile(job.result.html, report.path)
+    metrics.log_metric("drift_share", job.result.drift_share)
+    metrics.log_metric("drifted_columns", sum(c["drifted"] for c in job.result.columns))
+    return "drift" if job.result.drifted else "no drift"

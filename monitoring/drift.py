@@ -72,7 +72,29 @@ def evidently_html(config: Config, reference: pd.DataFrame, current: pd.DataFram
     return html, raw
 
 
-def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path) -> DriftResult:
+def model_drift(config: Config, model: Any, reference_path: Path, current_path: Path) -> dict:
+    """Prediction drift on the model's scores, and target and performance drift when both batches carry
+    the label. Reported beside the feature columns; prediction drift also counts as drift."""
+    from sklearn.metrics import roc_auc_score
+
+    from monitoring.engine import column_drift
+
+    target = config.dataset.target
+    frames = {name: read_table(path) for name, path in (("reference", reference_path), ("current", current_path))}
+    scores = {name: pd.Series(model.predict_proba(frame)) for name, frame in frames.items()}
+    out = {"prediction": column_drift(scores["reference"], scores["current"], numeric=True)}
+    if all(target in frame.columns for frame in frames.values()):
+        labels = {name: frame[target] for name, frame in frames.items()}
+        out["target"] = column_drift(labels["reference"], labels["current"], numeric=False)
+        auc = {name: float(roc_auc_score(labels[name], scores[name])) if labels[name].nunique() == 2 else None
+               for name in frames}
+        out["performance"] = {"reference_auc": auc["reference"], "current_auc": auc["current"],
+                              "auc_drop": (auc["reference"] - auc["current"]) if None not in auc.values() else None}
+    return out
+
+
+def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path,
+              model: Any | None = None) -> DriftResult:
     """Decisions from monitoring.engine on every row (Evidently's tests and thresholds); Evidently's HTML
     on a sample for reading."""
     from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +109,10 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
                                                    config.monitoring.drift_share)
         html, raw = rendering.result()
     extra = sorted(set(read_columns(current_path)) - set(spec.features) - {spec.target, spec.entity_id, spec.timestamp})
-    summary = {"drifted": drifted, "drift_share": share, "threshold": config.monitoring.drift_share,
+    of_model = model_drift(config, model, reference_path, current_path) if model is not None else {}
+    if of_model.get("prediction", {}).get("drifted"):
+        drifted = True
+    summary = {"drifted": drifted, "drift_share": share, "threshold": config.monitoring.drift_share, **of_model,
                "reference": str(reference_path), "current": str(current_path),
                "reference_rows": len(reference), "current_rows": len(current), "columns": per_column,
                "extra_columns_ignored": extra,

@@ -1,9 +1,9 @@
 """The govtrain command."""
 from __future__ import annotations
 
+import json
 import os
 import traceback
-from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -93,11 +93,12 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
 def compile_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the KFP pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Bake this config in as the default.")] = None,
+    pipeline: Annotated[str, typer.Option(help="training, or drift (for a recurring run).")] = "training",
 ) -> None:
-    """Compile the training pipeline to KFP IR YAML for a cluster."""
+    """Compile the training (or drift) pipeline to KFP IR YAML for a cluster."""
     from pipelines.run import compile_pipeline
 
-    path = compile_pipeline(out, load_config(config) if config else None)
+    path = compile_pipeline(out, load_config(config) if config else None, pipeline)
     console.print(f"wrote {path}")
 
 
@@ -131,46 +132,36 @@ def submit(
 @user_errors
 def drift(
     current: Annotated[Path, typer.Option(help="The current batch (CSV or Parquet).")],
-    reference: Annotated[Optional[Path], typer.Option(help="Reference batch; default: train split of the latest run.")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Reference batch; default: the --model version's stored reference, else the latest local train split.")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     out: Annotated[Optional[Path], typer.Option(help="Report folder; default under the state folder.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Record the run in this model's chain (NAME[@alias|/version]).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Monitor this model version (NAME[@alias|/version]): its reference, prediction drift, MLflow run, chain record, webhook.")] = None,
 ) -> None:
-    """Evidently data-drift report of a current batch. Exit 0 no drift, 1 drift, 2 error."""
-    from monitoring.drift import run_drift
-    from pipelines.run import latest_run_dir
+    """Data drift of a current batch (Evidently's tests on every row). Exit 0 no drift, 1 drift, 2 error."""
+    from monitoring.job import drift_job
 
-    cfg = load_config(config)
-    version = None
-    if reference is None and model is not None:
-        from monitoring.drift import model_reference
-
-        reference, version = model_reference(cfg, model, state_dir() / "drift" / "reference")
-    if reference is None:
-        latest = latest_run_dir(state_dir())
-        if latest is None or not (latest / "data" / "train.parquet").is_file():
-            raise FileNotFoundError("no --reference given and no local run with a train split; run `govtrain run` first")
-        reference = latest / "data" / "train.parquet"
-    out = out or state_dir() / "drift" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    result = run_drift(cfg, current, reference, out)
+    job = drift_job(load_config(config), current, reference, model, out)
+    result = job.result
     drifted = [c["column"] for c in result.columns if c["drifted"]]
     verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
     console.print(f"{verdict}: {len(drifted)}/{len(result.columns)} columns drifted "
                   f"(share {result.drift_share:.2f}, threshold {result.threshold:.2f}): {', '.join(drifted) or '-'}")
+    details = json.loads(result.summary.read_text())
+    if "prediction" in details:
+        p = details["prediction"]
+        console.print(f"prediction drift: {p['method']} {p['value']:.4f} (threshold {p['threshold']}) "
+                      f"{'[red]DRIFT[/]' if p['drifted'] else 'ok'}")
+    if "performance" in details and details["performance"]["auc_drop"] is not None:
+        perf = details["performance"]
+        console.print(f"labelled batch: AUC {perf['current_auc']:.4f} vs {perf['reference_auc']:.4f} on the reference")
     console.print(f"report: {result.html}\nsummary: {result.summary}")
-    if model:
-        from monitoring.drift import log_monitoring_run, notify, record_drift
-        from registry.models import client_for, parse_ref, resolve
-
-        version = version or resolve(client_for(cfg.registry.tracking_uri), parse_ref(model))
-        run_id = log_monitoring_run(cfg, version, result)
-        webhook = notify(result, f"{version.name}/{version.version}")
-        if webhook is not None:
-            line = ("delivered" if webhook["delivered"] else "[red]NOT delivered[/]") + f" after {webhook['attempts']} attempt(s)"
-            console.print(f"webhook: {line}{': ' + webhook['error'] if webhook['error'] else ''}")
-        record = record_drift(cfg, model, result, current, monitoring_run=run_id, webhook=webhook)
-        console.print(f"MLflow monitoring run {run_id}; recorded in the chain of {record['model']} version "
-                      f"{record['version']} (record {record['hash'][:12]})")
+    if job.webhook is not None:
+        hook = job.webhook
+        line = ("delivered" if hook["delivered"] else "[red]NOT delivered[/]") + f" after {hook['attempts']} attempt(s)"
+        console.print(f"webhook: {line}{': ' + hook['error'] if hook['error'] else ''}")
+    if job.record is not None:
+        console.print(f"MLflow monitoring run {job.monitoring_run}; recorded in the chain of {job.record['model']} "
+                      f"version {job.record['version']} (record {job.record['hash'][:12]})")
     raise typer.Exit(1 if result.drifted else 0)
 
 

@@ -177,13 +177,18 @@ def latest_run_dir(state: Path) -> Path | None:
     return state / "runs" / marker.read_text().strip() if marker.is_file() else None
 
 
-def compile_pipeline(out: Path, config: Config | None = None) -> Path:
-    """Write the KFP IR YAML; with a config, it becomes the default of the config_json parameter."""
+def compile_pipeline(out: Path, config: Config | None = None, pipeline: str = "training") -> Path:
+    """Write the KFP IR YAML of the training or the drift pipeline; with a config, it becomes the default
+    of the config_json parameter and the cluster settings apply."""
     from kfp import compiler
 
+    from pipelines.drift_pipeline import build_drift_pipeline
     from pipelines.training import build_training_pipeline
 
+    builders = {"training": build_training_pipeline, "drift": build_drift_pipeline}
+    if pipeline not in builders:
+        raise ValueError(f"--pipeline {pipeline!r}: choose one of {', '.join(builders)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {"config_json": config.to_json()} if config else None
-    compiler.Compiler().compile(build_training_pipeline(config), package_path=str(out), pipeline_parameters=params)
+    compiler.Compiler().compile(builders[pipeline](config), package_path=str(out), pipeline_parameters=params)
     return out

@@ -71,3 +71,14 @@ def fetch_bundle(client: Any, version: Any, dest: Path | None = None) -> Path:
     if not (bundle / "ledger.json").is_file():
         raise RegistryError(f"model {version.name}/{version.version}: its MLflow run has no evidence/ledger.json")
     return bundle
+
+
+def load_version_model(version: Any, dest: Path | None = None) -> Any:
+    """The version's trained model (safetensors + model.json, temperature included), no pickle."""
+    import mlflow
+
+    from components.train.model import CONFIG_FILE, LoadedModel
+
+    dest = Path(dest or tempfile.mkdtemp(prefix="govtrain-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=str(dest)))
+    return LoadedModel(next(p.parent for p in local.rglob(CONFIG_FILE)))

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from kfp import components
 
-from tests.conftest import base_config
+from tests.conftest import ROOT, base_config
 
 
 def govtrain(*args, cwd=None):
@@ -91,3 +91,16 @@ def test_drift_exit_codes(small_data, tmp_path):
 def test_audit_verify_exit_codes(tmp_path):
     result = govtrain("audit", "verify", tmp_path)
     assert result.returncode == 1 and "no ledger here" in result.stderr
+
+
+def test_compile_the_drift_pipeline_for_a_recurring_run(tmp_path):
+    out = tmp_path / "drift.yaml"
+    result = govtrain("compile", "--pipeline", "drift", "--out", out, "--config", ROOT / "configs" / "cluster.yaml")
+    assert result.returncode == 0, result.stderr
+    assert components.load_component_from_file(str(out)).name == "govtrain-drift"
+    spec, platform = yaml.safe_load_all(out.read_text())
+    assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"config_json", "current", "model"}
+    assert spec["root"]["inputDefinitions"]["parameters"]["model"]["defaultValue"] == "govtrain-credit@champion"
+    assert "exec-drift-op" in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    bad = govtrain("compile", "--pipeline", "nightly", "--out", out)
+    assert_one_line_error(bad, "--pipeline 'nightly': choose one of training, drift")

@@ -17,6 +17,7 @@ from monitoring.drift import WEBHOOK_ENV, log_monitoring_run, model_reference, n
 from monitoring.history import drift_history
 from pipelines.run import run_local
 from registry.lifecycle import Refused, history, promote, rollback
+from registry.models import load_version_model
 
 
 class FlakyWebhook:
@@ -89,8 +90,11 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     # alerted through a webhook that fails twice before it answers, and recorded in the chain.
     reference, version = model_reference(config, "life-credit@champion", tmp_path / "ref")
     assert version.version == first.registration["version"]
-    drift = run_drift(config, small_data.current, reference, tmp_path / "drift")
+    drift = run_drift(config, small_data.current, reference, tmp_path / "drift", model=load_version_model(version))
     assert drift.drifted
+    summary = json.loads(drift.summary.read_text())
+    assert summary["prediction"]["method"] == "Wasserstein distance (normed)" and summary["prediction"]["value"] > 0
+    assert summary["performance"]["reference_auc"] > 0.6 and "target" in summary  # the demo batch is labelled
     monitoring_run = log_monitoring_run(config, version, drift)
     assert MlflowClient(mlflow_server).get_run(monitoring_run).data.metrics["drift_share"] == drift.drift_share
     with FlakyWebhook(failures=2) as hook:
