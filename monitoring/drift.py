@@ -106,7 +106,7 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
     with ThreadPoolExecutor(max_workers=1) as pool:  # Evidently's report renders while the engine computes
         rendering = pool.submit(evidently_html, config, reference, current, out_dir)
         per_column, share, drifted = dataset_drift(reference, current, spec.numeric, spec.categorical,
-                                                   config.monitoring.drift_share)
+                                                   config.monitoring.drift_share, config.monitoring.column_tests)
         html, raw = rendering.result()
     extra = sorted(set(read_columns(current_path)) - set(spec.features) - {spec.target, spec.entity_id, spec.timestamp})
     of_model = model_drift(config, model, reference_path, current_path) if model is not None else {}

@@ -79,14 +79,39 @@ def _distinct_up_to(reference: pd.Series, current: pd.Series, limit: int) -> int
     return head if head >= limit else pd.concat([reference, current]).nunique()
 
 
-def column_drift(reference: pd.Series, current: pd.Series, numeric: bool) -> dict:
-    """{method, value, threshold, drifted} for one column; missing values dropped as Evidently does."""
+CONFIGURED = {  # monitoring.column_tests methods: (name in reports, p-value test?)
+    "wasserstein": ("Wasserstein distance (normed)", False), "jensenshannon": ("Jensen-Shannon distance", False),
+    "ks": ("K-S p_value", True), "chisquare": ("chi-square p_value", True), "z": ("Z-test p_value", True)}
+
+
+def _configured(reference: pd.Series, current: pd.Series, numeric: bool, method: str, threshold: float) -> dict:
+    if method == "wasserstein":
+        ref = reference.to_numpy(dtype=float)
+        value = wasserstein(ref, current.to_numpy(dtype=float)) / max(float(np.std(ref)), 0.001)
+    elif method == "jensenshannon":
+        value = _jensen_shannon(reference, current, numeric)
+    elif method == "ks":
+        value = float(stats.ks_2samp(reference.to_numpy(), current.to_numpy())[1])
+    elif method == "chisquare":
+        value = _chi_square(reference, current)
+    else:
+        value = _z_test(reference, current)
+    name, p_value = CONFIGURED[method]
+    return {"method": name, "value": value, "threshold": threshold,
+            "drifted": value < threshold if p_value else value >= threshold, "configured": True}
+
+
+def column_drift(reference: pd.Series, current: pd.Series, numeric: bool, test=None) -> dict:
+    """{method, value, threshold, drifted} for one column; missing values dropped as Evidently does.
+    `test` (a monitoring.column_tests entry) replaces Evidently's automatic choice."""
     reference = reference.replace([np.inf, -np.inf], np.nan).dropna()
     current = current.replace([np.inf, -np.inf], np.nan).dropna()
     if len(reference) == 0 or len(current) == 0:
         side = "reference" if len(reference) == 0 else "current"
         return {"method": "none", "value": None, "threshold": None, "drifted": True,
                 "finding": f"no non-missing values in the {side} batch"}
+    if test is not None:
+        return _configured(reference, current, numeric, test.method, test.threshold)
     distinct = _distinct_up_to(reference, current, 21)
     if len(reference) <= 1000:
         if numeric and distinct > 5:
@@ -106,13 +131,14 @@ def column_drift(reference: pd.Series, current: pd.Series, numeric: bool) -> dic
 
 
 def dataset_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
-                  drift_share: float) -> tuple[list[dict], float, bool]:
+                  drift_share: float, tests: dict | None = None) -> tuple[list[dict], float, bool]:
     """Columns in parallel threads: the heavy parts (sorting for Wasserstein, histograms) release the GIL."""
     from concurrent.futures import ThreadPoolExecutor
 
     names = [*numeric, *categorical]
     with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
-        results = list(pool.map(lambda c: column_drift(reference[c], current[c], c in numeric), names))
+        results = list(pool.map(lambda c: column_drift(reference[c], current[c], c in numeric, (tests or {}).get(c)),
+                                names))
     columns = [{"column": c, **r} for c, r in zip(names, results)]
     share = sum(c["drifted"] for c in columns) / len(columns)
     return columns, share, share >= drift_share

@@ -197,8 +197,15 @@ class RegistrySpec(_Strict):
     datasheet: dict[str, str] = Field(default_factory=dict)
 
 
+class ColumnTest(_Strict):
+    """Overrides Evidently's automatic choice for one column."""
+    method: Literal["wasserstein", "jensenshannon", "ks", "chisquare", "z"]
+    threshold: float = Field(gt=0)  # p-value tests drift below it, distances at or above it
+
+
 class MonitoringSpec(_Strict):
     drift_share: float = Field(0.5, gt=0, le=1)  # dataset drift when this share of columns drifts (Evidently's rule)
+    column_tests: dict[str, ColumnTest] = Field(default_factory=dict)  # per column; others: Evidently's defaults
 
 
 class ArtefactLink(_Strict):

@@ -84,3 +84,15 @@ def test_wasserstein_equals_scipy(sizes):
     rng = np.random.default_rng(sizes[1])
     u, v = rng.normal(0, 1, sizes[0]), rng.gamma(2, 1, sizes[1])
     assert wasserstein(u, v) == pytest.approx(stats.wasserstein_distance(u, v), rel=1e-9)
+
+
+def test_a_configured_column_test_replaces_evidentlys_choice(small_data, write_config, tmp_path):
+    config = write_config(small_data.data, monitoring={"column_tests": {
+        "income": {"method": "ks", "threshold": 1e-300}, "region": {"method": "chisquare", "threshold": 0.05}}})
+    result = run_drift(config, small_data.current, small_data.data, tmp_path / "out")
+    income = next(c for c in result.columns if c["column"] == "income")
+    assert income["method"] == "K-S p_value" and income["configured"] and not income["drifted"]  # an absurd threshold
+    region = next(c for c in result.columns if c["column"] == "region")
+    assert region["method"] == "chisquare p_value".replace("chisquare", "chi-square")
+    age = next(c for c in result.columns if c["column"] == "age")
+    assert age["method"] == "Wasserstein distance (normed)" and "configured" not in age
