@@ -75,6 +75,21 @@ def seal_op(run_id: str, stopped_at: str, evidence: Input[Artifact], bundle: Out
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def seal_on_exit_op(run_id: str, status: dsl.PipelineTaskFinalStatus, bundle: Output[Artifact]):
+    """The exit handler on a cluster: a run that failed or was cancelled is still sealed, from the evidence
+    its steps mirrored to the work volume, with an error record."""
+    import os
+    from pathlib import Path
+
+    from components.seal import seal_on_exit
+    from governance.evidence import MIRROR_ENV
+
+    if os.environ.get(MIRROR_ENV):
+        seal_on_exit(Path(os.environ[MIRROR_ENV]), Path(bundle.path), run_id, status.state,
+                     status.pipeline_task_name, status.error_message or "")
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_op(config_json: str, run_id: str, train_data: Input[Dataset], val_data: Input[Dataset],
              parent_evidence: Input[Artifact], model: Output[Model], evidence: Output[Artifact]):
     """Train the tabular MLP with DistributedDataParallel: torchrun here, or a PyTorchJob (training.backend)."""

@@ -19,3 +19,29 @@ def seal_errored_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path
     evidence.details = {"failed_step": failed_step, "error": message}
     evidence.finish("error")
     return seal(work_dir, bundle_dir, run_id=run_id, outcome=f"error at {failed_step}: {message}")
+
+
+def seal_on_exit(mirror_root: Path, bundle_dir: Path, run_id: str, state: str, failed_task: str,
+                 message: str) -> dict | None:
+    """The exit handler of a cluster run: if the run did not succeed, seal what its steps mirrored to
+    the work volume, plus an error record naming the failed task. Returns the ledger, or None."""
+    import json
+    import shutil
+
+    if state == "SUCCEEDED":
+        return None  # registered, or sealed by the seal step at a failed gate
+    mirror = mirror_root / run_id / "evidence"
+    if not (mirror / "records").is_dir():
+        return None  # nothing ran far enough to record anything
+    work = bundle_dir.parent / "exit-evidence"
+    shutil.copytree(mirror, work, dirs_exist_ok=True)
+    records = [json.loads(p.read_bytes()) for p in (work / "records").glob("*.json")]
+    referenced = {parent for r in records for parent in r["parents"]}
+    leaves = sorted(r["hash"] for r in records if r["hash"] not in referenced)
+    (work / "HEAD").write_text("")  # a StepEvidence folder; the leaves become the error record's parents
+    evidence = StepEvidence("seal", work.parent / "exit-seal", run_id=run_id, config_digest="", parents=[work])
+    evidence.parents = leaves
+    evidence.details = {"failed_step": failed_task, "error": message, "final_state": state}
+    evidence.finish("error")
+    return seal(work.parent / "exit-seal", bundle_dir, run_id=run_id,
+                outcome=f"{state.lower()} at {failed_task}: {message}")

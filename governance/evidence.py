@@ -23,6 +23,9 @@ from governance.hashing import canonical_json, jsonable, record_hash, sha256_fil
 from governance.rmf import STEP_RMF
 
 
+MIRROR_ENV = "GOVTRAIN_EVIDENCE_MIRROR"  # set by the compiled pipeline on a cluster (pipelines/platform.py)
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -149,4 +152,17 @@ class StepEvidence:
         records.mkdir(exist_ok=True)
         (records / f"{record['hash']}.json").write_bytes(canonical_json(record))
         (self.out_dir / "HEAD").write_text(record["hash"] + "\n")
+        self._mirror(record)
         return record
+
+    def _mirror(self, record: dict[str, Any]) -> None:
+        """On a cluster, also keep the record and its files on the shared work volume, so the pipeline's
+        exit handler can seal a run whose later step crashed (KFP gives it no upstream artifacts)."""
+        root = os.environ.get(MIRROR_ENV)
+        if not root:
+            return
+        mirror = Path(root) / self.run_id / "evidence"
+        (mirror / "records").mkdir(parents=True, exist_ok=True)
+        (mirror / "records" / f"{record['hash']}.json").write_bytes(canonical_json(record))
+        if (self.out_dir / "files" / self.step).is_dir():
+            shutil.copytree(self.out_dir / "files" / self.step, mirror / "files" / self.step, dirs_exist_ok=True)

@@ -3,6 +3,7 @@ platform settings, and a local run compiles the pipeline without them, so compon
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
+from governance.evidence import MIRROR_ENV
 from pipelines.config import Config
 
 
@@ -12,6 +13,8 @@ def on_cluster(task: PipelineTask, config: Config | None, *, train_step: bool = 
     cluster = config.cluster
     kubernetes.set_image_pull_policy(task, cluster.image_pull_policy)
     kubernetes.mount_pvc(task, pvc_name=cluster.work_volume_claim, mount_path=cluster.work_mount)
+    # Every record is mirrored to the work volume, so the exit handler can seal a crashed run.
+    task.set_env_variable(MIRROR_ENV, f"{cluster.work_mount.rstrip('/')}/runs")
     if cluster.credentials_secret:
         kubernetes.use_secret_as_env(task, secret_name=cluster.credentials_secret,
                                      secret_key_to_env={key: key for key in cluster.credentials_keys}, optional=True)

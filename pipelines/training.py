@@ -2,8 +2,8 @@
 -> gate -> register. A run that stops at a gate is still sealed, by the seal step in the else-branch."""
 from kfp import dsl
 
-from components.ops import (data_gate_op, evaluate_op, leakage_op, prepare_op, register_op, seal_op, train_op,
-                            validate_op)
+from components.ops import (data_gate_op, evaluate_op, leakage_op, prepare_op, register_op, seal_on_exit_op,
+                            seal_op, train_op, validate_op)
 from pipelines.config import Config
 from pipelines.platform import on_cluster
 
@@ -18,8 +18,7 @@ def build_training_pipeline(config: Config | None = None):
     def k8s(task, **kwargs):
         return on_cluster(task, config, **kwargs)
 
-    @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
-    def training_pipeline(config_json: str, run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER):
+    def steps(config_json, run_id):
         prepare = k8s(prepare_op(config_json=config_json, run_id=run_id))
         splits = {name: prepare.outputs[name] for name in ("train", "val", "test")}
 
@@ -44,6 +43,14 @@ def build_training_pipeline(config: Config | None = None):
                 k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]))
         with dsl.Else(name="data-gate-failed"):
             k8s(seal_op(run_id=run_id, stopped_at="data_gate", evidence=data_gate.outputs["evidence"]))
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
+    def training_pipeline(config_json: str, run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER):
+        if config is None:  # kfp.local: run_local seals a crashed run itself
+            steps(config_json, run_id)
+            return
+        with dsl.ExitHandler(k8s(seal_on_exit_op(run_id=run_id)), name="seal-if-failed"):
+            steps(config_json, run_id)
 
     return training_pipeline
 

@@ -152,3 +152,26 @@ def test_chain_names_the_first_record_that_does_not_hold(tmp_path):
     files[2].unlink()  # dropping a record breaks the sequence at the next one
     dropped = chain.verify_chain(tmp_path, "m")
     assert not dropped.ok and "000004" in dropped.problem
+
+
+def test_exit_handler_seals_a_failed_cluster_run_from_the_mirrored_evidence(tmp_path, monkeypatch):
+    from components.seal import seal_on_exit
+    from governance.evidence import MIRROR_ENV
+
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "runs"))
+    first = StepEvidence("prepare", tmp_path / "e1", run_id="job-7", config_digest="c" * 64)
+    first.write_json("splits.json", {"rows": 100})
+    first.finish()
+    second = StepEvidence("validate", tmp_path / "e2", run_id="job-7", config_digest="c" * 64, parents=[tmp_path / "e1"])
+    second.write_json("ge.json", {"ok": True})
+    head = second.finish()["hash"]
+    # The train step crashed: no artifact reaches the exit handler, but the work volume has the records.
+    assert seal_on_exit(tmp_path / "runs", tmp_path / "ok", "job-7", "SUCCEEDED", "", "") is None
+    ledger = seal_on_exit(tmp_path / "runs", tmp_path / "bundle", "job-7", "FAILED", "train-op", "OOMKilled")
+    assert ledger["outcome"] == "failed at train-op: OOMKilled"
+    last = ledger["records"][-1]
+    assert (last["step"], last["decision"], last["parents"]) == ("seal", "error", [head])
+    assert [r["step"] for r in ledger["records"]] == ["prepare", "validate", "seal"]
+    result = verify(tmp_path / "bundle")
+    assert result.ok, result.problem
+    assert result.files_checked == 2

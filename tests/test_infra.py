@@ -211,3 +211,15 @@ def test_submit_sends_the_compiled_pipeline_with_the_config_and_service_account(
     assert json.loads(run["runtime_config"]["parameters"]["config_json"]) == json.loads(config.to_json())
     assert "platform_spec" in run["pipeline_spec"] and run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == \
         "govtrain-training"
+
+
+def test_cluster_pipeline_seals_failed_runs_in_an_exit_handler(tmp_path):
+    config = load_config(ROOT / "configs" / "cluster.yaml")
+    result = submit(config, ROOT / "configs" / "cluster.yaml", tmp_path / "p.yaml", None, None, "govtrain", None,
+                    dry_run=True)
+    spec, _ = list(yaml.safe_load_all(result.package.read_text()))
+    exit_task = spec["root"]["dag"]["tasks"]["seal-on-exit-op"]
+    assert exit_task["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert exit_task["dependentTasks"] == ["exit-handler-1"]
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        assert {"name": "GOVTRAIN_EVIDENCE_MIRROR", "value": "/mnt/govtrain/runs"} in executor["container"]["env"], name
