@@ -68,7 +68,8 @@ def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
     assert loaded.name == "govtrain-training"
     spec, platform = yaml.safe_load_all(out.read_text())  # with --config: the cluster's platform spec too
     assert "exec-train-op" in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    tasks = spec["root"]["dag"]["tasks"]
+    assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "seal-on-exit-op"}  # a cluster run always seals
+    tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert {"prepare-op", "validate-op", "leakage-op", "data-gate-op"} <= set(tasks)
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}
