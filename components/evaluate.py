@@ -151,7 +151,8 @@ def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], pare
     lap("privacy")
 
     shifted, source = shifted_batch(config, test)
-    shifted_conf = np.maximum(model.predict_proba(shifted), 1 - model.predict_proba(shifted))
+    shifted_proba = model.predict_proba(shifted)
+    shifted_conf = np.maximum(shifted_proba, 1 - shifted_proba)
     test_conf = np.maximum(proba, 1 - proba)
     ood = {"source": source, "rows": len(shifted),
            "auroc": float(roc_auc_score(np.r_[np.zeros(len(test_conf)), np.ones(len(shifted_conf))],

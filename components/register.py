@@ -150,10 +150,11 @@ def finish_registration(config: Config, client: Any, version: Any, ledger: dict,
 
 def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Path, started: float) -> dict[str, Any]:
     """A retried register step: reuse the version and its sealed bundle, finish what is missing."""
-    import mlflow
+    from registry.models import fetch_bundle
 
-    mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="evidence", dst_path=str(bundle_dir.parent / "retry"))
-    shutil.copytree(bundle_dir.parent / "retry" / "evidence", bundle_dir, dirs_exist_ok=True)
+    fetched = fetch_bundle(client, version)
+    shutil.copytree(fetched, bundle_dir, dirs_exist_ok=True)
+    shutil.rmtree(fetched.parent, ignore_errors=True)
     ledger = json.loads((bundle_dir / "ledger.json").read_bytes())
     register_record = next(r for r in ledger["records"] if r["step"] == "register")
     finish_registration(config, client, version, ledger, register_record["details"])

@@ -6,9 +6,10 @@ import json
 import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from governance import chain
 from governance.catalogue import by_id
@@ -55,31 +56,45 @@ def _audit(model: str, version: str, bundle: Path, chain_dir: Path, trusted: lis
     return result
 
 
-def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None) -> ModelAudit:
-    """Through MLflow: fetch the version's bundle and check it, its registry tag and its chain."""
+@contextmanager
+def fetched(config: Config, ref_text: str) -> Iterator[tuple[Any, Path]]:
+    """(model version, its sealed bundle downloaded from MLflow), removed again afterwards."""
     from registry.models import client_for, fetch_bundle, parse_ref, resolve
 
     client = client_for(config.registry.tracking_uri)
     version = resolve(client, parse_ref(ref_text))
     bundle = fetch_bundle(client, version)
     try:
-        return _audit(version.name, version.version, bundle, config.governance.chain_dir,
-                      trusted or config.governance.public_keys or None, version.tags.get("govtrain.ledger_root"))
+        yield version, bundle
     finally:
         shutil.rmtree(bundle.parent, ignore_errors=True)
 
 
+@contextmanager
+def _removed_after(path: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _audit_fetched(config: Config, version: Any, bundle: Path, trusted: list[str] | None) -> ModelAudit:
+    return _audit(version.name, version.version, bundle, config.governance.chain_dir,
+                  trusted or config.governance.public_keys or None, version.tags.get("govtrain.ledger_root"))
+
+
+def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None) -> ModelAudit:
+    """Through MLflow: fetch the version's bundle and check it, its registry tag and its chain."""
+    with fetched(config, ref_text) as (version, bundle):
+        return _audit_fetched(config, version, bundle, trusted)
+
+
 def export(config: Config, ref_text: str, out: Path) -> Path:
     """A zip with everything needed to verify offline: the sealed bundle, the model's chain, a manifest."""
-    from registry.models import client_for, fetch_bundle, parse_ref, resolve
-
-    client = client_for(config.registry.tracking_uri)
-    version = resolve(client, parse_ref(ref_text))
-    bundle = fetch_bundle(client, version)
-    folder = chain.chain_path(config.governance.chain_dir, version.name) / "records"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with fetched(config, ref_text) as (version, bundle), _removed_after(tmp):
+        folder = chain.chain_path(config.governance.chain_dir, version.name) / "records"
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(bundle.rglob("*")):
                 if path.is_file():
@@ -89,10 +104,7 @@ def export(config: Config, ref_text: str, out: Path) -> Path:
             manifest = {"model": version.name, "version": str(version.version),
                         "root": version.tags.get("govtrain.ledger_root"), "public_keys": config.governance.public_keys}
             archive.writestr(MANIFEST, canonical_json(manifest))
-        tmp.replace(out)
-    finally:
-        shutil.rmtree(bundle.parent, ignore_errors=True)
-        tmp.unlink(missing_ok=True)
+        tmp.replace(out)  # the zip appears whole or not at all
     return out
 
 
@@ -229,17 +241,9 @@ tr.gap td:nth-child(3){{background:#fbe0dc}}code{{font-size:90%}}</style></head>
 
 
 def report(config: Config, ref_text: str, out_dir: Path) -> tuple[ModelAudit, Path, Path]:
-    from registry.models import client_for, fetch_bundle, parse_ref, resolve
-
-    client = client_for(config.registry.tracking_uri)
-    version = resolve(client, parse_ref(ref_text))
-    bundle = fetch_bundle(client, version)
-    try:
-        audit = _audit(version.name, version.version, bundle, config.governance.chain_dir,
-                       config.governance.public_keys or None, version.tags.get("govtrain.ledger_root"))
+    with fetched(config, ref_text) as (version, bundle):
+        audit = _audit_fetched(config, version, bundle, None)
         ledger = json.loads((bundle / LEDGER_FILE).read_bytes())
-    finally:
-        shutil.rmtree(bundle.parent, ignore_errors=True)
     data = report_data(config, audit, ledger)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, html = out_dir / "audit_report.md", out_dir / "audit_report.html"

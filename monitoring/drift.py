@@ -32,10 +32,13 @@ HTML_SAMPLE_ROWS = 10_000
 def load_batch(path: Path, name: str, config: Config) -> pd.DataFrame:
     """The batch's feature columns, or a one-line DataError naming the file, column and problem."""
     spec = config.dataset
-    missing = [c for c in spec.features if c not in read_columns(path)]
+    present = set(read_columns(path))  # the schema only, read once
+    missing = [c for c in spec.features if c not in present]
     if missing:
         raise DataError(f"{path}: column {missing[0]!r} not found ({name} batch)")
-    frame = read_table(path, columns=spec.features)
+    # The label comes along when the batch has it, for target and performance drift.
+    labelled = spec.target in present
+    frame = read_table(path, columns=[*spec.features, *([spec.target] if labelled else [])])
     if len(frame) == 0:
         raise DataError(f"{path}: the {name} batch has no rows")
     for column in spec.numeric:
@@ -72,7 +75,7 @@ def evidently_html(config: Config, reference: pd.DataFrame, current: pd.DataFram
     return html, raw
 
 
-def model_drift(config: Config, model: Any, reference_path: Path, current_path: Path) -> dict:
+def model_drift(config: Config, model: Any, frames: dict[str, pd.DataFrame]) -> dict:
     """Prediction drift on the model's scores, and target and performance drift when both batches carry
     the label. Reported beside the feature columns; prediction drift also counts as drift."""
     from sklearn.metrics import roc_auc_score
@@ -80,7 +83,6 @@ def model_drift(config: Config, model: Any, reference_path: Path, current_path: 
     from monitoring.engine import column_drift
 
     target = config.dataset.target
-    frames = {name: read_table(path) for name, path in (("reference", reference_path), ("current", current_path))}
     scores = {name: pd.Series(model.predict_proba(frame)) for name, frame in frames.items()}
     out = {"prediction": column_drift(scores["reference"], scores["current"], numeric=True)}
     if all(target in frame.columns for frame in frames.values()):
@@ -109,7 +111,7 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
                                                    config.monitoring.drift_share, config.monitoring.column_tests)
         html, raw = rendering.result()
     extra = sorted(set(read_columns(current_path)) - set(spec.features) - {spec.target, spec.entity_id, spec.timestamp})
-    of_model = model_drift(config, model, reference_path, current_path) if model is not None else {}
+    of_model = model_drift(config, model, {"reference": reference, "current": current}) if model is not None else {}
     if of_model.get("prediction", {}).get("drifted"):
         drifted = True
     summary = {"drifted": drifted, "drift_share": share, "threshold": config.monitoring.drift_share, **of_model,

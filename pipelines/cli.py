@@ -294,15 +294,9 @@ def promote(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
-    from registry.lifecycle import Refused, promote as promote_version
+    from registry.lifecycle import promote as promote_version
 
-    try:
-        move = promote_version(load_config(config), model, version, approver, reason)
-    except Refused as exc:
-        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} "
-                  f"(record {move.record['hash'][:12]})")
+    print_move(lambda: promote_version(load_config(config), model, version, approver, reason))
 
 
 @app.command()
@@ -314,14 +308,22 @@ def rollback(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
-    from registry.lifecycle import Refused, rollback as rollback_model
+    from registry.lifecycle import rollback as rollback_model
+
+    print_move(lambda: rollback_model(load_config(config), model, approver, reason))
+
+
+def print_move(move_alias: Callable) -> None:
+    """Run a promotion or rollback: a refusal by the rules is exit 1 with its reason, not a usage error."""
+    from registry.lifecycle import Refused
 
     try:
-        move = rollback_model(load_config(config), model, approver, reason)
+        move = move_alias()
     except Refused as exc:
         errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"{move.model}@champion: {move.from_version} -> {move.to_version} (record {move.record['hash'][:12]})")
+    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} "
+                  f"(record {move.record['hash'][:12]})")
 
 
 @app.command()
