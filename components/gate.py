@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from governance.evidence import StepEvidence
+from governance.evidence import StepEvidence, blocks
 from pipelines.config import Config
 
 
@@ -19,6 +19,6 @@ def data_gate(config: Config, upstream: list[Path], evidence_dir: Path, run_id: 
         record = head_record(parent)
         evidence.checks.extend(record["checks"])
         evidence.metrics[f"{record['step']}_decision"] = record["decision"]
-    failed = [c["id"] for c in evidence.checks if not c["passed"]]
+    failed = [c["id"] for c in evidence.checks if blocks(c)]
     evidence.details = {"failed_checks": failed}
     return evidence.finish()

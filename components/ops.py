@@ -25,15 +25,18 @@ def prepare_op(config_json: str, run_id: str, train: Output[Dataset], val: Outpu
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def validate_op(config_json: str, run_id: str, train: Input[Dataset], val: Input[Dataset],
-                test: Input[Dataset], parent_evidence: Input[Artifact], evidence: Output[Artifact]) -> str:
-    """Validate train/val/test with the configured GE suite; returns "pass" or "fail"."""
+                test: Input[Dataset], parent_evidence: Input[Artifact], evidence: Output[Artifact],
+                train_data_docs: Output[HTML], val_data_docs: Output[HTML], test_data_docs: Output[HTML]) -> str:
+    """Validate train/val/test with the configured GE suite (Data Docs page per split); "pass" or "fail"."""
     from pathlib import Path
 
     from components.validate import validate
     from pipelines.config import Config
 
     paths = {"train": Path(train.path), "val": Path(val.path), "test": Path(test.path)}
-    record = validate(Config.from_json(config_json), paths, Path(parent_evidence.path), Path(evidence.path), run_id)
+    docs = {"train": Path(train_data_docs.path), "val": Path(val_data_docs.path), "test": Path(test_data_docs.path)}
+    record = validate(Config.from_json(config_json), paths, Path(parent_evidence.path), Path(evidence.path), run_id,
+                      docs_out=docs)
     return record["decision"]
 
 

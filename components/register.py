@@ -113,6 +113,8 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
         mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
         log_datasets(config, by_step["prepare"])
         mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
+        for page in sorted((bundle_dir / "files" / "validate").glob("data_docs_*.html")):
+            mlflow.log_artifact(str(page), artifact_path="data_docs")  # GE's pages, where reviewers look
         card_md, card_html = model_card(config, ledger, approvals=[])
         mlflow.log_text(card_md, "model_card/model_card.md")
         mlflow.log_text(card_html, "model_card/model_card.html")

@@ -74,6 +74,11 @@ def merge_evidence(parents: list[Path], out_dir: Path) -> list[str]:
     return heads
 
 
+def blocks(check: dict[str, Any]) -> bool:
+    """A failed check that gates (ungated checks, such as poisoning signals, are only reported)."""
+    return not check["passed"] and check.get("gated", True)
+
+
 class StepEvidence:
     """Collects what one step read, wrote, measured and decided, then writes its record."""
 
@@ -115,20 +120,32 @@ class StepEvidence:
         self._note(dest, "evidence")
         return dest
 
+    def write_text(self, name: str, text: str) -> Path:
+        dest = self.out_dir / "files" / self.step / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+        self._note(dest, "evidence")
+        return dest
+
     def _note(self, dest: Path, kind: str) -> None:
         rel = dest.relative_to(self.out_dir).as_posix()
         self.outputs.append({"name": rel, "sha256": sha256_file(dest), "kind": kind})
 
     # --- what the step measured and decided --------------------------------------------------
-    def check(self, check_id: str, value: float | int, threshold: float | int, passed: bool) -> bool:
-        self.checks.append({"id": check_id, "value": value, "threshold": threshold, "passed": bool(passed)})
+    def check(self, check_id: str, value: float | int, threshold: float | int, passed: bool,
+              gated: bool = True) -> bool:
+        """Record a check; an ungated one (gated=False) is reported with its verdict but decides nothing."""
+        entry = {"id": check_id, "value": value, "threshold": threshold, "passed": bool(passed)}
+        if not gated:
+            entry["gated"] = False
+        self.checks.append(entry)
         return bool(passed)
 
     def finish(self, decision: str | None = None, *, not_measured: list[str] = (),  # type: ignore[assignment]
                rmf: list[str] | None = None) -> dict[str, Any]:
-        """Write the record; decision defaults to pass when every check passed."""
+        """Write the record; decision defaults to pass when no gated check failed."""
         if decision is None:
-            decision = "pass" if all(c["passed"] for c in self.checks) else "fail"
+            decision = "fail" if any(blocks(c) for c in self.checks) else "pass"
         record = {
             "step": self.step,
             "run_id": self.run_id,

@@ -6,6 +6,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from governance.evidence import blocks
 from pipelines.run import LocalRun
 
 STEPS = ["prepare", "validate", "leakage", "data_gate", "train", "evaluate", "register"]
@@ -36,7 +37,7 @@ def print_summary(run: LocalRun, console: Console) -> None:
         gates.add_column(column)
     for step in ("data_gate", "evaluate"):
         for check in records.get(step, {}).get("checks", []):
-            mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
+            mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]" if blocks(check) else "[yellow]warn[/]"
             gates.add_row(check["id"], str(check["value"]), str(check["threshold"]), mark)
     console.print(gates)
 
@@ -53,7 +54,7 @@ def print_summary(run: LocalRun, console: Console) -> None:
         console.print(f"[bold green]registered[/] model [bold]{reg['model_name']}[/] version {reg['version']} "
                       f"alias @{reg['alias']}  (MLflow run {reg['mlflow_run_id']})")
     else:
-        failed = [c for s in ("data_gate", "evaluate") for c in records.get(s, {}).get("checks", []) if not c["passed"]]
+        failed = [c for s in ("data_gate", "evaluate") for c in records.get(s, {}).get("checks", []) if blocks(c)]
         console.print(f"[bold red]{run.ledger['outcome']}[/]: registered nothing; {len(failed)} failed check(s)")
     console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
     console.print(f"verify it:  govtrain audit verify {run.run_dir}")

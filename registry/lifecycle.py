@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from governance import chain
+from governance.evidence import blocks
 from governance.ledger import verify
 from pipelines.config import Config
 from registry.models import ModelRef, RegistryError, client_for, fetch_bundle, resolve
@@ -40,7 +41,7 @@ def check_version(config: Config, client: Any, version: Any) -> dict:
         shutil.rmtree(bundle.parent, ignore_errors=True)
     if ledger["root"] != version.tags.get("govtrain.ledger_root"):
         raise Refused(f"{version.name}/{version.version}: the registry's ledger root tag does not match its bundle")
-    failed = [c["id"] for r in ledger["records"] for c in r.get("checks", []) if not c["passed"]]
+    failed = [c["id"] for r in ledger["records"] for c in r.get("checks", []) if blocks(c)]
     if ledger["outcome"] != "registered" or failed:
         raise Refused(f"{version.name}/{version.version}: failed gate {failed[0] if failed else ledger['outcome']}")
     return ledger

@@ -1,0 +1,253 @@
+"""The data gates: GE validation with severities and Data Docs, and one planted leak per leakage check
+(MEASURE 2.13: the checks are checked), each asserting the count the plant must produce."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.leakage import leakage
+from components.leakage.duplicates import stated_recall
+from components.prepare import prepare
+from components.validate import load_suite, validate
+from pipelines import demo_data
+from conftest import ROOT
+
+
+def run_prepare(config, tmp_path):
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    prepare(config, paths, tmp_path / "ev-prepare", "t1")
+    return paths
+
+
+def frames_of(paths):
+    return {s: pd.read_parquet(p) for s, p in paths.items()}
+
+
+def write_frames(frames, paths):
+    for name, frame in frames.items():
+        frame.reset_index(drop=True).to_parquet(paths[name], index=False)
+
+
+def run_leakage(config, paths, tmp_path, name="ev-leak"):
+    record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / name, "t1")
+    report = json.loads((tmp_path / name / "files" / "leakage" / "leakage.json").read_text())
+    return record, {c["id"]: c for c in record["checks"]}, report
+
+
+@pytest.fixture
+def clean(small_data, write_config, tmp_path):
+    """A group split of the small demo table: no leak of any kind."""
+    config = write_config(small_data.data)
+    return config, run_prepare(config, tmp_path)
+
+
+# --- validation -----------------------------------------------------------------------------------
+def test_validate_gates_critical_failures_and_records_warnings(clean, tmp_path):
+    config, paths = clean
+    record = validate(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-ok", "t1",
+                      docs_out={s: tmp_path / "docs" / f"{s}.html" for s in paths})
+    assert record["decision"] == "pass", record["details"]["failed"]
+    assert record["metrics"]["train_evaluated"] == 50
+    page = (tmp_path / "docs" / "test.html").read_text()
+    assert "expect_column_values_to_be_between" in page or "values must be" in page.lower()
+    assert "Traceback" not in page  # GE's renderer fell over silently before (numpy 2 scalars)
+
+    frames = frames_of(paths)
+    frames["test"].loc[:4, "age"] = 250.0  # outside 18-100: a critical expectation
+    frames["test"].loc[:2, "purpose"] = "crypto"  # not in the value set: the suite says warning
+    write_frames(frames, paths)
+    record = validate(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-bad", "t1")
+    assert record["decision"] == "fail"
+    assert {c["id"]: c["value"] for c in record["checks"] if not c["passed"]} == {"validate.test.critical_failures": 1}
+    assert record["metrics"]["warnings"] == 1
+    summary = json.loads((tmp_path / "ev-bad" / "files" / "validate" / "summary.json").read_text())
+    failed = {r["column"]: r for r in summary if r["split"] == "test" and not r["success"]}
+    assert failed["age"]["unexpected_count"] == 5 and failed["age"]["severity"] == "critical"
+    assert failed["age"]["expected"]["max_value"] == 100 and failed["age"]["examples"][:1] == ["250.0"]
+    assert failed["purpose"]["severity"] == "warning" and "crypto" in failed["purpose"]["examples"]
+    assert record["details"]["suite_sha256"] == record["inputs"][0]["sha256"]
+    assert {"MAP 2.3", "MEASURE 2.1", "MEASURE 2.5"} <= set(record["rmf"])
+
+
+def test_expectations_without_severity_warn_and_unknown_severities_are_refused(clean, tmp_path, write_config):
+    config, paths = clean
+    suite = json.loads((ROOT / "expectations" / "demo_credit.json").read_text())
+    for expectation in suite["expectations"]:
+        expectation["meta"] = {}
+    path = tmp_path / "no_severity.json"
+    path.write_text(json.dumps(suite))
+    frames = frames_of(paths)
+    frames["test"].loc[:4, "age"] = 250.0
+    write_frames(frames, paths)
+    record = validate(write_config(config.dataset.path, validation={"suite": str(path)}), paths,
+                      tmp_path / "ev-prepare", tmp_path / "ev", "t1")
+    assert record["decision"] == "pass" and record["metrics"]["warnings"] == 1
+
+    suite["expectations"][3]["meta"] = {"severity": "crit"}
+    path.write_text(json.dumps(suite))
+    with pytest.raises(ValueError, match=r"no_severity\.json: expectations\[3\]\.meta\.severity is 'crit'"):
+        load_suite(path)
+
+
+# --- leakage: clean data passes every check ---------------------------------------------------------
+def test_clean_group_split_passes_every_leakage_check(clean, tmp_path):
+    config, paths = clean
+    record, checks, report = run_leakage(config, paths, tmp_path)
+    assert record["decision"] == "pass", [c for c in checks.values() if not c["passed"]]
+    assert all(c["passed"] for c in checks.values())
+    assert report["target"]["sample_rows"] == len(pd.read_parquet(paths["train"]))
+    assert {"MAP 2.3", "MEASURE 2.1", "MEASURE 2.5", "MEASURE 2.13"} <= set(record["rmf"])
+    assert record["not_measured"] == ["temporal leakage (not a time split; set leakage.temporal.always to check anyway)"]
+
+
+# --- one planted leak per check ---------------------------------------------------------------------
+def test_planted_exact_duplicates_and_conflicting_labels(clean, tmp_path):
+    config, paths = clean
+    frames = frames_of(paths)
+    copies = frames["train"].iloc[:40].copy()
+    copies[demo_data.ENTITY] = [f"X{i}" for i in range(40)]  # new ids and dates: only the content matches
+    copies[demo_data.TIMESTAMP] += pd.Timedelta(days=3)
+    flipped = frames["train"].iloc[100:125].copy()
+    flipped[demo_data.ENTITY] = [f"Y{i}" for i in range(25)]
+    flipped[demo_data.TARGET] = 1 - flipped[demo_data.TARGET]
+    frames["test"] = pd.concat([frames["test"], copies, flipped])
+    write_frames(frames, paths)
+    record, checks, report = run_leakage(config, paths, tmp_path)
+    rows = len(frames["test"])
+    assert checks["leakage.exact_duplicates.train_test"]["value"] == round(40 / rows, 6)
+    assert checks["leakage.conflicting_labels.train_test"]["value"] == round(25 / rows, 6)
+    assert report["exact_duplicates"]["train_test"]["examples"][0] == {"test_row": rows - 65, "train_row": 0}
+    assert len(report["conflicting_labels"]["train_test"]["examples"]) == 20
+    assert record["decision"] == "fail"
+
+
+def test_planted_near_duplicates_are_found_at_the_stated_recall(clean, tmp_path):
+    config, paths = clean
+    frames = frames_of(paths)
+    train = frames["train"]
+    rng = np.random.default_rng(1)
+    stds = train[demo_data.NUMERIC].std()
+    near = train.iloc[:200].copy()
+    near[demo_data.ENTITY] = [f"N{i}" for i in range(200)]
+    for column in ("income", "debt_to_income", "utilization"):  # 3 columns, each within the tolerance
+        near[column] += rng.uniform(-0.009, 0.009, 200) * stds[column]
+    near["purpose"] = " " + near["purpose"].str.upper() + "  "  # case and spacing do not hide a copy
+    far = train.iloc[200:300].copy()
+    far[demo_data.ENTITY] = [f"F{i}" for i in range(100)]
+    far["loan_amount"] += 0.05 * stds["loan_amount"]  # 5 tolerances away: not a near-duplicate
+    frames["test"] = pd.concat([frames["test"], near, far])
+    write_frames(frames, paths)
+    record, checks, report = run_leakage(config, paths, tmp_path)
+    found = report["near_duplicates"]["train_test"]
+    floor = stated_recall(4, 8.0, 3)  # what the report promises for 3 columns at the full tolerance
+    assert floor > 0.98 and found["count"] >= int(floor * 200) - 2 and found["count"] <= 200
+    assert report["near_duplicates_method"]["recall_if_k_columns_differ_by_full_tolerance"]["3"] == round(floor, 4)
+    first = found["examples"][0]
+    assert first["train_row"] == first["test_row"] - (len(frames["test"]) - 300)  # the copy's own source
+    assert checks["leakage.exact_duplicates.train_test"]["value"] == 0  # none of them is exact
+    assert not checks["leakage.near_duplicates.train_test"]["passed"] and record["decision"] == "fail"
+
+
+def test_planted_entity_overlap(small_data, write_config, tmp_path):
+    config = write_config(small_data.data, split={"strategy": "random"})  # scatters each customer's rows
+    paths = run_prepare(config, tmp_path)
+    frames = frames_of(paths)
+    shared = set(frames["train"][demo_data.ENTITY]) & set(frames["test"][demo_data.ENTITY])
+    _, checks, report = run_leakage(config, paths, tmp_path)
+    assert checks["leakage.entity_overlap.train_test"]["value"] == len(shared) > 100
+    assert set(report["entity_overlap"]["train_test"]["examples"]) <= shared
+    assert report["entity_overlap"]["train_test"]["rows"] == frames["test"][demo_data.ENTITY].isin(shared).sum()
+
+
+def test_planted_temporal_leak_and_the_configured_gap(small_data, write_config, tmp_path):
+    config = write_config(small_data.data, split={"strategy": "time"},
+                          leakage={"entity_overlap": {"enabled": False}})
+    paths = run_prepare(config, tmp_path)
+    _, checks, report = run_leakage(config, paths, tmp_path, "ev-clean")
+    assert checks["leakage.temporal.test"]["value"] == 0 and checks["leakage.temporal.val"]["value"] == 0
+
+    frames = frames_of(paths)
+    newest = frames["train"][demo_data.TIMESTAMP].max()
+    frames["test"].loc[:9, demo_data.TIMESTAMP] = newest - pd.Timedelta(days=30)  # back-dated rows
+    write_frames(frames, paths)
+    _, checks, report = run_leakage(config, paths, tmp_path, "ev-early")
+    assert checks["leakage.temporal.test"]["value"] == round(10 / len(frames["test"]), 6)
+    assert report["temporal"]["test"]["examples"][0]["test_row"] == 0
+
+    # A 30-day gap also catches the val rows of the first 30 days after the cut.
+    gap = write_config(small_data.data, split={"strategy": "time"},
+                       leakage={"entity_overlap": {"enabled": False}, "temporal": {"min_gap": "30D"}})
+    within = (frames["val"][demo_data.TIMESTAMP] <= newest + pd.Timedelta(days=30)).sum()
+    _, checks, _ = run_leakage(gap, paths, tmp_path, "ev-gap")
+    assert checks["leakage.temporal.val"]["value"] == round(within / len(frames["val"]), 6) > 0
+
+
+def test_planted_target_leaks_numeric_and_categorical(tmp_path, write_config):
+    files = demo_data.write_demo_data(tmp_path / "d", 3000, seed=5, leak_target=True)
+    frame = pd.read_parquet(files.data)
+    # A category recorded after the outcome: 'closed_charged_off' nearly always means default.
+    frame["account_status"] = np.where(frame[demo_data.TARGET] == 1, "closed_charged_off", "open")
+    frame.loc[frame.sample(frac=0.02, random_state=0).index, "account_status"] = "open"
+    frame.to_parquet(files.data, index=False)
+    config = write_config(files.data, dataset={"numeric": [*demo_data.NUMERIC, demo_data.LEAK_COLUMN],
+                                               "categorical": [*demo_data.CATEGORICAL, "account_status"]})
+    paths = run_prepare(config, tmp_path)
+    record, checks, report = run_leakage(config, paths, tmp_path)
+    assert checks["leakage.target.single_feature_auc"]["value"] > 0.98
+    assert report["target"]["auc"][demo_data.LEAK_COLUMN] > 0.98
+    assert report["target"]["most_deterministic_category"] == "account_status"
+    assert checks["leakage.target.category_determinism"]["value"] > 0.8
+    assert report["target"]["category_determinism"]["region"] < 0.05  # an honest category stays low
+    assert record["decision"] == "fail"
+
+
+def test_an_id_like_category_is_not_mistaken_for_target_leakage(clean, tmp_path):
+    config, paths = clean
+    frames = frames_of(paths)
+    for name, frame in frames.items():
+        frame["region"] = [f"{name}{i}" for i in range(len(frame))]  # one category per row
+    write_frames(frames, paths)
+    _, checks, report = run_leakage(config, paths, tmp_path)
+    assert report["target"]["auc"]["region"] == 0.5 and report["target"]["category_determinism"]["region"] == 0.0
+    assert checks["leakage.unseen_categories.test"]["value"] == 1.0  # but every test value is unseen
+
+
+def test_planted_class_imbalance_and_unseen_categories(clean, tmp_path):
+    config, paths = clean
+    frames = frames_of(paths)
+    test = frames["test"]
+    positives = test[test[demo_data.TARGET] == 1]
+    frames["test"] = pd.concat([test, positives, positives, positives])  # positive rate about doubles
+    frames["test"].iloc[:30, frames["test"].columns.get_loc("purpose")] = "crypto"
+    write_frames(frames, paths)
+    _, checks, report = run_leakage(config, paths, tmp_path)
+    rates = report["class_balance"]["positive_rate"]
+    assert checks["leakage.class_balance"]["value"] == round(max(rates.values()) - min(rates.values()), 6) > 0.1
+    assert not checks["leakage.class_balance"]["passed"]
+    unseen = report["unseen_categories"]["test"]
+    assert unseen["count"] == 30 and unseen["columns"]["purpose"]["examples"] == [{"value": "crypto", "rows": 30}]
+    assert checks["leakage.unseen_categories.test"]["value"] == round(30 / len(frames["test"]), 6)
+
+
+def test_poisoning_signals_are_reported_but_do_not_gate(clean, tmp_path):
+    config, paths = clean
+    frames = frames_of(paths)
+    train = frames["train"]
+    # Labels a simple model can learn almost surely, then 60 (2.8%) flipped far from the boundary.
+    score = (train["credit_score"].fillna(680) - 680) / 70 + 3 * (train["debt_to_income"] - 0.4)
+    train[demo_data.TARGET] = (score < 0).astype(int)
+    far = np.flatnonzero(np.abs(score.to_numpy()) > 1.5)[:60]
+    train.loc[far, demo_data.TARGET] = 1 - train.loc[far, demo_data.TARGET]
+    conflicts = train.iloc[:15].copy()  # identical features, the other label
+    conflicts[demo_data.TARGET] = 1 - conflicts[demo_data.TARGET]
+    frames["train"] = pd.concat([train, conflicts])
+    write_frames(frames, paths)
+    record, checks, report = run_leakage(config, paths, tmp_path)
+    assert checks["leakage.train_conflicts"]["value"] == round(30 / len(frames["train"]), 6)
+    flagged = {e["train_row"] for e in report["label_errors"]["examples"]}
+    assert len(flagged & set(far.tolist())) >= 18  # the 20 most confident flags are the planted ones
+    assert 50 <= report["label_errors"]["count"] <= 70  # most of the 60, few others
+    assert not checks["leakage.label_errors"]["passed"] and checks["leakage.label_errors"]["gated"] is False
+    ungated_only = [c for c in checks.values() if not c["passed"] and c.get("gated", True)]
+    assert record["decision"] == ("fail" if ungated_only else "pass")
