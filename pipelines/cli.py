@@ -17,6 +17,8 @@ app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline 
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True)
+app.add_typer(expectations_app, name="expectations")
 
 console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
 errors = Console(stderr=True)
@@ -195,6 +197,40 @@ def drift_history(
     console.print(table)
     png = plot_history(rows, out or state_dir() / "drift" / f"history-{model}.png")
     console.print(f"plot: {png}")
+
+
+@expectations_app.command("init")
+@user_errors
+def expectations_init(
+    data: Annotated[Path, typer.Option(help="Reference table (CSV or Parquet) to profile.")],
+    suite: Annotated[str, typer.Option(help="Suite name; written to <out>/<suite>.json.")],
+    out: Annotated[Path, typer.Option(help="Folder of the suites.")] = Path("expectations"),
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Profile only this config's columns.")] = None,
+    margin: Annotated[float, typer.Option(help="Widen numeric ranges by this share of the observed range.")] = 0.1,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing suite.")] = False,
+) -> None:
+    """Profile a table into a draft suite (columns, types, null rates, ranges, value sets, row counts)."""
+    import re
+
+    from components.io import read_table
+    from components.prepare import required_columns
+    from components.suite_draft import draft_suite
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", suite):
+        raise ValueError(f"--suite {suite!r}: use letters, digits, '_', '-' or '.'")
+    path = out / f"{suite}.json"
+    if path.exists() and not force:
+        raise ValueError(f"{path}: already exists; edit it, or pass --force to replace it")
+    cfg = load_config(config) if config else None
+    frame = read_table(data, columns=required_columns(cfg) if cfg else None)
+    if frame.empty:
+        raise ValueError(f"{data}: no rows to profile")
+    draft = draft_suite(frame, suite, source=data.name, target=cfg.dataset.target if cfg else None, margin=margin)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(draft, indent=2) + "\n")
+    critical = sum(e["meta"]["severity"] == "critical" for e in draft["expectations"])
+    console.print(f"wrote {path}: {len(draft['expectations'])} expectations ({critical} critical) "
+                  f"profiled from {len(frame)} rows x {len(frame.columns)} columns; review it before use")
 
 
 @audit_app.command("verify")

@@ -251,3 +251,47 @@ def test_poisoning_signals_are_reported_but_do_not_gate(clean, tmp_path):
     assert not checks["leakage.label_errors"]["passed"] and checks["leakage.label_errors"]["gated"] is False
     ungated_only = [c for c in checks.values() if not c["passed"] and c.get("gated", True)]
     assert record["decision"] == ("fail" if ungated_only else "pass")
+
+
+# --- expectations init ------------------------------------------------------------------------------
+def test_expectations_init_drafts_a_suite_that_passes_its_data_and_catches_corruption(small_data, tmp_path,
+                                                                                        write_config):
+    from test_cli import assert_one_line_error, govtrain
+
+    write_config(small_data.data)  # writes tmp_path/config.yaml
+    config_file = tmp_path / "config.yaml"
+    made = govtrain("expectations", "init", "--data", small_data.data, "--suite", "credit_draft",
+                    "--out", tmp_path / "suites", "--config", config_file)
+    assert made.returncode == 0, made.stderr
+    path = tmp_path / "suites" / "credit_draft.json"
+    suite = load_suite(path)
+    by_kind = {}
+    for e in suite["expectations"]:
+        by_kind.setdefault(e["type"], {})[e["kwargs"].get("column")] = e
+    age = by_kind["expect_column_values_to_be_between"]["age"]
+    observed = pd.read_parquet(small_data.data)["age"]
+    spread = observed.max() - observed.min()
+    assert (age["kwargs"]["min_value"], age["kwargs"]["max_value"]) == (
+        int((observed.min() - 0.1 * spread) // 1), int(-(-(observed.max() + 0.1 * spread) // 1)))
+    assert by_kind["expect_column_values_to_be_in_set"]["default"]["meta"]["severity"] == "critical"
+    assert sorted(by_kind["expect_column_values_to_be_in_set"]["region"]["kwargs"]["value_set"]) == [
+        "east", "north", "south", "west"]
+    assert by_kind["expect_column_values_to_not_be_null"]["income"]["kwargs"]["mostly"] < 1
+    assert by_kind["expect_column_values_to_not_be_null"]["age"]["meta"]["severity"] == "critical"
+    assert "customer_id" not in by_kind.get("expect_column_values_to_be_in_set", {})  # ids are not a value set
+
+    drafted = write_config(small_data.data, validation={"suite": str(path)})
+    paths = run_prepare(drafted, tmp_path)
+    ok = validate(drafted, paths, tmp_path / "ev-prepare", tmp_path / "ev-ok", "t1")
+    assert ok["decision"] == "pass", ok["details"]["failed"]
+    frames = frames_of(paths)
+    frames["val"]["age"] = frames["val"]["age"].astype(str)  # a type change: critical
+    write_frames(frames, paths)
+    record = validate(drafted, paths, tmp_path / "ev-prepare", tmp_path / "ev-bad", "t1")
+    assert record["decision"] == "fail"
+    assert {(f["split"], f["column"], f["severity"]) for f in record["details"]["failed"]} >= {
+        ("val", "age", "critical")}
+
+    again = govtrain("expectations", "init", "--data", small_data.data, "--suite", "credit_draft",
+                     "--out", tmp_path / "suites")
+    assert_one_line_error(again, "credit_draft.json: already exists")
