@@ -1,11 +1,14 @@
-"""Reading the user's table: one place that turns file problems into one-line errors."""
+"""Reading the user's table: one place that turns file problems into one-line errors naming the file
+and, where there is one, the column, line or row."""
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
-
 
 SPLITS = ("train", "val", "test")
 
@@ -18,20 +21,51 @@ def format_of(path: str | Path) -> str:
     return "csv" if Path(path).suffix.lower() == ".csv" else "parquet"
 
 
+def check_readable(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file")
+    if not path.exists():
+        raise DataError(f"{path}: data file not found")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: no permission to read it")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+
+
 def read_table(path: str | Path, fmt: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Read CSV or Parquet (fmt None: by suffix); problems become one-line DataErrors."""
     path = Path(path)
     fmt = fmt or format_of(path)
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found")
+    table_columns(path, fmt)  # the header's problems first: they explain everything after them
     try:
-        if fmt == "csv":
-            return pd.read_csv(path, usecols=columns)
+        if fmt == "csv":  # all columns: with usecols pandas would let a row with extra fields pass
+            frame = pd.read_csv(path, encoding="utf-8")
+            missing = [c for c in columns or [] if c not in frame.columns]
+            if missing:
+                raise DataError(f"{path}: column {missing[0]!r} not found")
+            return frame[columns] if columns else frame
         return pd.read_parquet(path, columns=columns)
-    except ValueError as exc:  # pandas says which columns are missing
-        raise DataError(f"{path}: {exc}") from exc
+    except DataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: line {first_undecodable_line(path)} is not UTF-8 ({exc.reason}); "
+                        "save the file as UTF-8") from exc
+    except PermissionError as exc:
+        raise DataError(f"{path}: no permission to read it") from exc
+    except ValueError as exc:  # pandas says which columns are missing, or which line is ragged
+        raise DataError(f"{path}: {str(exc).splitlines()[0].removeprefix('Error tokenizing data. C error: ')}") from exc
     except Exception as exc:  # pyarrow/pandas parser errors: keep their message, name the file
         raise DataError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
+
+
+def first_undecodable_line(path: Path) -> int:
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 def read_splits(split_paths: dict, evidence) -> dict[str, pd.DataFrame]:
@@ -44,13 +78,33 @@ def read_splits(split_paths: dict, evidence) -> dict[str, pd.DataFrame]:
 
 
 def table_columns(path: str | Path, fmt: str) -> list[str]:
-    """Column names without reading the data (a cheap pre-flight check)."""
+    """Column names without reading the data (a cheap pre-flight check): the header must be readable,
+    comma-separated, with unique names and, in Parquet, flat columns."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found")
+    check_readable(path)
     try:
         if fmt == "csv":
-            return list(pd.read_csv(path, nrows=0).columns)
-        return list(pq.read_schema(path).names)
+            with open(path, "rb") as handle:
+                names = next(csv.reader([handle.readline().decode("utf-8")]), [])
+        else:
+            schema = pq.read_schema(path)
+            names = schema.names
+            nested = [f for f in schema if pa.types.is_nested(f.type)]
+            if nested:
+                raise DataError(f"{path}: column {nested[0].name!r} is nested ({nested[0].type}); "
+                                "flatten it into plain columns")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: line 1 is not UTF-8 ({exc.reason}); save the file as UTF-8") from exc
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    if fmt == "csv" and len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+        sep = next(s for s in (";", "\t", "|") if s in names[0])
+        raise DataError(f"{path}: the header is one column holding {sep!r}: govtrain reads comma-separated CSV")
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(f"{path}: column {name!r} appears twice (columns {seen[name]} and {position})")
+        seen[name] = position
+    return list(names)

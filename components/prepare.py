@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from components.io import SPLITS, DataError, read_table, table_columns
+from components.table_checks import check_table
 from governance.evidence import StepEvidence
 from pipelines.config import Config
 
@@ -20,23 +21,15 @@ def check_columns(config: Config) -> None:
     """Fail early, naming the file and the first missing column."""
     spec = config.dataset
     present = set(table_columns(spec.path, spec.file_format))
+    roles = {spec.target: ("target", "target"), spec.entity_id: ("entity_id", "entity_id"),
+             spec.timestamp: ("timestamp", "timestamp"),
+             **{c: ("numeric feature", "numeric") for c in spec.numeric},
+             **{c: ("categorical feature", "categorical") for c in spec.categorical},
+             **{c: ("sensitive attribute", "sensitive") for c in spec.sensitive}}
     for column in required_columns(config):
         if column not in present:
-            role = "target" if column == spec.target else "column"
-            raise DataError(f"{spec.path}: {role} {column!r} not found (config dataset section)")
-
-
-def check_target(frame: pd.DataFrame, config: Config) -> None:
-    target = frame[config.dataset.target]
-    null_rows = np.flatnonzero(target.isna().to_numpy())
-    if len(null_rows):
-        raise DataError(f"{config.dataset.path}: target {target.name!r} is empty in row {null_rows[0] + 1}")
-    values = set(pd.unique(target))
-    if not values <= {0, 1}:
-        bad = sorted(map(str, values - {0, 1}))[0]
-        raise DataError(f"{config.dataset.path}: target {target.name!r} must be 0/1, found {bad!r}")
-    if len(values) < 2:
-        raise DataError(f"{config.dataset.path}: target {target.name!r} has a single class")
+            role, key = roles[column]
+            raise DataError(f"{spec.path}: {role} {column!r} not found (config dataset.{key})")
 
 
 def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
@@ -65,9 +58,11 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
     evidence = StepEvidence("prepare", evidence_dir, run_id=run_id, config_digest=config.digest())
     check_columns(config)
     frame = read_table(spec.path, spec.file_format, required_columns(config))
+    if frame.empty:
+        raise DataError(f"{spec.path}: has a header but no rows")
     if len(frame) < 30:
         raise DataError(f"{spec.path}: only {len(frame)} rows; need at least 30 to split")
-    check_target(frame, config)
+    frame = check_table(frame, config)
     evidence.add_input(spec.path.name, spec.path, rows=len(frame))
 
     labels = split_labels(frame, config)

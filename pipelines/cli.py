@@ -81,8 +81,13 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     from pipelines.run import run_local
     from pipelines.summary import print_summary
 
-    cfg = load_config(config)
     state = state_dir()
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        from pipelines.run import seal_rejected
+
+        raise ConfigError(f"{exc} (sealed evidence: {seal_rejected(state, 'config', str(exc))})") from exc
     console.print(f"running govtrain pipeline on {cfg.dataset.path} (state: {state})")
     result = run_local(cfg, state)
     console.print()

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from components.io import DataError
 from components.prepare import check_columns
 from pipelines.config import Config
 
@@ -43,9 +42,10 @@ class LocalRun:
 
 def preflight(config: Config) -> None:
     """The cheap checks that would otherwise surface as a crash deep inside a step."""
+    from components.validate import load_suite
+
     check_columns(config)
-    if not config.validation.suite.is_file():
-        raise DataError(f"{config.validation.suite}: expectation suite not found (config validation.suite)")
+    load_suite(config.validation.suite)
 
 
 @contextmanager
@@ -99,19 +99,31 @@ def last_error(log_path: Path) -> str:
     return "a pipeline step failed"
 
 
-def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, message: str) -> Path | None:
+def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, message: str) -> Path:
     """A crashed step still leaves a sealed ledger: what finished, plus an error record (MANAGE 4.3)."""
     from components.seal import seal_errored_run
 
     evidence = sorted(pipeline_root.glob("*/*/evidence"))
-    if not evidence:
-        return None  # nothing ran far enough to record anything
     failed = [m.group(1) for m in TASK_DONE.finditer(ANSI.sub("", log_path.read_text(errors="replace")))
               if m.group(2).upper() == "FAILURE"]
     run_dir = state / "runs" / run_id
     seal_errored_run(evidence, pipeline_root / "error-evidence", run_dir, run_id,
                      failed[0].removesuffix("-op").replace("-", "_") if failed else "unknown", message)
     shutil.copyfile(log_path, run_dir / "pipeline.log")
+    return run_dir
+
+
+def seal_rejected(state: Path, stage: str, message: str) -> Path:
+    """A run refused before any step ran (bad config, missing column, unreadable file) still leaves a
+    sealed ledger whose one record says why (MANAGE 4.3)."""
+    import tempfile
+
+    from components.seal import seal_errored_run
+
+    run_id = f"local-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}"
+    run_dir = state / "runs" / run_id
+    with tempfile.TemporaryDirectory() as work:
+        seal_errored_run([], Path(work), run_dir, run_id, stage, message)
     return run_dir
 
 
@@ -126,7 +138,11 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
 
     from pipelines.training import training_pipeline
 
-    preflight(config)
+    try:
+        preflight(config)
+    except ValueError as exc:
+        run_dir = seal_rejected(state, "preflight", str(exc))
+        raise type(exc)(f"{exc} (sealed evidence: {run_dir})") from exc
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     pipeline_root = state / "kfp" / stamp
     log_path = state / "logs" / f"{stamp}.log"
@@ -151,8 +167,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     if failure is not None:
         message = last_error(log_path)
         run_dir = seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message)
-        where = f"; sealed evidence: {run_dir}" if run_dir else ""
-        raise PipelineFailed(f"{message} (log: {log_path}{where})") from failure
+        raise PipelineFailed(f"{message} (log: {log_path}; sealed evidence: {run_dir})") from failure
 
     bundle = find_bundle(pipeline_root)
     if bundle is None:

@@ -41,6 +41,16 @@ def print_summary(run: LocalRun, console: Console) -> None:
             gates.add_row(check["id"], str(check["value"]), str(check["threshold"]), mark)
     console.print(gates)
 
+    failed = records.get("validate", {}).get("details", {}).get("failed", [])
+    if failed:  # which expectations, so the user need not open the Data Docs to start fixing
+        expectations = Table(title="failed expectations (critical fail the gate)", title_justify="left")
+        for column in ("split", "column", "expectation", "severity", "unexpected"):
+            expectations.add_column(column)
+        for row in failed[:12]:
+            expectations.add_row(row["split"], str(row["column"] or ""), row["expectation"], row["severity"],
+                                 str(row["unexpected_count"] if row["unexpected_count"] is not None else row["observed"]))
+        console.print(expectations)
+
     if "train" in records:
         train = records["train"]
         m, d = train["metrics"], train["details"]

@@ -78,7 +78,7 @@ def test_planted_leak_stops_at_the_data_gate(tmp_path, write_config, mlflow_serv
     assert "train" not in steps and steps[-1] == "data_gate"
     gate = run.ledger["records"][-1]
     failed = [c["id"] for c in gate["checks"] if not c["passed"]]
-    assert any(c.startswith("leakage.duplicates.") for c in failed)
+    assert any(c.startswith("leakage.exact_duplicates.") for c in failed)
     assert verify(run.run_dir).ok
     with pytest.raises(mlflow.exceptions.MlflowException):
         MlflowClient(mlflow_server).get_registered_model("leaky-credit")
