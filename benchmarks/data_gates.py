@@ -130,6 +130,14 @@ def deepchecks_way(paths: dict[str, Path], config) -> dict:
     return found
 
 
+def make_inputs(folder: Path, args) -> tuple:
+    paths = write_splits(folder, args.train_rows, args.test_rows)
+    _, suite = config_for(folder, paths)
+    frames = {n: pd.read_parquet(p) for n, p in paths.items()}
+    data_mb = sum(f.memory_usage(deep=True).sum() for f in frames.values()) / 2**20
+    return paths, suite, data_mb, len(frames["train"].columns), {n: len(f) for n, f in frames.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train-rows", type=int, default=1_000_000)
@@ -137,12 +145,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = write_splits(folder, args.train_rows, args.test_rows)
-        config, suite = config_for(folder, paths)
-        frames = {n: pd.read_parquet(p) for n, p in paths.items()}
-        data_mb = sum(f.memory_usage(deep=True).sum() for f in frames.values()) / 2**20
-        columns, rows = len(frames["train"].columns), {n: len(f) for n, f in frames.items()}
-        del frames
+        # Made in a child process, so this one stays small and the forked contenders start from it.
+        _, _, (paths, suite, data_mb, columns, rows) = measure(lambda: make_inputs(folder, args))
+        config = load_config(folder / "config.yaml")
         (folder / "ev0").mkdir()
         (folder / "ev0" / "HEAD").write_text("")
 
@@ -156,11 +161,13 @@ def main() -> None:
           f"in memory (pandas, deep) {data_mb:,.0f} MB; idle forked process {idle_mb:,.0f} MB; "
           f"suite: {len(suite['expectations'])} expectations")
     table("data gates: ours vs peer, same files, same run", [
-        "stage", "ours s", "peer s", "ours/peer", "ours peak MB", "peer peak MB", "ours peak / data"], [
+        "stage", "ours s", "peer s", "ours/peer", "ours peak MB", "peer peak MB", "ours peak / data",
+        "(ours peak - idle) / data"], [
         ["validate (peer: GE direct)", f"{ours_v[0]:.2f}", f"{ge_v[0]:.2f}", f"{ours_v[0] / ge_v[0]:.2f}",
-         f"{ours_v[1]:.0f}", f"{ge_v[1]:.0f}", f"{ours_v[1] / data_mb:.2f}"],
+         f"{ours_v[1]:.0f}", f"{ge_v[1]:.0f}", f"{ours_v[1] / data_mb:.2f}", f"{(ours_v[1] - idle_mb) / data_mb:.2f}"],
         ["leakage, all checks (peer: Deepchecks way)", f"{ours_l[0]:.2f}", f"{peer_l[0]:.2f}",
-         f"{ours_l[0] / peer_l[0]:.2f}", f"{ours_l[1]:.0f}", f"{peer_l[1]:.0f}", f"{ours_l[1] / data_mb:.2f}"]])
+         f"{ours_l[0] / peer_l[0]:.2f}", f"{ours_l[1]:.0f}", f"{peer_l[1]:.0f}", f"{ours_l[1] / data_mb:.2f}",
+         f"{(ours_l[1] - idle_mb) / data_mb:.2f}"]])
     print("\nour leakage checks, seconds each:", ", ".join(f"{k} {v}" for k, v in ours_l[2].items()))
 
 

@@ -96,9 +96,11 @@ def near_duplicates(data: EncodedSplits, numeric: list[str], categorical: list[s
     row of the shared cells per table. `exclude` holds the rows already counted as exact duplicates."""
     scale = {c: _std(data.numeric["train"][c]) * tolerance for c in numeric}
     shifts = np.random.default_rng(seed).uniform(0, 1, size=(tables, len(numeric)))
-    base = {s: hash_rows([data.folded[s][c] for c in categorical]) if categorical else None for s in data.rows}
-    keys = {s: [_cells_hash(data, s, numeric, scale, cell_width, shifts[t], base[s]) for t in range(tables)]
-            for s in data.rows}
+    keys = {}
+    for s in data.rows:
+        base = hash_rows([data.folded[s][c] for c in categorical]) if categorical else None
+        in_cells = [data.numeric[s][c] / (scale[c] * cell_width) for c in numeric]  # each value in cell widths
+        keys[s] = [_cells_hash(in_cells, shifts[t], base) for t in range(tables)]
     lookups = {(s, t): Lookup(keys[s][t]) for s in ("train", "val") for t in range(tables)}
     found = {}
     for first, second in pairs(list(data.rows)):
@@ -131,14 +133,15 @@ def _std(values: np.ndarray) -> float:
     return std if std > 0 else 1.0
 
 
-def _cells_hash(data, split, numeric, scale, width, shifts, start) -> np.ndarray:
-    """Grid cell of every numeric (cells width x tolerance wide, offset by a shift), hashed per row;
-    missing values get a cell of their own."""
+def _cells_hash(in_cells: list[np.ndarray], shifts: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """Grid cell of every numeric (offset by this table's shifts), hashed per row; missing values all
+    land in one cell of their own."""
     cells = []
     with np.errstate(invalid="ignore"):
-        for column, shift in zip(numeric, shifts):
-            per_cell = 1.0 / (scale[column] * width)
-            cells.append(np.floor(data.numeric[split][column] * per_cell + shift).astype(np.int64))
+        for values, shift in zip(in_cells, shifts):
+            shifted = values + shift
+            np.floor(shifted, out=shifted)
+            cells.append(shifted.astype(np.int64))
     return hash_cells(cells, start)
 
 

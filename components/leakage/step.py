@@ -43,7 +43,7 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
     features_cat = [c for c in spec.categorical if c in categorical]
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    data = read_encoded(paths, numeric, categorical + ([spec.entity_id] if spec.entity_id else []))
+    data = read_encoded(paths, numeric, categorical, ids=[spec.entity_id] if spec.entity_id else [])
     timings["read_and_encode"] = time.perf_counter() - started
 
     report: dict = {"columns": {"content": content, "features": spec.features, "label": spec.target}}
