@@ -71,6 +71,9 @@ def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
     assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "seal-on-exit-op"}  # a cluster run always seals
     tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert {"prepare-op", "validate-op", "leakage-op", "data-gate-op"} <= set(tasks)
+    docs = spec["components"]["comp-validate-op"]["outputDefinitions"]["artifacts"]
+    assert {n: a["artifactType"]["schemaTitle"] for n, a in docs.items() if n.endswith("_data_docs")} == {
+        f"{s}_data_docs": "system.HTML" for s in ("train", "val", "test")}  # the KFP UI shows GE's pages
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}
     assert "config_json" in spec["root"]["inputDefinitions"]["parameters"]

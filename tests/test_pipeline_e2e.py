@@ -52,6 +52,14 @@ def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_
     # The evidence bundle is in MLflow too, and the local copy verifies...
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evidence")}
     assert "evidence/ledger.json" in artifacts
+    docs = {a.path for a in client.list_artifacts(version.run_id, "data_docs")}
+    assert docs == {f"data_docs/data_docs_{s}.html" for s in ("train", "val", "test")}
+    page = client.download_artifacts(version.run_id, "data_docs/data_docs_test.html")
+    html = open(page).read()
+    assert "Great Expectations" in html and "values must be greater than or equal to" in html
+    # ...and each split's Data Docs page is a KFP HTML artifact of the validate step.
+    kfp_docs = sorted((isolated_state / "kfp").glob("*/*/validate-op*/test_data_docs"))
+    assert kfp_docs and kfp_docs[-1].read_bytes() == (run.run_dir / "files" / "validate" / "data_docs_test.html").read_bytes()
     result = verify(run.run_dir)
     assert result.ok, result.problem
     assert result.records == 7 and result.data_not_supplied == 0
