@@ -50,7 +50,7 @@ image:
 	  -t ghcr.io/govtrain/govtrain:0.1.0$(if $(CUDA),-cuda,) .
 
 bench: setup
-	$(BIN)/python -m benchmarks.validate_vs_ge
+	$(BIN)/python -m benchmarks.data_gates
 	$(BIN)/python -m benchmarks.train_throughput
 	$(BIN)/python -m benchmarks.audit_verify
 	$(BIN)/python -m benchmarks.evaluate_speed

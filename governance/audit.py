@@ -176,7 +176,7 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict) -> dict[str, An
             "approvals": approvals, "drift": drift, "not_measured": not_measured}
 
 
-def verdict(check: dict[str, Any]) -> str:
+def check_verdict(check: dict[str, Any]) -> str:
     """pass, FAIL (a gated failure), or warn (an ungated one, such as a poisoning signal)."""
     return "pass" if check["passed"] else "FAIL" if blocks(check) else "warn"
 
@@ -192,7 +192,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += ["", "## Subcategories", "", "| id | title | status | records / artefact / gap |", "|---|---|---|---|"]
     lines += [f"| {r['id']} | {r['title']} | {r['status']} | {r['detail']} |" for r in data["rows"]]
     lines += ["", "## Gate decisions", "", "| step | check | value | threshold | result |", "|---|---|---|---|---|"]
-    lines += [f"| {g['step']} | {g['id']} | {g['value']} | {g['threshold']} | {verdict(g)} |"
+    lines += [f"| {g['step']} | {g['id']} | {g['value']} | {g['threshold']} | {check_verdict(g)} |"
               for g in data["gates"]]
     lines += ["", "## Approvals", ""]
     lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "
@@ -233,7 +233,7 @@ tr.gap td:nth-child(3){{background:#fbe0dc}}code{{font-size:90%}}</style></head>
 <tbody>{sub_rows}</tbody></table>
 <h2>Gate decisions</h2>
 {table(["step", "check", "value", "threshold", "result"],
-       [[g["step"], g["id"], g["value"], g["threshold"], verdict(g)] for g in data["gates"]])}
+       [[g["step"], g["id"], g["value"], g["threshold"], check_verdict(g)] for g in data["gates"]])}
 <h2>Approvals</h2>
 {table(["when", "action", "from", "to", "approver", "reason"],
        [[r["finished"], r["step"], r["details"]["from_version"] or "-", r["details"]["to_version"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from governance.audit import verdict
+from governance.audit import check_verdict
 from pipelines.config import Config
 
 Section = tuple[str, list[str] | tuple[list[str], list[list[Any]]]]  # (title, lines | (header, rows))
@@ -39,7 +39,7 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
         ("Robustness", [f"- ROC AUC kept under Gaussian noise of {config.gates.noise_severity} std: "
                         f"{metrics.get('noise_auc_ratio')} of clean"]),
         ("Gates", (["check", "value", "threshold", "result"],  # the two gates; data_gate repeats its inputs' checks
-                   [[c["id"], c["value"], c["threshold"], verdict(c)]
+                   [[c["id"], c["value"], c["threshold"], check_verdict(c)]
                     for step in ("data_gate", "evaluate") for c in by_step.get(step, {}).get("checks", [])])),
         ("Not measured", [f"- {n}" for n in sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})]
          or ["- nothing listed"]),

@@ -295,3 +295,14 @@ def test_expectations_init_drafts_a_suite_that_passes_its_data_and_catches_corru
     again = govtrain("expectations", "init", "--data", small_data.data, "--suite", "credit_draft",
                      "--out", tmp_path / "suites")
     assert_one_line_error(again, "credit_draft.json: already exists")
+
+
+def test_an_ungated_failure_warns_everywhere_and_blocks_nothing():
+    from components.gate import data_gate  # noqa: F401  (the gate uses blocks() too)
+    from governance.audit import check_verdict
+    from governance.evidence import blocks
+
+    ungated = {"id": "leakage.label_errors", "value": 0.05, "threshold": 0.02, "passed": False, "gated": False}
+    gated = {**ungated, "id": "leakage.exact_duplicates.train_test", "gated": True}
+    assert [check_verdict(c) for c in (ungated, gated, {**gated, "passed": True})] == ["warn", "FAIL", "pass"]
+    assert not blocks(ungated) and blocks(gated)
