@@ -9,7 +9,7 @@ from itertools import combinations
 
 import numpy as np
 
-from components.leakage.encode import EncodedSplits, Lookup, hash_cells, hash_rows
+from components.leakage.encode import EncodedSplits, Lookup, mix, hash_cells_into, hash_rows
 
 MAX_EXAMPLES = 20
 
@@ -136,13 +136,16 @@ def _std(values: np.ndarray) -> float:
 def _cells_hash(in_cells: list[np.ndarray], shifts: np.ndarray, start: np.ndarray | None) -> np.ndarray:
     """Grid cell of every numeric (offset by this table's shifts), hashed per row; missing values all
     land in one cell of their own."""
-    cells = []
+    rows = len(in_cells[0]) if in_cells else (0 if start is None else len(start))
+    h = np.zeros(rows, np.uint64) if start is None else start.copy()
+    shifted, cell = np.empty(rows), np.empty(rows, np.int64)  # reused: a million-row column per pass
     with np.errstate(invalid="ignore"):
         for values, shift in zip(in_cells, shifts):
-            shifted = values + shift
+            np.add(values, shift, out=shifted)
             np.floor(shifted, out=shifted)
-            cells.append(shifted.astype(np.int64))
-    return hash_cells(cells, start)
+            np.copyto(cell, shifted, casting="unsafe")
+            hash_cells_into(h, cell)
+    return mix(h)
 
 
 def _near(data, first, second, first_rows, second_rows, numeric, categorical, scale) -> np.ndarray:

@@ -46,7 +46,7 @@ def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[s
     (no case-folded form: ids are compared exactly)."""
     categorical = [*categorical, *ids]
     tables = {name: pq.read_table(path, columns=numeric + categorical, read_dictionary=categorical)
-              .unify_dictionaries().combine_chunks() for name, path in paths.items()}
+              .unify_dictionaries() for name, path in paths.items()}  # row groups now share one dictionary
     rows = {name: table.num_rows for name, table in tables.items()}
     numeric_values = {name: {c: table.column(c).to_numpy().astype(np.float64, copy=False) for c in numeric}
                       for name, table in tables.items()}
@@ -60,7 +60,7 @@ def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[s
         categories[column] = vocabulary
         for name, (local, words) in arrays.items():
             remap = np.append(pc.index_in(words, value_set=vocabulary).to_numpy(zero_copy_only=False), MISSING)
-            codes[name][column] = remap[local].astype(np.int64)  # local -1 (null) -> MISSING
+            codes[name][column] = remap[local]  # local -1 (null) -> MISSING
         if column not in ids:
             folded_codes = np.append(normalise(pd.Index(vocabulary.to_pylist()))[1], MISSING)
             for name in arrays:
@@ -69,10 +69,12 @@ def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[s
 
 
 def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """(codes with -1 for null, the distinct values as strings) of a dictionary-encoded column."""
-    array = column.chunk(0) if column.num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
-    codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, array.dictionary.cast(pa.large_string())
+    """(codes with -1 for null, the distinct values as strings) of a dictionary-encoded column whose
+    chunks share one dictionary."""
+    if not column.num_chunks:
+        return np.zeros(0, np.int32), pa.array([], pa.large_string())
+    codes = [chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) for chunk in column.chunks]
+    return np.concatenate(codes), column.chunk(0).dictionary.cast(pa.large_string())
 
 
 def normalise(vocabulary: pd.Index) -> tuple[pd.Index, np.ndarray]:
@@ -82,7 +84,7 @@ def normalise(vocabulary: pd.Index) -> tuple[pd.Index, np.ndarray]:
     return pd.Index(uniques), codes.astype(np.int64)
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
+def mix(values: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every input bit flips about half the output bits."""
     z = values  # mixed in place: callers pass a temporary
     z ^= z >> np.uint64(30)
@@ -112,20 +114,18 @@ def hash_rows(columns: list[np.ndarray]) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = np.full(len(columns[0]), 0x2545F4914F6CDD1D, dtype=np.uint64)
         for position, values in enumerate(columns):
-            h ^= _mix(as_words(values) + np.uint64(position + 1))
+            h ^= mix(as_words(values) + np.uint64(position + 1))
             h *= _MULTIPLIER
-        return _mix(h)
+        return mix(h)
 
 
-def hash_cells(cells: list[np.ndarray], start: np.ndarray | None = None) -> np.ndarray:
-    """A cheap polynomial hash of small integers (grid cells); near-duplicate candidates are confirmed
-    against the data afterwards, so a rare collision costs a comparison, never a wrong finding."""
+def hash_cells_into(h: np.ndarray, cells: np.ndarray) -> None:
+    """Fold one column of small integers (grid cells) into running row hashes h, in place: a cheap
+    polynomial step. Near-duplicate candidates are confirmed against the data afterwards, so a rare
+    collision costs a comparison, never a wrong finding (finish with mix)."""
     with np.errstate(over="ignore"):
-        h = np.zeros(len(cells[0]), np.uint64) if start is None else start.copy()
-        for values in cells:
-            h *= _MULTIPLIER
-            h += values.view(np.uint64)
-        return _mix(h)
+        h *= _MULTIPLIER
+        h += cells.view(np.uint64)
 
 
 class Lookup:

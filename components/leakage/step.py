@@ -7,6 +7,7 @@ but do not gate unless configured to.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -80,20 +81,12 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
         for pair, result in (found or {}).items():
             gate(name, getattr(settings, name), result["fraction"], pair)
 
+    # The longest check runs on a second core beside the others: numpy releases the GIL in its loops.
     near = settings.near_duplicates
-    found = run("near_duplicates", near, lambda: duplicates.near_duplicates(
+    background = ThreadPoolExecutor(max_workers=1)
+    near_job = background.submit(run, "near_duplicates", near, lambda: duplicates.near_duplicates(
         data, features_num, features_cat, tolerance=near.tolerance, tables=near.tables, cell_width=near.cell_width,
         exclude=exact_masks, seed=config.split.seed))
-    if found is not None:
-        for pair, result in found.items():
-            gate("near_duplicates", near, result["fraction"], pair)
-        report["near_duplicates_method"] = {
-            "rule": f"equal categories after trim/case-fold; every numeric within {near.tolerance} x train std",
-            "tables": near.tables, "cell_width_tolerances": near.cell_width,
-            "recall_if_k_columns_differ_by_full_tolerance": {
-                k: round(duplicates.stated_recall(near.tables, near.cell_width, k), 4)
-                for k in sorted({1, 2, 3, 5, len(features_num)}) if 0 < k <= max(len(features_num), 1)},
-            "precision": 1.0}
 
     if spec.entity_id:
         found = run("entity_overlap", settings.entity_overlap, lambda: splits.entity_overlap(data, spec.entity_id))
@@ -147,6 +140,19 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
         min_category_rows=tgt.min_category_rows, seed=config.split.seed)})
     if found is not None:
         gate("label_errors", errors, found["fraction"])
+
+    found = near_job.result()
+    background.shutdown()
+    if found is not None:
+        for pair, result in found.items():
+            gate("near_duplicates", near, result["fraction"], pair)
+        report["near_duplicates_method"] = {
+            "rule": f"equal categories after trim/case-fold; every numeric within {near.tolerance} x train std",
+            "tables": near.tables, "cell_width_tolerances": near.cell_width,
+            "recall_if_k_columns_differ_by_full_tolerance": {
+                k: round(duplicates.stated_recall(near.tables, near.cell_width, k), 4)
+                for k in sorted({1, 2, 3, 5, len(features_num)}) if 0 < k <= max(len(features_num), 1)},
+            "precision": 1.0}
 
     report["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     report["thresholds"] = settings.model_dump(mode="json")

@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from components.leakage.duplicates import MAX_EXAMPLES
 from components.leakage.encode import EncodedSplits
@@ -94,8 +95,9 @@ def label_errors(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numer
     folds = min(folds, int(np.bincount(y).min()))
     if folds < 2:
         return {"count": 0, "fraction": 0.0, "examples": [], "note": "too few rows of one class to cross-validate"}
-    proba = cross_val_predict(LogisticRegression(max_iter=500), x, y, method="predict_proba",
-                              cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    with threadpool_limits(1):  # one BLAS thread: the near-duplicate check has the other core
+        proba = cross_val_predict(LogisticRegression(max_iter=500), x, y, method="predict_proba",
+                                  cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     given = proba[np.arange(len(y)), y]
     flagged = np.flatnonzero(given < 1 - confidence)
     worst = flagged[np.argsort(given[flagged])][:MAX_EXAMPLES]
