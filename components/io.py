@@ -40,6 +40,10 @@ def read_table(path: str | Path, fmt: str | None = None, columns: list[str] | No
     try:
         if fmt == "csv":  # all columns: with usecols pandas would let a row with extra fields pass
             frame = pd.read_csv(path, encoding="utf-8")
+            if len(frame.columns) and frame.iloc[:, -1].isna().any():  # short rows read as empty last cells
+                short = first_short_line(path, len(frame.columns))
+                if short:
+                    raise DataError(f"{path}: line {short[0]} has {short[1]} fields; the header has {len(frame.columns)}")
             missing = [c for c in columns or [] if c not in frame.columns]
             if missing:
                 raise DataError(f"{path}: column {missing[0]!r} not found")
@@ -66,6 +70,16 @@ def first_undecodable_line(path: Path) -> int:
             except UnicodeDecodeError:
                 return number
     return 0
+
+
+def first_short_line(path: Path, fields: int) -> tuple[int, int] | None:
+    """(line number, field count) of the first row with fewer fields than the header, or None."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        for row in reader:
+            if 0 < len(row) < fields:
+                return reader.line_num, len(row)
+    return None
 
 
 def read_splits(split_paths: dict, evidence) -> dict[str, pd.DataFrame]:

@@ -61,6 +61,12 @@ def ragged(frame):
     return "\n".join(lines).encode()
 
 
+def short_row(frame):
+    lines = frame.to_csv(index=False).split("\n")
+    lines[9] = lines[9].rsplit(",", 2)[0]  # the last two fields of line 10 missing
+    return "\n".join(lines).encode()
+
+
 def nested(frame, folder):
     table = pa.Table.from_pandas(frame, preserve_index=False)
     address = pa.array([{"street": "Main", "number": i} for i in range(len(frame))])
@@ -139,6 +145,7 @@ CASES = {
     "no read permission": (None, unreadable, {}, ["credit.parquet: no permission to read it"]),
     "nested parquet column": (None, nested, {}, ["credit.parquet: column 'address' is nested"]),
     "ragged CSV rows": (None, raw_bytes(ragged), {}, ["credit.csv:", "line 7"]),
+    "short CSV row": (None, raw_bytes(short_row), {}, ["credit.csv: line 10 has 16 fields; the header has 18"]),
     "a column of one value": (lambda f: f.assign(region="north"), "parquet", {},
                               ["credit.parquet: feature 'region' holds the same value 'north' in every row"]),
     "suite with an unknown severity": (None, "parquet", "bad-severity",
