@@ -113,8 +113,8 @@ def table_columns(path: str | Path, fmt: str) -> list[str]:
         raise
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
-    if fmt == "csv" and len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
-        sep = next(s for s in (";", "\t", "|") if s in names[0])
+    sep = next((s for s in (";", "\t", "|") if s in names[0]), None) if fmt == "csv" and len(names) == 1 else None
+    if sep:
         raise DataError(f"{path}: the header is one column holding {sep!r}: govtrain reads comma-separated CSV")
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):

@@ -26,6 +26,9 @@ DEFAULT_CONFIG = Path("configs/demo.yaml")
 _debug = False
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+ModelNameOption = Annotated[str, typer.Option(help="Registered model name.")]
+ApproverOption = Annotated[str, typer.Option(help="Who approves.")]
+ReasonOption = Annotated[str, typer.Option(help="Why.")]
 
 
 @app.callback()
@@ -180,7 +183,7 @@ ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or N
 @app.command("drift-history")
 @user_errors
 def drift_history(
-    model: Annotated[str, typer.Option(help="Registered model name.")],
+    model: ModelNameOption,
     config: ConfigOption = DEFAULT_CONFIG,
     out: Annotated[Optional[Path], typer.Option(help="PNG of drift share over time.")] = None,
 ) -> None:
@@ -328,10 +331,10 @@ def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private ke
 @app.command()
 @user_errors
 def promote(
-    model: Annotated[str, typer.Option(help="Registered model name.")],
+    model: ModelNameOption,
     version: Annotated[str, typer.Option(help="Version to make champion.")],
-    approver: Annotated[str, typer.Option(help="Who approves.")],
-    reason: Annotated[str, typer.Option(help="Why.")],
+    approver: ApproverOption,
+    reason: ReasonOption,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
@@ -343,9 +346,9 @@ def promote(
 @app.command()
 @user_errors
 def rollback(
-    model: Annotated[str, typer.Option(help="Registered model name.")],
-    approver: Annotated[str, typer.Option(help="Who approves.")],
-    reason: Annotated[str, typer.Option(help="Why.")],
+    model: ModelNameOption,
+    approver: ApproverOption,
+    reason: ReasonOption,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
@@ -370,7 +373,7 @@ def print_move(move_alias: Callable) -> None:
 @app.command()
 @user_errors
 def history(
-    model: Annotated[str, typer.Option(help="Registered model name.")],
+    model: ModelNameOption,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Which version was champion when: every alias change with who, when and why."""

@@ -113,6 +113,11 @@ def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, 
     return run_dir
 
 
+def run_stamp() -> str:
+    """The time part of a local run id (UTC, to the microsecond: ids sort by start time)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+
+
 def seal_rejected(state: Path, stage: str, message: str) -> Path:
     """A run refused before any step ran (bad config, missing column, unreadable file) still leaves a
     sealed ledger whose one record says why (MANAGE 4.3)."""
@@ -120,7 +125,7 @@ def seal_rejected(state: Path, stage: str, message: str) -> Path:
 
     from components.seal import seal_errored_run
 
-    run_id = f"local-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}"
+    run_id = f"local-{run_stamp()}"
     run_dir = state / "runs" / run_id
     with tempfile.TemporaryDirectory() as work:
         seal_errored_run([], Path(work), run_dir, run_id, stage, message)
@@ -143,7 +148,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     except ValueError as exc:
         run_dir = seal_rejected(state, "preflight", str(exc))
         raise type(exc)(f"{exc} (sealed evidence: {run_dir})") from exc
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    stamp = run_stamp()
     pipeline_root = state / "kfp" / stamp
     log_path = state / "logs" / f"{stamp}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

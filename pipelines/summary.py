@@ -6,9 +6,11 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from governance.audit import check_verdict
 from governance.evidence import blocks
 from pipelines.run import LocalRun
 
+COLOURS = {"pass": "green", "FAIL": "red", "warn": "yellow"}
 STEPS = ["prepare", "validate", "leakage", "data_gate", "train", "evaluate", "register"]
 
 
@@ -37,8 +39,8 @@ def print_summary(run: LocalRun, console: Console) -> None:
         gates.add_column(column)
     for step in ("data_gate", "evaluate"):
         for check in records.get(step, {}).get("checks", []):
-            mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]" if blocks(check) else "[yellow]warn[/]"
-            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]), mark)
+            verdict = check_verdict(check)
+            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]), f"[{COLOURS[verdict]}]{verdict}[/]")
     console.print(gates)
 
     failed = records.get("validate", {}).get("details", {}).get("failed", [])

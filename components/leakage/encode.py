@@ -62,7 +62,7 @@ def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[s
             remap = np.append(pc.index_in(words, value_set=vocabulary).to_numpy(zero_copy_only=False), MISSING)
             codes[name][column] = remap[local]  # local -1 (null) -> MISSING
         if column not in ids:
-            folded_codes = np.append(normalise(pd.Index(vocabulary.to_pylist()))[1], MISSING)
+            folded_codes = np.append(normalise(pd.Index(vocabulary.to_pylist())), MISSING)
             for name in arrays:
                 folded[name][column] = folded_codes[codes[name][column]]
     return EncodedSplits(rows, numeric_values, codes, folded, categories)
@@ -77,11 +77,11 @@ def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return np.concatenate(codes), column.chunk(0).dictionary.cast(pa.large_string())
 
 
-def normalise(vocabulary: pd.Index) -> tuple[pd.Index, np.ndarray]:
-    """Trim, collapse inner whitespace and case-fold each distinct string; codes of the folded forms."""
+def normalise(vocabulary: pd.Index) -> np.ndarray:
+    """Trim, collapse inner whitespace and case-fold each distinct string; the codes of the folded forms
+    (strings that differ only in case or spacing share one)."""
     folded = vocabulary.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
-    codes, uniques = pd.factorize(folded)
-    return pd.Index(uniques), codes.astype(np.int64)
+    return pd.factorize(folded)[0].astype(np.int64)
 
 
 def mix(values: np.ndarray) -> np.ndarray:

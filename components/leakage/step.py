@@ -20,9 +20,8 @@ from governance.evidence import StepEvidence
 from pipelines.config import Config, LeakCheck
 
 
-def column_kinds(path: Path, columns: list[str]) -> tuple[list[str], list[str]]:
+def column_kinds(schema: pa.Schema, columns: list[str]) -> tuple[list[str], list[str]]:
     """(numeric, categorical) by the Parquet types: numbers and booleans vs everything else."""
-    schema = pq.read_schema(path)
     numeric = [c for c in columns if pa.types.is_integer(schema.field(c).type) or pa.types.is_floating(
         schema.field(c).type) or pa.types.is_boolean(schema.field(c).type)]
     return numeric, [c for c in columns if c not in numeric]
@@ -38,8 +37,9 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
         evidence.add_input(f"data/{name}.parquet", path, rows=pq.read_metadata(path).num_rows)
 
     # Content: every column but the entity id and the timestamp (they differ between copies of a row).
-    content = [c for c in pq.read_schema(paths["train"]).names if c not in {spec.entity_id, spec.timestamp}]
-    numeric, categorical = column_kinds(paths["train"], content)
+    schema = pq.read_schema(paths["train"])
+    content = [c for c in schema.names if c not in {spec.entity_id, spec.timestamp}]
+    numeric, categorical = column_kinds(schema, content)
     features_num = [c for c in spec.numeric if c in numeric]
     features_cat = [c for c in spec.categorical if c in categorical]
     timings: dict[str, float] = {}

@@ -21,7 +21,7 @@ def sample_rows(rows: int, size: int, seed: int) -> np.ndarray:
 
 def pooled(codes: np.ndarray, min_rows: int) -> np.ndarray:
     """Categories with fewer than min_rows rows become one: an id-like column cannot look predictive."""
-    values, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
     return np.where(counts[inverse] >= min_rows, codes, POOLED)
 
 
