@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import measure, table
-from governance.hashing import canonical_json, record_hash, sha256_file
-from governance.ledger import LEDGER_FILE, root_hash, verify
+from govtrain.governance.hashing import canonical_json, record_hash, sha256_file
+from govtrain.governance.ledger import LEDGER_FILE, root_hash, verify
 
 
 def build(bundle: Path, records: int, files: int, file_mb: int, payloads: list[Path]) -> None:

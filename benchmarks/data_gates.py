@@ -23,11 +23,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from benchmarks.harness import measure, table
-from components.leakage import leakage
-from components.suite_draft import draft_suite
-from components.validate import validate
-from pipelines import demo_data
-from pipelines.config import load_config
+from govtrain.components.leakage import leakage
+from govtrain.components.suite_draft import draft_suite
+from govtrain.components.validate import validate
+from govtrain.core.config import load_config
+from govtrain.pipelines import demo_data
 
 EXTRA_NUMERIC = [f"score_{i:02d}" for i in range(8)]
 EXTRA_CATEGORICAL = ["channel", "state", "product", "segment"]
@@ -47,7 +47,8 @@ def wide_table(rows: int, seed: int) -> pd.DataFrame:
 
 
 def write_splits(folder: Path, train_rows: int, test_rows: int) -> dict[str, Path]:
-    frames = {"train": wide_table(train_rows, 1), "val": wide_table(test_rows // 5, 2), "test": wide_table(test_rows, 3)}
+    frames = {"train": wide_table(train_rows, 1), "val": wide_table(test_rows // 5, 2), "test": wide_table(test_rows,
+                                                                                                           3)}
     for name in ("val", "test"):  # ids unique per split, so entity overlap is what we plant
         frames[name][demo_data.ENTITY] = name[0] + frames[name][demo_data.ENTITY]
     copies = frames["train"].sample(500, random_state=0)  # planted: 500 exact and 500 near copies in test
@@ -68,7 +69,8 @@ def config_for(folder: Path, paths: dict[str, Path]):
     raw = {"dataset": {"path": str(paths["train"]), "target": demo_data.TARGET,
                        "numeric": demo_data.NUMERIC + EXTRA_NUMERIC,
                        "categorical": demo_data.CATEGORICAL + EXTRA_CATEGORICAL,
-                       "entity_id": demo_data.ENTITY, "timestamp": demo_data.TIMESTAMP, "sensitive": demo_data.SENSITIVE},
+                       "entity_id": demo_data.ENTITY, "timestamp": demo_data.TIMESTAMP,
+                       "sensitive": demo_data.SENSITIVE},
            "split": {"strategy": "group"}, "validation": {"suite": str(folder / "suite.json")}}
     (folder / "config.yaml").write_text(yaml.safe_dump(raw))
     return load_config(folder / "config.yaml"), suite
@@ -98,7 +100,8 @@ def deepchecks_way(paths: dict[str, Path], config) -> dict:
         a, b = frames[first][content].fillna(placeholder), frames[second][content].fillna(placeholder)
         uniq = a.groupby(content, dropna=False).size().reset_index(name="n")  # TrainTestSamplesMix
         found[f"mix_{second}"] = len(b.merge(uniq, on=content, how="inner"))
-        af = frames[first][features + [label]].fillna(placeholder).groupby(features, dropna=False)[label].agg(["min", "max"])
+        af = frames[first][features + [label]].fillna(placeholder).groupby(features, dropna=False)[label].agg(["min",
+                                                                                                               "max"])
         merged = frames[second][features + [label]].fillna(placeholder).merge(af.reset_index(), on=features)
         found[f"conflicts_{second}"] = int(((merged["min"] != merged[label]) | (merged["max"] != merged[label])).sum())
         rounded = {}
@@ -125,7 +128,8 @@ def deepchecks_way(paths: dict[str, Path], config) -> dict:
         pd.crosstab(sample[c], sample[label])
     x = pd.get_dummies(sample[features].fillna(0), columns=spec.categorical, drop_first=True).to_numpy(float)
     x = (x - x.mean(0)) / (x.std(0) + 1e-9)
-    cross_val_predict(LogisticRegression(max_iter=500), x, y, method="predict_proba", cv=StratifiedKFold(3, shuffle=True))
+    cross_val_predict(LogisticRegression(max_iter=500), x, y, method="predict_proba", cv=StratifiedKFold(3,
+                                                                                                         shuffle=True))
     found["auc"] = max(scores.values())
     return found
 

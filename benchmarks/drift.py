@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.harness import measure, table
-from pipelines.config import Config
+from govtrain.core.config import Config
 
 NUMERIC = [f"n{i}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
@@ -31,7 +31,8 @@ def batch(rows: int, seed: int, drift: bool) -> pd.DataFrame:
         values = rng.normal(i, 1 + i / 10, rows)
         data[name] = values + (0.25 * (1 + i / 10) if drift and name in PLANTED else 0)
     for name in CATEGORICAL:
-        shares = np.array([0.4, 0.3, 0.2, 0.1]) if not (drift and name in PLANTED) else np.array([0.25, 0.25, 0.25, 0.25])
+        shares = np.array([0.4, 0.3, 0.2, 0.1]) if not (drift and name in PLANTED) else np.array([0.25, 0.25, 0.25,
+                                                                                                  0.25])
         data[name] = rng.choice(["a", "b", "c", "d"], size=rows, p=shares)
     data["label"] = rng.integers(0, 2, rows)
     return pd.DataFrame(data)
@@ -55,7 +56,7 @@ def evidently_direct(reference: Path, current: Path) -> dict:
 
 
 def ours(config: Config, reference: Path, current: Path, out: Path) -> dict:
-    from monitoring.drift import run_drift
+    from govtrain.monitoring.drift import run_drift
 
     result = run_drift(config, current, reference, out)
     return {c["column"]: c["drifted"] for c in result.columns}
@@ -74,12 +75,14 @@ def main() -> None:
             batch(rows, 2, True).to_parquet(current)
             config = Config.model_validate({"dataset": {"path": str(reference), "target": "label",
                                                         "numeric": NUMERIC, "categorical": CATEGORICAL}})
-            our_s, our_mb, our_cols = measure(lambda: ours(config, reference, current, tmp / f"out-{rows}"))
-            ev_s, ev_mb, ev_cols = measure(lambda: evidently_direct(reference, current))
+            our_s, our_mb, our_cols = measure(
+                lambda c=config, r=reference, k=current, o=tmp / f"out-{rows}": ours(c, r, k, o))
+            ev_s, ev_mb, ev_cols = measure(lambda r=reference, k=current: evidently_direct(r, k))
             agree = sum(our_cols[c] == ev_cols[c] for c in ev_cols)
             found = {c for c, d in our_cols.items() if d}
             rows_out.append([rows, 26, f"{ev_s:.1f}", f"{our_s:.1f}", f"{ev_s / our_s:.1f}x", f"{ev_mb:.0f}",
-                             f"{our_mb:.0f}", f"{agree}/{len(ev_cols)}", "yes" if found == PLANTED else json.dumps(sorted(found))])
+                             f"{our_mb:.0f}", f"{agree}/{len(ev_cols)}",
+                             "yes" if found == PLANTED else json.dumps(sorted(found))])
     table("data drift, reference vs current (Parquet), 2 cores",
           ["rows", "columns", "Evidently s", "ours s", "speed-up", "Evidently MB", "ours MB",
            "decisions agree", "finds exactly the planted columns"], rows_out)

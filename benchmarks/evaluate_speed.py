@@ -14,12 +14,12 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from benchmarks.harness import table
-from components.evaluate import evaluate
-from components.train.features import FeatureSpec
-from components.train.model import LoadedModel, build_model, save_model
-from governance.evidence import StepEvidence
-from pipelines import demo_data
-from pipelines.config import Config
+from govtrain.components.evaluate import evaluate
+from govtrain.core.config import Config
+from govtrain.governance.evidence import StepEvidence
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import LoadedModel, build_model, save_model
+from govtrain.pipelines import demo_data
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import resource
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def _child(fn: Callable[[], object], queue: mp.Queue) -> None:
@@ -27,7 +27,7 @@ def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
 
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     print(f"\n{title}")
     for row in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from benchmarks.harness import measure, table
-from components.train.features import FeatureSpec
-from components.train.model import build_model
-from components.train.step import RESTART_SAFE_ENV, write_job
-from pipelines import demo_data
-from pipelines.config import Config
+from govtrain.components.train.step import RESTART_SAFE_ENV, write_job
+from govtrain.core.config import Config
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import build_model
+from govtrain.pipelines import demo_data
 
 
 def hand_loop(job_dir: Path, job: dict, device: str) -> float:
@@ -63,7 +63,7 @@ def ours(job_dir: Path, out: Path, workers: int, device: str) -> tuple[float, fl
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(workers),
-                    "-m", "components.train.worker", "--job", str(job_dir), "--out", str(out)],
+                    "-m", "govtrain.components.train.worker", "--job", str(job_dir), "--out", str(out)],
                    check=True, capture_output=True, env=env)
     history = json.loads((out / "result.json").read_text())["history"]
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -100,7 +100,7 @@ def main() -> None:
                 rates: dict[object, list[float]] = {"loop": [], **{w: [] for w in worker_counts}}
                 peaks: dict[object, float] = {}
                 for repeat in range(args.repeats):
-                    _, peaks["loop"], rate = measure(lambda: hand_loop(job_dir, job, device))
+                    _, peaks["loop"], rate = measure(lambda d=job_dir, j=job, v=device: hand_loop(d, j, v))
                     rates["loop"].append(rate)
                     for workers in worker_counts:
                         run = tmp / f"run-{device}-{batch}-{workers}-{repeat}"

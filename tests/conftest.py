@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import demo_data
-from pipelines.config import load_config
+from govtrain.core.config import load_config
+from govtrain.pipelines import demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ROWS = 3000
@@ -61,7 +61,7 @@ def free_port() -> int:
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` process on a free 127.0.0.1 port (as `govtrain server` starts it), stopped
     when the session ends."""
-    from registry.server import EmbeddedServer
+    from govtrain.registry.server import EmbeddedServer
 
     with EmbeddedServer(tmp_path_factory.mktemp("mlflow"), free_port()) as server:
         server.wait_healthy(120)

@@ -55,7 +55,7 @@ class FakeKube:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "FakeKube":
+    def __enter__(self) -> FakeKube:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -99,10 +99,11 @@ class FakeKube:
     def _operator_status(self, name: str) -> list[dict]:
         replicas = self.procs[name]
         codes = [proc.poll() for _, proc, _ in replicas]
-        failed = [(kind, code) for (kind, _, _), code in zip(replicas, codes) if code not in (None, 0)]
+        failed = [(kind, code) for (kind, _, _), code in zip(replicas, codes, strict=True) if code not in (None, 0)]
         if failed:
             kind, code = failed[0]
-            return [condition("Running"), condition("Failed", f"PyTorchJob {name} is failed because 1 {kind} replica(s) "
+            return [condition("Running"), condition("Failed",
+                                                    f"PyTorchJob {name} is failed because 1 {kind} replica(s) "
                                                               f"failed (exit code {code}).", "PyTorchJobFailed")]
         if all(code == 0 for code in codes):
             return [condition("Running"), condition("Succeeded", f"PyTorchJob {name} is successfully completed.")]

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import base_config
-from governance.ledger import verify
-from pipelines import demo_data
+
+from govtrain.governance.ledger import verify
+from govtrain.pipelines import demo_data
 
 ROWS = 400
 
@@ -100,7 +100,8 @@ CASES = {
                         ["credit.csv: the header is one column holding ';'"]),
     "non-UTF-8 bytes": (None, raw_bytes(non_utf8), {}, ["credit.csv: line 6 is not UTF-8"]),
     "corrupt parquet": (None, truncated, {}, ["credit.parquet: cannot read as parquet"]),
-    "duplicated column names": (None, raw_bytes(lambda f: f.rename(columns={"income": "age"}).to_csv(index=False).encode()),
+    "duplicated column names": (None,
+                                raw_bytes(lambda f: f.rename(columns={"income": "age"}).to_csv(index=False).encode()),
                                 {}, ["credit.csv: column 'age' appears twice (columns 3 and 4)"]),
     "missing target column": (lambda f: f.drop(columns=[demo_data.TARGET]), "parquet", {},
                               ["credit.parquet: target 'default' not found (config dataset.target)"]),
@@ -125,7 +126,8 @@ CASES = {
     "null entity id": (edit(demo_data.ENTITY, 5, None), "parquet", {},
                        ["credit.parquet: entity_id 'customer_id' is empty in row 6"]),
     "missing sensitive attribute": (lambda f: f.drop(columns=["gender"]), "parquet", {},
-                                    ["credit.parquet: sensitive attribute 'gender' not found (config dataset.sensitive)"]),
+                                    ["credit.parquet: sensitive attribute 'gender' not found (config "
+                                     "dataset.sensitive)"]),
     "empty sensitive attribute": (edit("gender", 1, None), "parquet", {},
                                   ["credit.parquet: sensitive attribute 'gender' is empty in row 2"]),
     "config names an absent column": (None, "parquet", {"dataset": {"numeric": [*demo_data.NUMERIC, "salary"]}},
@@ -176,7 +178,7 @@ def prepare_case(name: str, folder: Path, source: pd.DataFrame) -> tuple[list[st
     state = folder / "state"
     state.mkdir()
     env = {**os.environ, "GOVTRAIN_HOME": str(state)}
-    command = [sys.executable, "-m", "pipelines.cli", "run", "--config", str(folder / "config.yaml")]
+    command = [sys.executable, "-m", "govtrain.pipelines.cli", "run", "--config", str(folder / "config.yaml")]
     return command, env
 
 

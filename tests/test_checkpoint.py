@@ -7,8 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from components.prepare import prepare
-from components.train.step import train
+from govtrain.components.prepare import prepare
+from govtrain.components.train.step import train
 
 
 def test_training_resumes_from_the_newest_readable_snapshot(small_data, write_config, tmp_path):
@@ -37,7 +37,7 @@ def worker_pids(local_rank: int) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if b"components.train.worker" not in (proc / "cmdline").read_bytes():
+            if b"govtrain.components.train.worker" not in (proc / "cmdline").read_bytes():
                 continue
             if f"LOCAL_RANK={local_rank}".encode() in (proc / "environ").read_bytes().split(b"\0"):
                 found.append(int(proc.name))

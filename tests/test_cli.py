@@ -10,7 +10,8 @@ from tests.conftest import ROOT, base_config
 
 
 def govtrain(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "govtrain.pipelines.cli", *map(str, args)], capture_output=True,
+                          text=True,
                           cwd=cwd, timeout=300)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.config import ConfigError, load_config
+from govtrain.core.config import ConfigError, load_config
 
 
 def write(tmp_path, text):

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from components.leakage import leakage
-from components.leakage.duplicates import stated_recall
-from components.prepare import prepare
-from components.validate import load_suite, validate
-from pipelines import demo_data
 from conftest import ROOT
+
+from govtrain.components.leakage import leakage
+from govtrain.components.leakage.duplicates import stated_recall
+from govtrain.components.prepare import prepare
+from govtrain.components.validate import load_suite, validate
+from govtrain.pipelines import demo_data
 
 
 def run_prepare(config, tmp_path):
@@ -98,7 +98,8 @@ def test_clean_group_split_passes_every_leakage_check(clean, tmp_path):
     assert all(c["passed"] for c in checks.values())
     assert report["target"]["sample_rows"] == len(pd.read_parquet(paths["train"]))
     assert {"MAP 2.3", "MEASURE 2.1", "MEASURE 2.5", "MEASURE 2.13"} <= set(record["rmf"])
-    assert record["not_measured"] == ["temporal leakage (not a time split; set leakage.temporal.always to check anyway)"]
+    assert record["not_measured"] == ["temporal leakage (not a time split; set leakage.temporal.always to check "
+                                      "anyway)"]
 
 
 # --- one planted leak per check ---------------------------------------------------------------------
@@ -298,9 +299,9 @@ def test_expectations_init_drafts_a_suite_that_passes_its_data_and_catches_corru
 
 
 def test_an_ungated_failure_warns_everywhere_and_blocks_nothing():
-    from components.gate import data_gate  # noqa: F401  (the gate uses blocks() too)
-    from governance.audit import check_verdict
-    from governance.evidence import blocks
+    from govtrain.components.gate import data_gate  # noqa: F401  (the gate uses blocks() too)
+    from govtrain.governance.audit import check_verdict
+    from govtrain.governance.evidence import blocks
 
     ungated = {"id": "leakage.label_errors", "value": 0.05, "threshold": 0.02, "passed": False, "gated": False}
     gated = {**ungated, "id": "leakage.exact_duplicates.train_test", "gated": True}

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.io import DataError
-from monitoring.drift import run_drift
-from monitoring.engine import dataset_drift
-from pipelines import demo_data
+from govtrain.data.io import DataError
+from govtrain.monitoring.drift import run_drift
+from govtrain.monitoring.engine import dataset_drift
+from govtrain.pipelines import demo_data
 
 FEATURES = demo_data.NUMERIC + demo_data.CATEGORICAL
 
@@ -79,7 +79,7 @@ def extra_columns(result):
 def test_wasserstein_equals_scipy(sizes):
     from scipy import stats
 
-    from monitoring.engine import wasserstein
+    from govtrain.monitoring.engine import wasserstein
 
     rng = np.random.default_rng(sizes[1])
     u, v = rng.normal(0, 1, sizes[0]), rng.gamma(2, 1, sizes[1])

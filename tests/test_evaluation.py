@@ -7,13 +7,13 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from torchmetrics.classification import BinaryCalibrationError
 
-from components.evaluate import evaluate
-from components.evaluation import metrics, privacy
-from components.prepare import prepare
-from components.train.features import FeatureSpec
-from components.train.model import build_model, save_model
-from components.train.step import train
-from pipelines import demo_data
+from govtrain.components.evaluate import evaluate
+from govtrain.components.evaluation import metrics, privacy
+from govtrain.components.prepare import prepare
+from govtrain.components.train.step import train
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import build_model, save_model
+from govtrain.pipelines import demo_data
 
 
 def test_metrics_agree_with_scikit_learn_and_torchmetrics():
@@ -60,7 +60,8 @@ def test_random_weights_and_shuffled_labels_fail_the_gate(small_data, write_conf
     assert record["decision"] == "fail" and check(record, "evaluate.roc_auc")["value"] < 0.6
 
 
-def test_an_over_confident_model_fails_calibration_and_passes_after_temperature_scaling(small_data, write_config, tmp_path):
+def test_an_over_confident_model_fails_calibration_and_passes_after_temperature_scaling(small_data, write_config,
+                                                                                        tmp_path):
     config = write_config(small_data.data, gates={"max_ece": 0.08})
     paths = prepared(config, tmp_path)
     train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-t", "c")
@@ -89,7 +90,8 @@ def test_a_model_whose_label_follows_the_sensitive_attribute_fails_the_fairness_
     rng = np.random.default_rng(0)
     frame[demo_data.TARGET] = (rng.random(len(frame)) < np.where(frame["gender"] == "female", 0.75, 0.1)).astype(int)
     frame.to_parquet(files.data)
-    config = write_config(files.data, dataset={"categorical": [*demo_data.CATEGORICAL, "gender"], "sensitive": ["gender"]},
+    config = write_config(files.data, dataset={"categorical": [*demo_data.CATEGORICAL, "gender"],
+                                               "sensitive": ["gender"]},
                           gates={"min_auc": 0.5, "max_ece": 0.2, "min_noise_auc_ratio": 0.5})
     paths = prepared(config, tmp_path)
     train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-t", "f")

@@ -8,12 +8,12 @@ import shutil
 
 import pytest
 
-from governance import chain, signing
-from governance.catalogue import by_id, subcategories
-from governance.evidence import StepEvidence
-from governance.hashing import canonical_json, record_hash
-from governance.ledger import root_hash, seal, verify
-from governance.rmf import STEP_RMF
+from govtrain.core.catalogue import by_id, subcategories
+from govtrain.governance import chain, signing
+from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.hashing import canonical_json, record_hash
+from govtrain.governance.ledger import root_hash, seal, verify
+from govtrain.governance.rmf import STEP_RMF
 
 
 def test_catalogue_has_the_whole_rmf_and_agrees_with_what_steps_claim():
@@ -99,7 +99,8 @@ def mutate(bundle, kind: str, rng: random.Random, attacker_seed: str) -> None:
         _write(bundle, ledger)
 
 
-def test_a_thousand_seeded_tamperings_are_all_detected_and_no_untouched_bundle_is_flagged(signed_bundle, keys, tmp_path):
+def test_a_thousand_seeded_tamperings_are_all_detected_and_no_untouched_bundle_is_flagged(signed_bundle, keys,
+                                                                                          tmp_path):
     (_, public), (attacker_seed, _) = keys
     rng = random.Random(20261125)
     kinds = ["ledger_byte", "file_byte", "delete_record", "swap_records", "forge_and_resign"]
@@ -155,14 +156,15 @@ def test_chain_names_the_first_record_that_does_not_hold(tmp_path):
 
 
 def test_exit_handler_seals_a_failed_cluster_run_from_the_mirrored_evidence(tmp_path, monkeypatch):
-    from components.seal import seal_on_exit
-    from governance.evidence import MIRROR_ENV
+    from govtrain.components.seal import seal_on_exit
+    from govtrain.governance.evidence import MIRROR_ENV
 
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "runs"))
     first = StepEvidence("prepare", tmp_path / "e1", run_id="job-7", config_digest="c" * 64)
     first.write_json("splits.json", {"rows": 100})
     first.finish()
-    second = StepEvidence("validate", tmp_path / "e2", run_id="job-7", config_digest="c" * 64, parents=[tmp_path / "e1"])
+    second = StepEvidence("validate", tmp_path / "e2", run_id="job-7", config_digest="c" * 64,
+                          parents=[tmp_path / "e1"])
     second.write_json("ge.json", {"ok": True})
     head = second.finish()["hash"]
     # The train step crashed: no artifact reaches the exit handler, but the work volume has the records.

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from kfp import components
 
-from pipelines.config import load_config
-from pipelines.submit import submit
+from govtrain.core.config import load_config
+from govtrain.pipelines.submit import submit
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = {"dev": "govtrain-dev", "prod": "govtrain"}
@@ -47,7 +47,8 @@ def rendered(request):
 def test_overlay_renders_the_whole_stack_in_one_namespace(rendered):
     overlay, resources = rendered
     kinds = {(r["kind"], r["metadata"]["name"]) for r in resources}
-    expected = {("Namespace", OVERLAYS[overlay]), ("ServiceAccount", "govtrain-pipeline"), ("Role", "govtrain-pipeline"),
+    expected = {("Namespace", OVERLAYS[overlay]), ("ServiceAccount", "govtrain-pipeline"), ("Role",
+                                                                                            "govtrain-pipeline"),
                 ("RoleBinding", "govtrain-pipeline"), ("Deployment", "mlflow"), ("Service", "mlflow"),
                 ("Deployment", "minio"), ("PersistentVolumeClaim", "govtrain-work"), ("CronJob", "govtrain-drift"),
                 ("NetworkPolicy", "default-deny-ingress")}
@@ -80,7 +81,8 @@ def test_rbac_grants_exactly_what_the_launcher_uses(rendered):
     roles = [r for r in resources if r["kind"] in ("Role", "ClusterRole")]
     assert [r["kind"] for r in roles] == ["Role"]
     assert roles[0]["rules"] == [
-        {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["create", "get", "list", "watch",
+                                                                                "delete"]},
         {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
     ]
 
@@ -103,7 +105,8 @@ def test_every_pod_is_locked_down_and_sized(rendered):
 
 
 def checkov() -> str:
-    path = os.environ.get("GOVTRAIN_CHECKOV") or shutil.which("checkov") or str(ROOT / ".venv-tools" / "bin" / "checkov")
+    bundled = str(ROOT / ".venv-tools" / "bin" / "checkov")
+    path = os.environ.get("GOVTRAIN_CHECKOV") or shutil.which("checkov") or bundled
     if not Path(path).is_file():
         pytest.fail("checkov is not installed: run `make tools` (or `make test`, which does)")
     return path
@@ -123,7 +126,8 @@ def test_checkov_finds_nothing_beyond_the_listed_exceptions(tmp_path):
     failed = failed_checks(["-d", str(tmp_path), "--framework", "kubernetes"])
     failed |= failed_checks(["-f", str(ROOT / "docker" / "Dockerfile"), "--framework", "dockerfile"])
     unexplained = sorted(f"{check} on {resource}" for check, resource in failed if check not in EXCEPTIONS)
-    assert not unexplained, "checkov failures without a reason in infra/checkov-exceptions.yaml: " + "; ".join(unexplained)
+    assert not unexplained, ("checkov failures without a reason in infra/checkov-exceptions.yaml: "
+                             + "; ".join(unexplained))
     stale = set(EXCEPTIONS) - {check for check, _ in failed}
     assert not stale, f"exceptions that no longer match any finding, remove them: {sorted(stale)}"
     assert all(len(entry["reason"]) > 40 for entry in EXCEPTIONS.values())
@@ -150,7 +154,8 @@ def test_compiled_cluster_pipeline_has_platform_settings_and_the_configured_imag
         assert (shell, flags) == ("sh", "-ec") and "python3 -m kfp.dsl.executor_main" in script, name
         assert "pip install" not in script, name  # everything is in the image; nothing installed at run time
         function = container["args"][container["args"].index("--function_to_execute") + 1]
-        assert f"def {function}(" in source and name.removeprefix("exec-").removesuffix("-2").replace("-", "_") == function
+        assert f"def {function}(" in source and name.removeprefix("exec-").removesuffix("-2").replace("-",
+                                                                                                      "_") == function
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(k8s) == set(executors)  # every step gets the work volume, credentials and pull policy
     for name, settings in k8s.items():
@@ -209,7 +214,8 @@ def test_submit_sends_the_compiled_pipeline_with_the_config_and_service_account(
     assert run["display_name"] == "nightly" and run["experiment_id"] == "exp-1"
     assert run["service_account"] == "govtrain-pipeline"
     assert json.loads(run["runtime_config"]["parameters"]["config_json"]) == json.loads(config.to_json())
-    assert "platform_spec" in run["pipeline_spec"] and run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == \
+    assert "platform_spec" in run["pipeline_spec"]
+    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == \
         "govtrain-training"
 
 

@@ -10,7 +10,7 @@ import pytest
 from kfp import dsl, local
 from kfp.dsl import Artifact
 
-from components.ops import leakage_op, prepare_op
+from govtrain.components.ops import leakage_op, prepare_op
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from governance.evidence import StepEvidence
-from governance.hashing import canonical_json, record_hash
-from governance.ledger import seal, verify
+from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.hashing import canonical_json, record_hash
+from govtrain.governance.ledger import seal, verify
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ def test_flipped_byte_in_a_file_names_the_record(bundle):
     path.write_bytes(bytes(data))
     result = verify(bundle)
     assert not result.ok
-    assert result.problem.startswith("record 1 (evaluate") and "metrics.json does not match its sha256" in result.problem
+    assert result.problem.startswith("record 1 (evaluate")
+    assert "metrics.json does not match its sha256" in result.problem
 
 
 def test_edited_record_is_caught_even_with_a_recomputed_root(bundle):

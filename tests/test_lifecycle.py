@@ -11,13 +11,15 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from governance import signing
-from governance.audit import audit_export, audit_model, export, report
-from monitoring.drift import WEBHOOK_ENV, log_monitoring_run, model_reference, notify, record_drift, run_drift
-from monitoring.history import drift_history
-from pipelines.run import run_local
-from registry.lifecycle import Refused, history, promote, rollback
-from registry.models import load_version_model
+from govtrain.governance import signing
+from govtrain.governance.audit import audit_export
+from govtrain.monitoring.drift import WEBHOOK_ENV, monitoring_metrics, notify, record_drift, run_drift
+from govtrain.monitoring.history import drift_history
+from govtrain.pipelines.run import run_local
+from govtrain.registry.audit import audit_model, export, report
+from govtrain.registry.lifecycle import Refused, history, promote, rollback
+from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
+from govtrain.registry.runs import log_monitoring_run
 
 
 class FlakyWebhook:
@@ -61,7 +63,8 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     policy.write_text("# AI policy\nTrustworthiness characteristics we hold ourselves to.\n")
     config = write_config(small_data.data, registry={"tracking_uri": mlflow_server, "model_name": "life-credit"},
                           governance={"public_keys": [signed], "chain_dir": str(tmp_path / "chains"), "artefacts": {
-                              "GOVERN 1.2": {"file": str(policy), "sha256": hashlib.sha256(policy.read_bytes()).hexdigest()},
+                              "GOVERN 1.2": {"file": str(policy),
+                                             "sha256": hashlib.sha256(policy.read_bytes()).hexdigest()},
                               "MAP 1.1": {"url": "https://example.com/intended-use"}}})
     first = run_local(config, isolated_state, show_progress=False)
     assert first.ledger["signature"]["public_key"] == signed
@@ -88,14 +91,16 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
 
     # Drift against the reference stored with the version at registration, logged as a monitoring run,
     # alerted through a webhook that fails twice before it answers, and recorded in the chain.
-    reference, version = model_reference(config, "life-credit@champion", tmp_path / "ref")
+    version = resolve(client_for(config.registry.tracking_uri), parse_ref("life-credit@champion"))
+    reference = reference_sample(version, tmp_path / "ref")
     assert version.version == first.registration["version"]
     drift = run_drift(config, small_data.current, reference, tmp_path / "drift", model=load_version_model(version))
     assert drift.drifted
     summary = json.loads(drift.summary.read_text())
     assert summary["prediction"]["method"] == "Wasserstein distance (normed)" and summary["prediction"]["value"] > 0
     assert summary["performance"]["reference_auc"] > 0.6 and "target" in summary  # the demo batch is labelled
-    monitoring_run = log_monitoring_run(config, version, drift)
+    monitoring_run = log_monitoring_run(config.registry.tracking_uri, config.registry.experiment, version,
+                                        drift.drifted, monitoring_metrics(drift), [drift.html, drift.summary])
     assert MlflowClient(mlflow_server).get_run(monitoring_run).data.metrics["drift_share"] == drift.drift_share
     with FlakyWebhook(failures=2) as hook:
         os.environ[WEBHOOK_ENV] = hook.url

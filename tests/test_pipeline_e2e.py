@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from governance.ledger import verify
-from pipelines import demo_data
-from pipelines.run import PipelineFailed, run_local
+from govtrain.governance.ledger import verify
+from govtrain.pipelines import demo_data
+from govtrain.pipelines.run import PipelineFailed, run_local
 
 
 def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_server, isolated_state, tmp_path):
@@ -59,7 +59,8 @@ def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_
     assert "Great Expectations" in html and "values must be greater than or equal to" in html
     # ...and each split's Data Docs page is a KFP HTML artifact of the validate step.
     kfp_docs = sorted((isolated_state / "kfp").glob("*/*/validate-op*/test_data_docs"))
-    assert kfp_docs and kfp_docs[-1].read_bytes() == (run.run_dir / "files" / "validate" / "data_docs_test.html").read_bytes()
+    assert kfp_docs
+    assert kfp_docs[-1].read_bytes() == (run.run_dir / "files" / "validate" / "data_docs_test.html").read_bytes()
     result = verify(run.run_dir)
     assert result.ok, result.problem
     assert result.records == 7 and result.data_not_supplied == 0

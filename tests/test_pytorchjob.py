@@ -10,14 +10,14 @@ import pytest
 from fake_kube import FakeKube, condition, crd_schema
 from kubernetes import client as k8s
 
-from components.prepare import prepare
-from components.train.launcher import JobError, PyTorchJobLauncher
-from components.train.pytorchjob import (
+from govtrain.components.prepare import prepare
+from govtrain.components.train.launcher import JobError, PyTorchJobLauncher
+from govtrain.components.train.pytorchjob import (
     ManifestError,
     build_pytorchjob,
     check_webhook_rules,
 )
-from components.train.step import TrainingError, train
+from govtrain.components.train.step import TrainingError, train
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_generated_jobs_satisfy_the_crd_schema_and_webhook_rules(job_config, tra
     container = pod["containers"][0]
     assert container["name"] == "pytorch" and container["image"] == config.training.image
     assert container["command"][:3] == ["python", "-m", "torch.distributed.run"]
-    assert "components.train.worker" in container["command"]
+    assert "govtrain.components.train.worker" in container["command"]
     assert replicas["Master"]["restartPolicy"] == "OnFailure"
     assert spec["runPolicy"] == {"backoffLimit": 3, "activeDeadlineSeconds": 21600, "cleanPodPolicy": "Running",
                                  "ttlSecondsAfterFinished": 3600}
@@ -111,7 +111,8 @@ def test_launcher_waits_for_succeeded_streams_the_master_log_and_deletes_the_job
 def test_launcher_fails_on_a_failed_job_with_the_operators_message(job_config):
     # Running, then Failed: a "Succeeded or Failed" wait would report success here.
     statuses = [[condition("Running")],
-                [condition("Running"), condition("Failed", "1 Worker replica(s) failed: OOMKilled", "PyTorchJobFailed")]]
+                [condition("Running"), condition("Failed", "1 Worker replica(s) failed: OOMKilled",
+                                                 "PyTorchJobFailed")]]
     with FakeKube(statuses=statuses) as fake:
         job = build_pytorchjob(job_config(), "oom", tracking_uri=None)
         with pytest.raises(JobError, match="govtrain/govtrain-oom failed: PyTorchJobFailed: 1 Worker replica"):
@@ -175,7 +176,8 @@ def test_train_step_fails_with_the_job_failure_and_no_model(job_config, tmp_path
         monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
         # The pods read the job from the work volume; a job file they cannot parse makes them exit 1.
         original = build_pytorchjob
-        monkeypatch.setattr("components.train.pytorchjob.build_pytorchjob", lambda *a, **k: corrupt(original(*a, **k)))
+        monkeypatch.setattr("govtrain.components.train.pytorchjob.build_pytorchjob", lambda *a,
+                            **k: corrupt(original(*a, **k)))
         with pytest.raises(TrainingError, match="failed: PyTorchJobFailed: .*replica"):
             train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", "broken")
     assert not (tmp_path / "model" / "model.safetensors").exists()
@@ -192,7 +194,7 @@ def corrupt(job: dict) -> dict:
 def test_compiled_pipeline_mounts_the_work_volume_and_local_runs_carry_no_platform_spec(job_config, tmp_path):
     import yaml
 
-    from pipelines.run import compile_pipeline
+    from govtrain.pipelines.run import compile_pipeline
 
     out = compile_pipeline(tmp_path / "pipeline.yaml", job_config(cluster={"work_volume_claim": "shared-rwx"}))
     docs = list(yaml.safe_load_all(out.read_text()))

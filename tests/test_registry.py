@@ -8,24 +8,26 @@ import sys
 import urllib.request
 
 import pytest
+from conftest import free_port
 from mlflow import MlflowClient
 
-from components.register import register
-from conftest import free_port
-from governance import chain
-from pipelines.run import run_local
-from registry.lifecycle import promote
+from govtrain.components.register import register
+from govtrain.governance import chain
+from govtrain.pipelines.run import run_local
+from govtrain.registry.lifecycle import promote
 
 
 @pytest.fixture(scope="module")
 def registered(small_data, mlflow_server, isolated_state, tmp_path_factory):
-    from conftest import base_config
     import yaml
-    from pipelines.config import load_config
+    from conftest import base_config
+
+    from govtrain.core.config import load_config
 
     raw = base_config(small_data.data)
     raw["registry"] = {"tracking_uri": mlflow_server, "model_name": "card-credit",
-                       "intended_use": "Rank test applications for a reviewer.", "limitations": ["Synthetic data only."],
+                       "intended_use": "Rank test applications for a reviewer.",
+                       "limitations": ["Synthetic data only."],
                        "datasheet": {"collection": "govtrain demo-data, seed 3"}}
     raw["governance"] = {"chain_dir": str(tmp_path_factory.mktemp("chains"))}
     path = tmp_path_factory.mktemp("cfg") / "config.yaml"
@@ -109,7 +111,7 @@ def test_model_card_is_generated_from_the_evidence_and_follows_approvals(registe
 def test_govtrain_server_serves_the_embedded_store_on_loopback(tmp_path):
     port = free_port()
     env = {**os.environ, "GOVTRAIN_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "server", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "govtrain.pipelines.cli", "server", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         line = proc.stdout.readline()

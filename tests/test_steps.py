@@ -4,13 +4,13 @@ import pandas as pd
 import pytest
 import torch
 
-from components.evaluate import evaluate
-from components.io import DataError
-from components.prepare import prepare, split_labels
-from components.train.features import FeatureSpec
-from components.train.model import LoadedModel, build_model, save_model
-from components.train.step import train
-from pipelines import demo_data
+from govtrain.components.evaluate import evaluate
+from govtrain.components.prepare import prepare, split_labels
+from govtrain.components.train.step import train
+from govtrain.data.io import DataError
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import LoadedModel, build_model, save_model
+from govtrain.pipelines import demo_data
 
 
 def run_prepare(config, tmp_path):

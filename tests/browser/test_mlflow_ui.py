@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.run import run_local
-from registry.lifecycle import promote
+from govtrain.pipelines.run import run_local
+from govtrain.registry.lifecycle import promote
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,0 @@
-"""The leakage checks of the data gate (the step is components.leakage.step.leakage)."""
-from components.leakage.step import leakage
-
-__all__ = ["leakage"]

@@ -1,0 +1,282 @@
+"""evaluate: the model gate. Performance with bootstrap CIs, calibration with temperature scaling fitted
+on the validation split, robustness (noise, missingness, category swaps, FGSM, PGD), fairness,
+membership inference, out-of-distribution detection, inference latency, and the comparison with the
+registry's champion. Writes the calibrated model (the temperature ships with it) and the report.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+from govtrain.components.evaluation import fairness, metrics, privacy, report, robustness
+from govtrain.core.config import Config
+from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.gates import rmf_of
+from govtrain.governance.rmf import NOT_MEASURED_BY_EVALUATE
+from govtrain.model.network import CONFIG_FILE, LoadedModel
+
+
+def write_calibrated(model_dir: Path, out_dir: Path, temperature: float) -> LoadedModel:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in model_dir.iterdir():
+        if path.is_file():
+            shutil.copyfile(path, out_dir / path.name)
+    config = json.loads((out_dir / CONFIG_FILE).read_text())
+    config["temperature"] = temperature
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+    return LoadedModel(out_dir)
+
+
+def shifted_batch(config: Config, test: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    if config.evaluation.ood_data is not None:
+        from govtrain.data.io import read_table
+
+        return read_table(config.evaluation.ood_data), str(config.evaluation.ood_data.name)
+    shifted = test.copy()
+    for column in config.dataset.numeric:
+        shifted[column] = shifted[column] + 2.0 * shifted[column].std()
+    return shifted, "test split with every numeric feature shifted by +2 std"
+
+
+def latency(model: LoadedModel, x_num: torch.Tensor, x_cat: torch.Tensor, repeats: int) -> dict[str, dict]:
+    out, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)  # per-request latency on one core, as a single-threaded server would see it
+    for batch in (1, 1024):
+        n = min(batch, len(x_num))
+        times = []
+        for i in range(repeats if batch == 1 else max(repeats // 10, 10)):
+            start = (i * n) % max(len(x_num) - n, 1)
+            began = time.perf_counter()
+            model.proba_from_tensors(x_num[start:start + n], x_cat[start:start + n])
+            times.append((time.perf_counter() - began) * 1000)
+        out[str(batch)] = {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+                           "rows_per_second": float(n / (np.median(times) / 1000))}
+    torch.set_num_threads(threads)
+    return out
+
+
+def champion_comparison(config: Config, test: pd.DataFrame, y: np.ndarray, auc: float) -> dict | None:
+    """The registry's champion scored on the same test split, or None when there is none."""
+    if not config.evaluation.compare_with_champion:
+        return None
+    import tempfile
+
+    from govtrain.registry.models import champion_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = champion_model(config.tracking_uri, config.registry.model_name, Path(tmp))
+        if found is None:
+            return None
+        version, model = found
+        champion_auc = float(roc_auc_score(y, model.predict_proba(test)))
+    return {"version": version.version, "champion_auc": champion_auc, "auc": auc,
+            "drop": champion_auc - auc, "relative_drop": (champion_auc - auc) / champion_auc}
+
+
+def sample(n: int, size: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(size, n), replace=False))
+
+
+@dataclass
+class Splits:
+    """The three splits as frames, with their labels as int arrays."""
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    target: str
+
+    def y(self, name: str) -> np.ndarray:
+        return getattr(self, name)[self.target].to_numpy().astype(int)
+
+
+class Stopwatch:
+    """Seconds per phase, for the evaluation report (where the time of the gate goes)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name], self._clock = now - self._clock, now
+
+
+def calibrate(model_dir: Path, out_dir: Path, data: Splits) -> dict[str, Any]:
+    """Temperature scaling fitted on val; everything after it is measured on the model as it will ship."""
+    raw = LoadedModel(model_dir)
+    x_num, x_cat = raw.features.tensors(data.test)
+    logits = raw.logits(x_num, x_cat)
+    temperature = metrics.fit_temperature(raw.logits(*raw.features.tensors(data.val)), data.y("val"))
+    proba = metrics.proba_from_logits(logits, temperature)
+    return {"model": write_calibrated(model_dir, out_dir, temperature), "x_num": x_num, "x_cat": x_cat,
+            "proba": proba, "temperature": temperature,
+            "before": metrics.calibration(data.y("test"), metrics.proba_from_logits(logits)),
+            "after": metrics.calibration(data.y("test"), proba)}
+
+
+def robustness_suite(config: Config, model: LoadedModel, x_num: torch.Tensor, x_cat: torch.Tensor,
+                     y: np.ndarray) -> dict[str, Any]:
+    spec = config.evaluation
+    severities = sorted({*spec.noise_severities, config.gates.noise_severity})
+    rows = sample(len(y), spec.attack_rows, spec.seed)
+    attacks = [{"name": name, **robustness.attack(model, x_num[rows], x_cat[rows], y[rows], spec.attack_epsilon,
+                                                   steps, spec.seed)}
+               for name, steps in (("FGSM", 1), ("PGD", spec.pgd_steps))]
+    return {"noise": robustness.noise(model, x_num, x_cat, y, severities, spec.seed),
+            "missing": robustness.missingness(model, x_num, x_cat, y, spec.missing_rates, spec.seed),
+            "swaps": robustness.category_swaps(model, x_num, x_cat, y, spec.swap_rate,
+                                               model.features.cardinalities(), spec.seed),
+            "attacks": attacks, "attack_rows": len(rows)}
+
+
+def membership_inference(config: Config, model: LoadedModel, data: Splits, proba: np.ndarray) -> dict[str, Any]:
+    spec = config.evaluation
+    members = sample(len(data.train), spec.mia_rows, spec.seed)
+    nonmembers = sample(len(data.test), spec.mia_rows, spec.seed + 1)
+    size = min(len(members), len(nonmembers))
+    member_loss = privacy.per_row_loss(data.y("train")[members[:size]],
+                                       model.predict_proba(data.train.iloc[members[:size]]))
+    nonmember_loss = privacy.per_row_loss(data.y("test")[nonmembers[:size]], proba[nonmembers[:size]])
+    return privacy.membership_inference(member_loss, nonmember_loss)
+
+
+def ood_detection(config: Config, model: LoadedModel, test: pd.DataFrame, proba: np.ndarray) -> dict[str, Any]:
+    """How well the model's confidence separates the test split from a shifted batch."""
+    shifted, source = shifted_batch(config, test)
+    shifted_proba = model.predict_proba(shifted)
+    shifted_conf = np.maximum(shifted_proba, 1 - shifted_proba)
+    test_conf = np.maximum(proba, 1 - proba)
+    return {"source": source, "rows": len(shifted),
+            "auroc": float(roc_auc_score(np.r_[np.zeros(len(test_conf)), np.ones(len(shifted_conf))],
+                                         -np.r_[test_conf, shifted_conf]))}
+
+
+def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) -> None:
+    """Every evaluate row of governance.gates.GATES, each against its configured threshold."""
+    evidence.gate("evaluate.roc_auc", found["performance"]["roc_auc"], config)
+    evidence.gate("evaluate.ece", found["calibration"]["ece"], config)
+    evidence.gate("evaluate.noise_auc_ratio", found["noise_auc_ratio"], config)
+    for column in config.dataset.sensitive:  # slices are reported, sensitive attributes are gated
+        for metric in ("demographic_parity_difference", "equalized_odds_difference"):
+            evidence.gate(f"evaluate.fairness.{metric}", found["fairness"][column][metric], config,
+                          check_id=f"evaluate.fairness.{column}.{metric}")
+    evidence.gate("evaluate.mia_auc", found["privacy"]["mia_auc"], config)
+    evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config)
+    evidence.gate("evaluate.latency_p99_ms", found["latency"]["1"]["p99_ms"], config)
+    champion = found["champion"]
+    if champion and "drop" in champion:
+        evidence.gate("evaluate.champion_auc_drop", champion["drop"], config)
+        evidence.gate("evaluate.champion_auc_drop_relative", champion["relative_drop"], config)
+
+
+def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch: Stopwatch) -> dict[str, Any]:
+    """Every measurement of the model gate, phase by phase, on the calibrated model."""
+    spec, y = config.evaluation, data.y("test")
+    cal = calibrate(model_dir, out_dir, data)
+    model, proba, x_num, x_cat = cal["model"], cal["proba"], cal["x_num"], cal["x_cat"]
+    watch.lap("calibration")
+    found: dict[str, Any] = {"model": model, "proba": proba, "temperature": cal["temperature"],
+                             "calibration_before": cal["before"], "calibration": cal["after"],
+                             "performance": metrics.performance(y, proba),
+                             "confidence_intervals": metrics.bootstrap_ci(y, proba, spec.bootstrap_samples, spec.seed)}
+    watch.lap("performance_bootstrap")
+    found["robustness"] = robustness_suite(config, model, x_num, x_cat, y)
+    at_named = next(r for r in found["robustness"]["noise"] if r["severity"] == config.gates.noise_severity)
+    found["noise_auc"] = at_named["roc_auc"]
+    found["noise_auc_ratio"] = at_named["roc_auc"] / found["performance"]["roc_auc"]
+    watch.lap("robustness")
+    found["fairness"] = {column: fairness.by_attribute(data.test, column, y, proba, spec.fairness_min_group)
+                         for column in [*config.dataset.sensitive, *spec.slices]}
+    watch.lap("fairness")
+    found["privacy"] = membership_inference(config, model, data, proba)
+    watch.lap("privacy")
+    found["ood"] = ood_detection(config, model, data.test, proba)
+    watch.lap("ood")
+    found["latency"] = latency(model, x_num, x_cat, spec.latency_repeats)
+    watch.lap("latency")
+    try:
+        found["champion"] = champion_comparison(config, data.test, y, found["performance"]["roc_auc"])
+    except Exception as exc:  # the registry being unreachable must not hide the rest of the evaluation
+        found["champion"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    watch.lap("champion")
+    return found
+
+
+def full_report(data: Splits, found: dict[str, Any], checks: list[dict[str, Any]], spec: Any,
+                timings: dict[str, float]) -> dict[str, Any]:
+    """evaluation.json: everything measured, with the samples and seeds it was measured on."""
+    y, proba = data.y("test"), found["proba"]
+    fpr, tpr, thresholds = roc_curve(y, proba)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
+    robust = {k: v for k, v in found["robustness"].items() if k != "attack_rows"}
+    return {
+        "rows": {name: len(getattr(data, name)) for name in ("train", "val", "test")},
+        "samples": {"bootstrap_samples": spec.bootstrap_samples, "attack_rows": found["robustness"]["attack_rows"],
+                    "mia_rows_each": found["privacy"]["rows_each"], "seed": spec.seed},
+        "performance": found["performance"], "confidence_intervals": found["confidence_intervals"],
+        "temperature": found["temperature"], "calibration_before": found["calibration_before"],
+        "calibration": found["calibration"], "robustness": robust, "fairness": found["fairness"],
+        "privacy": found["privacy"], "ood": found["ood"], "latency": found["latency"],
+        "champion": found["champion"] or "no champion in the registry: nothing to compare with",
+        "checks": [{**c, "rmf": rmf_of(c["id"])} for c in checks],
+        "roc_curve": {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
+                      "thresholds": np.nan_to_num(thresholds[keep], posinf=1.0).tolist()},
+        "confusion_matrix": confusion_matrix(y, proba >= 0.5, labels=[0, 1]).tolist(), "timings": timings,
+    }
+
+
+def write_report_files(evidence: StepEvidence, full: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        report.reliability_png(full["calibration_before"]["reliability"], full["calibration"]["reliability"],
+                               full["temperature"], folder / "reliability.png")
+        report.robustness_png(full["robustness"]["noise"], full["robustness"]["missing"],
+                              full["performance"]["roc_auc"], folder / "robustness.png")
+        (folder / "evaluation.md").write_text(report.markdown(full))
+        for name in ("reliability.png", "robustness.png", "evaluation.md"):
+            evidence.add_file(name, folder / name)
+    evidence.write_json("evaluation.json", full)
+
+
+def headline(found: dict[str, Any], rows: int) -> dict[str, Any]:
+    """The record's metrics: what the summary, the model card and MLflow show."""
+    cal, cost = found["calibration"], found["latency"]
+    return {**{k: round(v, 6) for k, v in found["performance"].items()},
+            **{k: round(cal[k], 6) for k in ("ece", "adaptive_ece", "mce", "brier", "nll")},
+            "ece_before_scaling": round(found["calibration_before"]["ece"], 6),
+            "temperature": round(found["temperature"], 6), "noise_auc": round(found["noise_auc"], 6),
+            "noise_auc_ratio": round(found["noise_auc_ratio"], 6),
+            "pgd_auc": round(found["robustness"]["attacks"][1]["roc_auc"], 6),
+            "mia_auc": round(found["privacy"]["mia_auc"], 6), "ood_auroc": round(found["ood"]["auroc"], 6),
+            "latency_p99_ms_batch1": round(cost["1"]["p99_ms"], 4), "test_rows": rows}
+
+
+def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], parent_evidence: Path,
+             evidence_dir: Path, run_id: str, calibrated_dir: Path | None = None) -> dict:
+    """The model gate: measure, gate every row of the table, write the report and the calibrated model."""
+    evidence = StepEvidence("evaluate", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                            parents=[parent_evidence])
+    frames = {name: pd.read_parquet(path) for name, path in split_paths.items()}
+    for name, frame in frames.items():
+        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=len(frame))
+    data = Splits(frames["train"], frames["val"], frames["test"], config.dataset.target)
+    watch = Stopwatch()
+    found = measure(config, model_dir, calibrated_dir or evidence_dir.parent / "calibrated_model", data, watch)
+    record_gates(evidence, config, found)
+    full = full_report(data, found, evidence.checks, config.evaluation, watch.timings)
+    write_report_files(evidence, full)
+    evidence.metrics = headline(found, len(data.test))
+    evidence.details = {"confidence_intervals": full["confidence_intervals"], "roc_curve": full["roc_curve"],
+                        "confusion_matrix": full["confusion_matrix"], "champion": full["champion"],
+                        "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
+    return evidence.finish(not_measured=NOT_MEASURED_BY_EVALUATE)

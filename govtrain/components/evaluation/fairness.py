@@ -1,0 +1,31 @@
+"""Metrics per group of each sensitive attribute and slice; demographic-parity and equalized-odds
+differences across the groups large enough to judge."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+
+def group_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
+    pred = proba >= 0.5
+    pos, neg = y == 1, y == 0
+    return {"rows": int(len(y)), "positive_rate": float(pred.mean()),
+            "tpr": float(pred[pos].mean()) if pos.any() else None,
+            "fpr": float(pred[neg].mean()) if neg.any() else None,
+            "accuracy": float((pred == y).mean()),
+            "roc_auc": float(roc_auc_score(y, proba)) if pos.any() and neg.any() else None}
+
+
+def by_attribute(frame: pd.DataFrame, column: str, y: np.ndarray, proba: np.ndarray, min_group: int) -> dict:
+    groups = {}
+    for value, index in frame.groupby(frame[column].astype("string").fillna("<missing>")).indices.items():
+        groups[str(value)] = {**group_metrics(y[index], proba[index]), "gated": len(index) >= min_group}
+    judged = [g for g in groups.values() if g["gated"]]
+    rates = [g["positive_rate"] for g in judged if g["positive_rate"] is not None]
+    dp = max(rates) - min(rates) if len(judged) > 1 else 0.0
+    tprs = [g["tpr"] for g in judged if g["tpr"] is not None]
+    fprs = [g["fpr"] for g in judged if g["fpr"] is not None]
+    eo = max((max(tprs) - min(tprs)) if len(tprs) > 1 else 0.0, (max(fprs) - min(fprs)) if len(fprs) > 1 else 0.0)
+    return {"groups": groups, "demographic_parity_difference": float(dp), "equalized_odds_difference": float(eo),
+            "groups_judged": len(judged)}

@@ -1,0 +1,70 @@
+"""Checks on how the rows were split: shared entities, time order, class balance, unseen categories."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from govtrain.components.leakage.duplicates import MAX_EXAMPLES, pairs
+from govtrain.components.leakage.encode import MISSING, EncodedSplits
+
+
+def entity_overlap(data: EncodedSplits, column: str) -> dict[str, dict]:
+    """Entity ids (customers, patients...) with rows in two splits; count of ids and of the later split's rows."""
+    present = {s: data.present(s, column) for s in data.rows}
+    found = {}
+    for first, second in pairs(list(data.rows)):
+        both = present[first] & present[second]
+        shared = np.flatnonzero(both)
+        codes = data.codes[second][column]
+        rows = int(both[codes[codes != MISSING]].sum())
+        found[f"{first}_{second}"] = {"count": int(len(shared)), "rows": rows,
+                                      "fraction": rows / data.rows[second] if data.rows[second] else 0.0,
+                                      "examples": data.names(column, shared[:MAX_EXAMPLES])}
+    return found
+
+
+def temporal(paths: dict, column: str, min_gap: str) -> dict[str, dict]:
+    """Val/test rows dated at or before the newest train row plus min_gap: the model would be scored on a
+    past it was trained alongside. Returns per later split: count, fraction, examples, the cut-off."""
+    times = {s: pd.Series(pq.read_table(p, columns=[column]).column(0).to_pandas()) for s, p in paths.items()}
+    cutoff = times["train"].max() + pd.Timedelta(min_gap)
+    found = {}
+    for split in ("val", "test"):
+        early = np.flatnonzero((times[split] <= cutoff).to_numpy())
+        found[split] = {"count": int(len(early)),
+                        "fraction": len(early) / len(times[split]) if len(times[split]) else 0.0,
+                        "newest_train": str(times["train"].max()), "cutoff": str(cutoff),
+                        "examples": [{f"{split}_row": int(r), column: str(times[split].iloc[r])}
+                                     for r in early[:MAX_EXAMPLES]]}
+    return found
+
+
+def class_balance(data: EncodedSplits, label: str) -> dict:
+    """Positive rate per split and the largest gap between two splits."""
+    rates = {s: float(np.mean(data.numeric[s][label])) for s in data.rows}
+    return {"positive_rate": rates, "gap": max(rates.values()) - min(rates.values())}
+
+
+def unseen_categories(data: EncodedSplits, columns: list[str]) -> dict[str, dict]:
+    """Per later split: rows holding a category that train never had, and which categories."""
+    found = {}
+    for split in [s for s in data.rows if s != "train"]:
+        any_unseen = np.zeros(data.rows[split], bool)
+        per_column = {}
+        for column in columns:
+            seen = np.r_[(data.codes["train"][column] == MISSING).any(), data.present("train", column)]
+            codes = data.codes[split][column]  # seen[codes + 1]: MISSING (-1) lands at 0
+            unseen = ~seen[codes + 1]
+            if unseen.any():
+                values, counts = np.unique(codes[unseen], return_counts=True)
+                top = np.argsort(-counts)[:MAX_EXAMPLES]
+                names = data.names(column, np.maximum(values[top], 0))
+                per_column[column] = {"rows": int(unseen.sum()),
+                                      "examples": [{"value": "<null>" if values[i] == MISSING else name,
+                                                    "rows": int(counts[i])}
+                                                   for i, name in zip(top, names, strict=True)]}
+            any_unseen |= unseen
+        found[split] = {"count": int(any_unseen.sum()),
+                        "fraction": float(any_unseen.mean()) if len(any_unseen) else 0.0, "columns": per_column}
+    return found

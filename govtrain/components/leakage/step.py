@@ -1,0 +1,193 @@
+"""leakage: evidence that the test score is not inflated by rows, customers, dates or columns that leak.
+
+Every check is configured under config.leakage (enabled, threshold, gate) and reports counts, ratios
+and up to 20 examples in leakage.json. Poisoning signals (train_conflicts, label_errors) are reported
+but do not gate unless configured to.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from govtrain.components.leakage import duplicates, splits, target
+from govtrain.components.leakage.encode import read_encoded
+from govtrain.core.config import Config, LeakCheck
+from govtrain.data.io import SPLITS
+from govtrain.governance.evidence import StepEvidence
+
+
+def column_kinds(schema: pa.Schema, columns: list[str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) by the Parquet types: numbers and booleans vs everything else."""
+    numeric = [c for c in columns if pa.types.is_integer(schema.field(c).type) or pa.types.is_floating(
+        schema.field(c).type) or pa.types.is_boolean(schema.field(c).type)]
+    return numeric, [c for c in columns if c not in numeric]
+
+
+class Checks:
+    """One leakage run: runs each enabled check, times it, keeps its result for leakage.json, and
+    records its gates through the evidence (governance.gates.GATES holds their thresholds' paths)."""
+
+    def __init__(self, config: Config, evidence: StepEvidence):
+        self.config, self.evidence = config, evidence
+        self.report: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+        self.not_measured: list[str] = []
+
+    def run(self, name: str, check: LeakCheck, fn: Callable[[], Any]) -> Any:
+        if not check.enabled:
+            self.not_measured.append(f"{name} (disabled in config.leakage)")
+            return None
+        tick = time.perf_counter()
+        result = fn()
+        self.timings[name] = time.perf_counter() - tick
+        self.report[name] = result
+        return result
+
+    def gate(self, name: str, value: float, key: str | None = None) -> None:
+        self.evidence.gate(f"leakage.{name}", value, self.config, key=key)
+
+    def gate_each(self, name: str, found: dict[str, Any] | None, field: str) -> None:
+        """A check with one result per split pair or split: one gate each."""
+        for key, result in (found or {}).items():
+            self.gate(name, result[field], key)
+
+
+def duplicate_checks(checks: Checks, hashes: duplicates.RowHashes) -> dict[str, Any]:
+    """Exact duplicates and conflicting labels across splits; returns the exact-duplicate masks."""
+    settings, exact_masks = checks.config.leakage, {}
+
+    def exact() -> dict[str, Any]:
+        found, masks = duplicates.exact_duplicates(hashes)
+        exact_masks.update(masks)
+        return found
+
+    checks.gate_each("exact_duplicates", checks.run("exact_duplicates", settings.exact_duplicates, exact), "fraction")
+    found = checks.run("conflicting_labels", settings.conflicting_labels,
+                       lambda: duplicates.conflicting_labels(hashes))
+    checks.gate_each("conflicting_labels", found, "fraction")
+    return exact_masks
+
+
+def train_conflicts(checks: Checks, hashes: duplicates.RowHashes) -> None:
+    """A poisoning signal: train rows sharing features with a differing label (reported; gated if asked)."""
+    found = checks.run("train_conflicts", checks.config.leakage.train_conflicts,
+                       lambda: duplicates.train_conflicts(hashes))
+    if found is not None:
+        checks.gate("train_conflicts", found["fraction"])
+
+
+def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat: list[str]) -> None:
+    """Entity overlap, temporal order, class balance and unseen categories between the splits."""
+    config, settings, spec = checks.config, checks.config.leakage, checks.config.dataset
+    entity_id, timestamp = spec.entity_id, spec.timestamp
+    if entity_id:
+        found = checks.run("entity_overlap", settings.entity_overlap, lambda: splits.entity_overlap(data, entity_id))
+        checks.gate_each("entity_overlap", found, "count")
+    else:
+        checks.not_measured.append("entity overlap (no dataset.entity_id)")
+    temporal = settings.temporal
+    if timestamp and (config.split.strategy == "time" or temporal.always):
+        found = checks.run("temporal", temporal, lambda: splits.temporal(paths, timestamp, temporal.min_gap))
+        checks.gate_each("temporal", found, "fraction")
+    else:
+        checks.not_measured.append("temporal leakage (not a time split; set leakage.temporal.always to check anyway)")
+    found = checks.run("class_balance", settings.class_balance, lambda: splits.class_balance(data, spec.target))
+    if found is not None:
+        checks.gate("class_balance", found["gap"])
+    found = checks.run("unseen_categories", settings.unseen_categories,
+                       lambda: splits.unseen_categories(data, features_cat))
+    checks.gate_each("unseen_categories", found, "fraction")
+
+
+def model_checks(checks: Checks, data: Any, features_num: list[str], features_cat: list[str]) -> int:
+    """Target leakage and label errors, on a seeded sample of train rows; returns the sample size."""
+    config, settings = checks.config, checks.config.leakage
+    rows = target.sample_rows(data.rows["train"], settings.sample_rows, config.split.seed)
+    label = data.numeric["train"][config.dataset.target][rows]
+    tgt = settings.target
+    found = checks.run("target", tgt, lambda: {
+        "sample_rows": len(rows),
+        "auc": target.single_feature_auc(data, rows, label, features_num, features_cat, tgt.min_category_rows),
+        "category_determinism": target.category_determinism(data, rows, label, features_cat, tgt.min_category_rows)})
+    if found is not None:
+        worst = max(found["auc"], key=found["auc"].get)
+        found["worst_feature"] = worst
+        checks.gate("target.single_feature_auc", found["auc"][worst])
+        checks.evidence.metrics["worst_single_feature_auc"] = round(found["auc"][worst], 6)
+        if found["category_determinism"]:
+            column = max(found["category_determinism"], key=found["category_determinism"].get)
+            found["most_deterministic_category"] = column
+            checks.gate("target.category_determinism", found["category_determinism"][column])
+    errors = settings.label_errors
+    found = checks.run("label_errors", errors, lambda: {"sample_rows": len(rows), **target.label_errors(
+        data, rows, label, features_num, features_cat, confidence=errors.confidence, folds=errors.folds,
+        min_category_rows=tgt.min_category_rows, seed=config.split.seed)})
+    if found is not None:
+        checks.gate("label_errors", found["fraction"])
+    return len(rows)
+
+
+def near_duplicates_method(near: Any, features_num: list[str]) -> dict[str, Any]:
+    """The stated rule, and the recall of the grid hash at the configured tables and cell width."""
+    return {"rule": f"equal categories after trim/case-fold; every numeric within {near.tolerance} x train std",
+            "tables": near.tables, "cell_width_tolerances": near.cell_width,
+            "recall_if_k_columns_differ_by_full_tolerance": {
+                k: round(duplicates.stated_recall(near.tables, near.cell_width, k), 4)
+                for k in sorted({1, 2, 3, 5, len(features_num)}) if 0 < k <= max(len(features_num), 1)},
+            "precision": 1.0}
+
+
+def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path, evidence_dir: Path,
+            run_id: str) -> dict:
+    spec, settings = config.dataset, config.leakage
+    evidence = StepEvidence("leakage", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                            parents=[parent_evidence])
+    paths = {name: Path(split_paths[name]) for name in SPLITS}
+    for name, path in paths.items():
+        evidence.add_input(f"data/{name}.parquet", path, rows=pq.read_metadata(path).num_rows)
+
+    # Content: every column but the entity id and the timestamp (they differ between copies of a row).
+    schema = pq.read_schema(paths["train"])
+    content = [c for c in schema.names if c not in {spec.entity_id, spec.timestamp}]
+    numeric, categorical = column_kinds(schema, content)
+    features_num = [c for c in spec.numeric if c in numeric]
+    features_cat = [c for c in spec.categorical if c in categorical]
+    checks = Checks(config, evidence)
+    checks.report["columns"] = {"content": content, "features": spec.features, "label": spec.target}
+    started = time.perf_counter()
+    data = read_encoded(paths, numeric, categorical, ids=[spec.entity_id] if spec.entity_id else [])
+    checks.timings["read_and_encode"] = time.perf_counter() - started
+
+    tick = time.perf_counter()
+    others = [c for c in content if c not in spec.features and c != spec.target]  # sensitive attributes
+    hashes = duplicates.RowHashes(data, spec.features, others, spec.target)
+    checks.timings["row_hashes"] = time.perf_counter() - tick
+    exact_masks = duplicate_checks(checks, hashes)
+
+    # The longest check runs on a second core beside the others: numpy releases the GIL in its loops.
+    near = settings.near_duplicates
+    with ThreadPoolExecutor(max_workers=1) as background:
+        near_job = background.submit(checks.run, "near_duplicates", near, lambda: duplicates.near_duplicates(
+            data, features_num, features_cat, tolerance=near.tolerance, tables=near.tables,
+            cell_width=near.cell_width, exclude=exact_masks, seed=config.split.seed))
+        split_checks(checks, data, paths, features_cat)
+        train_conflicts(checks, hashes)
+        sample_rows = model_checks(checks, data, features_num, features_cat)
+        found = near_job.result()
+    if found is not None:
+        checks.gate_each("near_duplicates", found, "fraction")
+        checks.report["near_duplicates_method"] = near_duplicates_method(near, features_num)
+
+    report = checks.report
+    report["seconds"] = {k: round(v, 3) for k, v in checks.timings.items()}
+    report["thresholds"] = settings.model_dump(mode="json")
+    evidence.write_json("leakage.json", report)
+    evidence.metrics["duplicate_rows_total"] = sum(r["count"] for r in (report.get("exact_duplicates") or {}).values())
+    evidence.details = {"sample_rows": sample_rows, "seconds": report["seconds"]}
+    return evidence.finish(not_measured=checks.not_measured)

@@ -1,0 +1,107 @@
+"""Checks that need the label's relation to the features, on a seeded sample of train rows:
+one feature that alone predicts the label (target leakage), and rows whose label a simple
+cross-validated model contradicts with high confidence (suspected label errors)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
+
+from govtrain.components.leakage.duplicates import MAX_EXAMPLES
+from govtrain.components.leakage.encode import EncodedSplits
+
+POOLED = -2  # the code of the categories too rare to judge on their own
+
+
+def sample_rows(rows: int, size: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(rows, size=min(rows, size), replace=False))
+
+
+def pooled(codes: np.ndarray, min_rows: int) -> np.ndarray:
+    """Categories with fewer than min_rows rows become one: an id-like column cannot look predictive."""
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    return np.where(counts[inverse] >= min_rows, codes, POOLED)
+
+
+def single_feature_auc(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str],
+                       categorical: list[str], min_category_rows: int) -> dict[str, float]:
+    """ROC AUC of each feature alone (either direction; missing values tried as lowest and as highest;
+    categories scored by their label rate)."""
+    scores = {}
+    for column in numeric:
+        values = data.numeric["train"][column][rows]
+        finite = values[np.isfinite(values)]
+        if finite.size == 0 or finite.min() == finite.max() and np.isfinite(values).all():
+            scores[column] = 0.5
+            continue
+        low, high = finite.min() - 1, finite.max() + 1
+        aucs = [roc_auc_score(label, np.where(np.isfinite(values), values, fill)) for fill in (low, high)]
+        scores[column] = float(max(max(a, 1 - a) for a in aucs))
+    for column in categorical:
+        codes = pooled(data.codes["train"][column][rows], min_category_rows)
+        _, inverse = np.unique(codes, return_inverse=True)
+        rate = np.bincount(inverse, weights=label) / np.bincount(inverse)
+        auc = roc_auc_score(label, rate[inverse])
+        scores[column] = float(max(auc, 1 - auc))
+    return scores
+
+
+def category_determinism(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, categorical: list[str],
+                         min_category_rows: int) -> dict[str, float]:
+    """Theil's uncertainty coefficient U(label | category): the share of the label's entropy the
+    category removes (0 independent, 1 the category fixes the label)."""
+    def entropy(p):
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+
+    base = entropy(np.bincount(label.astype(int), minlength=2) / len(label))
+    found = {}
+    for column in categorical:
+        _, inverse = np.unique(pooled(data.codes["train"][column][rows], min_category_rows), return_inverse=True)
+        table = np.zeros((inverse.max() + 1, 2))
+        np.add.at(table, (inverse, label.astype(int)), 1)
+        weights = table.sum(1) / len(label)
+        conditional = sum(w * entropy(r / r.sum()) for w, r in zip(weights, table, strict=True))
+        found[column] = float((base - conditional) / base) if base > 0 else 0.0
+    return found
+
+
+def design_matrix(data: EncodedSplits, rows: np.ndarray, numeric: list[str], categorical: list[str],
+                  min_category_rows: int) -> np.ndarray:
+    """Standardised numerics (missing as 0 plus a missing flag) and one-hot pooled categories."""
+    parts = []
+    for column in numeric:
+        values = data.numeric["train"][column][rows]
+        finite = np.isfinite(values)
+        if finite.any():
+            centre, spread = values[finite].mean(), values[finite].std() or 1.0
+            parts.append(np.where(finite, (values - centre) / spread, 0.0))
+        if not finite.all():
+            parts.append((~finite).astype(float))
+    for column in categorical:
+        codes = pooled(data.codes["train"][column][rows], min_category_rows)
+        parts.extend((codes == value).astype(float) for value in np.unique(codes)[1:])  # drop one level
+    return np.column_stack(parts) if parts else np.zeros((len(rows), 1))
+
+
+def label_errors(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str],
+                 categorical: list[str], *, confidence: float, folds: int, min_category_rows: int, seed: int) -> dict:
+    """Rows whose own label gets probability below 1 - confidence from a logistic regression that never
+    saw them (out-of-fold), the simple form of confident learning."""
+    x = design_matrix(data, rows, numeric, categorical, min_category_rows)
+    y = label.astype(int)
+    folds = min(folds, int(np.bincount(y).min()))
+    if folds < 2:
+        return {"count": 0, "fraction": 0.0, "examples": [], "note": "too few rows of one class to cross-validate"}
+    with threadpool_limits(1):  # one BLAS thread: the near-duplicate check has the other core
+        proba = cross_val_predict(LogisticRegression(max_iter=500), x, y, method="predict_proba",
+                                  cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    given = proba[np.arange(len(y)), y]
+    flagged = np.flatnonzero(given < 1 - confidence)
+    worst = flagged[np.argsort(given[flagged])][:MAX_EXAMPLES]
+    return {"count": int(len(flagged)), "fraction": len(flagged) / len(y),
+            "examples": [{"train_row": int(rows[i]), "label": int(y[i]), "probability_of_label": round(float(given[i]),
+                                                                                                       4)}
+                         for i in worst]}

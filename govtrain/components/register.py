@@ -1,0 +1,33 @@
+"""register: seal the run's ledger, then publish it with the model to MLflow (registry.publish).
+
+Order matters for "all its evidence or not at all": the register record and the sealed ledger exist
+before anything reaches MLflow, and the model version is created last.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from govtrain.core.config import Config
+from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.ledger import seal
+from govtrain.registry import publish
+
+
+def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
+             run_id: str, train_path: Path | None = None) -> dict[str, Any]:
+    """Idempotent per pipeline run: a retry finds the version this run already created and completes it."""
+    started = time.perf_counter()
+    existing = publish.existing_version(config, run_id)
+    if existing is not None:
+        client, version = existing
+        return publish.complete_existing(config, client, version, bundle_dir, started)
+
+    where = publish.target(config, run_id)
+    evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                            parents=[parent_evidence])
+    evidence.details = where.details(config)
+    evidence.finish("pass")
+    ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")
+    return publish.publish(config, where, model_dir, bundle_dir, ledger, evidence.details, train_path, started)

@@ -1,0 +1,44 @@
+"""seal: close a run that did not register a model, so it still leaves a verifiable ledger: a run that
+stopped at a gate (the pipeline's seal step), or one whose step crashed (the local runner, below)."""
+
+from pathlib import Path
+
+from govtrain.governance.evidence import StepEvidence, leaf_hashes
+from govtrain.governance.ledger import seal
+
+
+def seal_failed_run(evidence_dir: Path, bundle_dir: Path, run_id: str, stopped_at: str) -> dict:
+    return seal(evidence_dir, bundle_dir, run_id=run_id, outcome=f"failed gate: {stopped_at}")
+
+
+def seal_errored_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path, run_id: str, failed_step: str,
+                     message: str) -> dict:
+    """Record the crash as an "error" record on top of every step that finished, then seal."""
+    finished = [d for d in evidence_dirs if (d / "HEAD").is_file()]
+    evidence = StepEvidence("seal", work_dir, run_id=run_id, config_digest="", parents=finished)
+    evidence.details = {"failed_step": failed_step, "error": message}
+    evidence.finish("error")
+    return seal(work_dir, bundle_dir, run_id=run_id, outcome=f"error at {failed_step}: {message}")
+
+
+def seal_on_exit(mirror_root: Path, bundle_dir: Path, run_id: str, state: str, failed_task: str,
+                 message: str) -> dict | None:
+    """The exit handler of a cluster run: if the run did not succeed, seal what its steps mirrored to
+    the work volume, plus an error record naming the failed task. Returns the ledger, or None."""
+    import shutil
+
+    if state == "SUCCEEDED":
+        return None  # registered, or sealed by the seal step at a failed gate
+    mirror = mirror_root / run_id / "evidence"
+    if not (mirror / "records").is_dir():
+        return None  # nothing ran far enough to record anything
+    work = bundle_dir.parent / "exit-evidence"
+    shutil.copytree(mirror, work, dirs_exist_ok=True)
+    leaves = leaf_hashes(work)
+    (work / "HEAD").write_text("")  # a StepEvidence folder; the leaves become the error record's parents
+    evidence = StepEvidence("seal", work.parent / "exit-seal", run_id=run_id, config_digest="", parents=[work])
+    evidence.parents = leaves
+    evidence.details = {"failed_step": failed_task, "error": message, "final_state": state}
+    evidence.finish("error")
+    return seal(work.parent / "exit-seal", bundle_dir, run_id=run_id,
+                outcome=f"{state.lower()} at {failed_task}: {message}")

@@ -1,0 +1,39 @@
+"""The training job: what the train step hands the DDP workers, written as job.json beside the shard
+tensors and read back, typed, by every worker (locally under torchrun, on a cluster in each pod)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+JOB_FILE = "job.json"
+
+
+class MlflowTarget(BaseModel):
+    """Rank 0 logs each epoch into the pipeline run's MLflow run."""
+    model_config = ConfigDict(extra="forbid")
+    tracking_uri: str
+    run_id: str
+
+
+class TrainJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    hidden: list[int]
+    embedding_dim: int
+    threads_per_worker: int
+    seed: int
+    checkpoint_dir: Path
+    mlflow: MlflowTarget | None = None
+
+    def write(self, job_dir: Path) -> Path:
+        path = job_dir / JOB_FILE
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def read(cls, job_dir: Path) -> TrainJob:
+        return cls.model_validate_json((job_dir / JOB_FILE).read_text())

@@ -1,0 +1,194 @@
+"""train: fit feature statistics on train, run the DDP workers, keep the model and the evidence.
+
+The step itself does no gradient work: it writes the shard tensors and a job file, then either starts
+`torchrun` here (backend "local") or submits a PyTorchJob whose pods run the same worker under torchrun
+(backend "pytorchjob"), waits for it, and records what ran, where, for how long, and at what cost.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from govtrain.components.train.job import MlflowTarget, TrainJob
+from govtrain.core.config import Config
+from govtrain.governance.evidence import StepEvidence
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import CONFIG_FILE, WEIGHTS_FILE
+from govtrain.registry.runs import pipeline_run
+
+# torchrun shares its rendezvous TCPStore with the workers' process group by default; after a restart the
+# new workers can then read the dead workers' gloo/NCCL addresses and fail to connect
+# (pytorch/pytorch#135712). A store of their own per incarnation avoids that.
+RESTART_SAFE_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, checkpoint_dir: Path,
+              mlflow_run: MlflowTarget | None = None) -> FeatureSpec:
+    spec, training = config.dataset, config.training
+    train = pd.read_parquet(split_paths["train"])
+    features = FeatureSpec.fit(train, spec.numeric, spec.categorical)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("train", train), ("val", pd.read_parquet(split_paths["val"]))):
+        x_num, x_cat = features.tensors(frame)
+        y = torch.from_numpy(frame[spec.target].to_numpy().astype("float32"))
+        save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
+    (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
+    job = TrainJob(**training.model_dump(include={"epochs", "batch_size", "lr", "weight_decay", "hidden",
+                                                 "embedding_dim", "threads_per_worker", "seed"}),
+                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run)
+    job.write(job_dir)
+    return features
+
+
+def torchrun_command(config: Config, job_dir: Path, model_dir: Path) -> list[str]:
+    training = config.training
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+            "--nproc-per-node", str(training.workers), "--max-restarts", str(training.max_restarts),
+            "-m", "govtrain.components.train.worker", "--job", str(job_dir), "--out", str(model_dir)]
+
+
+def run_logged(command: list[str], log_path: Path, threads: int = 1) -> int:
+    """Run a command, echoing its output and keeping a copy as evidence."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **RESTART_SAFE_ENV}
+    with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                      text=True, env=env) as proc:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            sys.stdout.write(line)
+            log.write(line)
+        return proc.wait()
+
+
+def tee(log_path: Path) -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        with lock, open(log_path, "a") as log:
+            print(line, flush=True)
+            log.write(line + "\n")
+    return write
+
+
+def worker_error(log_path: Path) -> str:
+    """The first exception a worker raised, from torchrun's "[rankN]: XError: ..." lines."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = re.search(r"\[rank(\d+)\]: (\w+(?:Error|Exception): .*)", line)
+        if match:
+            return f"rank {match.group(1)}: {match.group(2)}"
+    return "no worker error found; see train.log"
+
+
+def train_local(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                mlflow_run: MlflowTarget, log_path: Path) -> None:
+    training = config.training
+    job_dir = work / "job"
+    checkpoint_dir = training.checkpoint_dir / run_id if training.checkpoint_dir else work / "checkpoints"
+    write_job(config, split_paths, job_dir, checkpoint_dir, mlflow_run)
+    code = run_logged(torchrun_command(config, job_dir, model_dir), log_path, training.threads_per_worker)
+    if code != 0 or not (model_dir / "result.json").is_file():
+        raise TrainingError(f"training workers failed (exit {code}): {worker_error(log_path)}")
+
+
+def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                     mlflow_run: MlflowTarget, log_path: Path) -> dict:
+    """Write the job to the shared work volume, run it as a PyTorchJob, copy the model back."""
+    from govtrain.components.train.launcher import JobError, PyTorchJobLauncher, api_client
+    from govtrain.components.train.pytorchjob import build_pytorchjob, pod_paths
+
+    spec, cluster = config.training.pytorchjob, config.cluster
+    paths = {k: Path(v) for k, v in pod_paths(config, run_id).items()}
+    if not Path(cluster.work_mount).is_dir():
+        raise TrainingError(f"cluster.work_mount {cluster.work_mount} is not mounted in this step "
+                            f"(the compiled pipeline mounts claim {cluster.work_volume_claim!r} there)")
+    shutil.rmtree(paths["model"], ignore_errors=True)  # a retried step must not pick up a stale model
+    # A pod cannot reach a sqlite file on this machine: only a tracking server gets per-epoch metrics.
+    remote = mlflow_run if mlflow_run.tracking_uri.startswith(("http://", "https://")) else None
+    write_job(config, split_paths, paths["job"], paths["checkpoints"], remote)
+    manifest = build_pytorchjob(config, run_id, remote.tracking_uri if remote else None)
+    (work / "pytorchjob.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+    cancel = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # KFP cancels a run by deleting the step's pod: SIGTERM. Stop waiting and delete the job.
+        signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    try:
+        launcher = PyTorchJobLauncher(api_client(), spec.namespace, spec.poll_seconds, log=tee(log_path))
+        final = launcher.run(manifest, timeout_seconds=spec.active_deadline_seconds + 600, cancel=cancel)
+    except JobError as exc:
+        raise TrainingError(str(exc)) from exc
+    if not (paths["model"] / "result.json").is_file():
+        raise TrainingError(f"PyTorchJob succeeded but wrote no model to {paths['model']} (is the claim "
+                            f"ReadWriteMany?)")
+    shutil.copytree(paths["model"], model_dir, dirs_exist_ok=True)
+    return final.get("status", {})
+
+
+def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, model_dir: Path,
+          evidence_dir: Path, run_id: str) -> dict:
+    evidence = StepEvidence("train", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                            parents=[parent_evidence])
+    for name in ("train", "val"):
+        evidence.add_input(f"data/{name}.parquet", split_paths[name])
+    mlflow_run = MlflowTarget(tracking_uri=config.tracking_uri,
+                              run_id=pipeline_run(config.tracking_uri, config.registry.experiment, run_id))
+    work = Path(tempfile.mkdtemp(prefix="govtrain-train-"))
+    log_path = work / "train.log"
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+    try:
+        return _train_and_record(config, split_paths, model_dir, run_id, work, mlflow_run, log_path, evidence)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # shard tensors and snapshots are derived; the digests name the source
+
+
+def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                      mlflow_run: MlflowTarget, log_path: Path, evidence: StepEvidence) -> dict:
+    training = config.training
+    started = time.perf_counter()
+    job_status = None
+    if training.backend == "local":
+        train_local(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
+    else:
+        job_status = train_pytorchjob(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
+    wall = time.perf_counter() - started
+
+    result = json.loads((model_dir / "result.json").read_text())
+    last = result["history"][-1]
+    worker_seconds = wall * result["world_size"]
+    gpu_seconds = worker_seconds if result["device"].startswith("cuda") else 0.0
+    evidence.metrics = {
+        "epochs": result["epochs"], "world_size": result["world_size"], "final_train_loss": last["train_loss"],
+        "final_val_auc": last["val_auc"], "samples_per_second": last["samples_per_second"],
+        "wall_seconds": round(wall, 3), "worker_seconds": round(worker_seconds, 3),
+        "gpu_seconds": round(gpu_seconds, 3),
+        "cost": round(worker_seconds / 3600 * training.price_per_worker_hour, 6),
+        "restart_count": result["restart_count"], "epochs_redone": result["epochs_redone"],
+    }
+    evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
+                        "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
+                        "price_per_worker_hour": training.price_per_worker_hour, "mlflow_run_id": mlflow_run.run_id,
+                        "history": result["history"]}
+    if job_status is not None:
+        evidence.details["pytorchjob_conditions"] = job_status.get("conditions", [])
+        evidence.add_file("pytorchjob.yaml", work / "pytorchjob.yaml", kind="manifest")
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        evidence.add_file(name, model_dir / name, kind="model")
+    evidence.add_file("train.log", log_path, kind="log")
+    return evidence.finish("pass")

@@ -1,0 +1,215 @@
+"""The training worker: one process of a DistributedDataParallel job.
+
+torchrun starts it locally and the Training Operator starts it in PyTorchJob pods; either way it reads
+RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the environment. Each worker keeps its
+shard as in-memory tensors (a per-row Dataset would make the step Python-bound), takes its indices from
+DistributedSampler (set_epoch every epoch), and snapshots after every epoch so a restarted job resumes.
+
+    python -m torch.distributed.run --nproc-per-node 2 -m components.train.worker --job DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from sklearn.metrics import roc_auc_score
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DistributedSampler
+
+from govtrain.components.train.job import TrainJob
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import build_model, save_model
+from govtrain.registry.runs import EpochLogger
+
+SNAPSHOT = "snapshot.pt"
+PREVIOUS = "snapshot.prev.pt"
+PROGRESS = "progress.jsonl"  # one line per epoch started, so a restart's redone work is countable
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA; same initial weights on every rank
+
+
+def restart_count() -> int:
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+
+
+def setup() -> tuple[int, int, torch.device]:
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if "MASTER_ADDR" not in os.environ:  # a plain `python -m ...` run: a world of one
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29500", RANK="0", WORLD_SIZE="1")
+    dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return rank, world, device
+
+
+def load_split(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    tensors = load_file(str(path))
+    return tensors["x_num"].to(device), tensors["x_cat"].to(device), tensors["y"].to(device)
+
+
+class Trainer:
+    def __init__(self, job: TrainJob, job_dir: Path, rank: int, world: int, device: torch.device):
+        self.job, self.rank, self.world, self.device = job, rank, world, device
+        self.features = FeatureSpec(**json.loads((job_dir / "features.json").read_text()))
+        self.train_data = load_split(job_dir / "train.safetensors", device)
+        self.val_data = load_split(job_dir / "val.safetensors", device)
+        seed_everything(job.seed)
+        model = build_model(self.features, job.embedding_dim, job.hidden).to(device)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
+        self.snapshot_dir = job.checkpoint_dir
+        self.epochs_run = 0
+        self.history: list[dict[str, Any]] = []
+        self.resumed_from: int | None = None
+        self._load_snapshot(model)
+        self.module = model
+        # A world of one has nothing to all-reduce; DDP would only add its hooks (as in nanoGPT).
+        self.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                         gradient_as_bucket_view=True) if world > 1 else model
+        self.logger = EpochLogger(job.mlflow if rank == 0 else None)
+        indices: Any = range(len(self.train_data[2]))  # the sampler only needs len()
+        self.sampler: DistributedSampler = DistributedSampler(indices, num_replicas=world, rank=rank,
+                                          shuffle=True, seed=job.seed)
+
+    # --- snapshots ---------------------------------------------------------------------------
+    def _load_snapshot(self, model: torch.nn.Module) -> None:
+        for name in (SNAPSHOT, PREVIOUS):
+            path = self.snapshot_dir / name
+            if not path.is_file():
+                continue
+            try:
+                snap = torch.load(path, map_location=self.device, weights_only=True)
+                model.load_state_dict(snap["model"])
+                self.optimizer.load_state_dict(snap["optimizer"])
+            except Exception as exc:  # a torn or corrupt file: fall back to the one before it
+                print(f"[rank {self.rank}] skipping unreadable snapshot {path}: {exc}", flush=True)
+                continue
+            self.epochs_run = int(snap["epochs_run"])
+            self.history = json.loads(snap["history"])
+            torch.set_rng_state(snap["rng"].cpu())
+            if "cuda_rng" in snap and self.device.type == "cuda":
+                torch.cuda.set_rng_state(snap["cuda_rng"].cpu(), self.device)
+            self.resumed_from = self.epochs_run
+            print(f"[rank {self.rank}] resumed from {path} at epoch {self.epochs_run}", flush=True)
+            return
+
+    def _save_snapshot(self) -> None:
+        """Write to a temp file and rename, keeping the previous snapshot as a fallback."""
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        snap = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epochs_run": self.epochs_run, "history": json.dumps(self.history), "rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            snap["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        tmp = self.snapshot_dir / f"{SNAPSHOT}.tmp"
+        torch.save(snap, tmp)
+        current = self.snapshot_dir / SNAPSHOT
+        if current.exists():
+            os.replace(current, self.snapshot_dir / PREVIOUS)
+        os.replace(tmp, current)
+
+    # --- one epoch -----------------------------------------------------------------------------
+    def _run_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(self.sampler)), device=self.device)
+        x_num, x_cat, y = self.train_data
+        batch = self.job.batch_size
+        loss_sum, seen, started = torch.zeros((), device=self.device), 0, time.perf_counter()
+        use_bf16 = self.device.type == "cuda"
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = F.cross_entropy(self.model(x_num[idx], x_cat[idx]), y[idx].long())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            seen += len(idx)
+        elapsed = time.perf_counter() - started
+        totals = torch.stack([loss_sum, torch.tensor(float(seen), device=self.device)])
+        dist.all_reduce(totals)
+        return {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
+                "samples_per_second": float(totals[1]) / elapsed, "seconds": elapsed, "world_size": self.world}
+
+    def _mark_epoch_start(self, epoch: int) -> None:
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        line = {"epoch": epoch + 1, "restart": restart_count(), "at": datetime.now(UTC).isoformat()}
+        with open(self.snapshot_dir / PROGRESS, "a") as progress:
+            progress.write(json.dumps(line) + "\n")
+
+    @torch.no_grad()
+    def _validate(self) -> dict:
+        module = self.module
+        module.eval()
+        x_num, x_cat, y = self.val_data
+        logits = torch.cat([module(x_num[i:i + 65536], x_cat[i:i + 65536]) for i in range(0, len(y), 65536)]).float()
+        proba = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
+        return {"val_loss": float(F.cross_entropy(logits, y.long())), "val_auc": float(roc_auc_score(y.cpu().numpy(),
+                                                                                                     proba))}
+
+    def train(self, out_dir: Path) -> None:
+        for epoch in range(self.epochs_run, self.job.epochs):
+            if self.rank == 0:
+                self._mark_epoch_start(epoch)
+            stats = self._run_epoch(epoch)
+            self.epochs_run = epoch + 1
+            if self.rank == 0:
+                stats |= self._validate()
+                stats["restart_count"] = restart_count()
+                self.history.append(stats)
+                self._save_snapshot()
+                self.logger.log(stats)
+                print(f"epoch {stats['epoch']}/{self.job.epochs} loss {stats['train_loss']:.4f} "
+                      f"val_auc {stats['val_auc']:.4f} {stats['samples_per_second']:.0f} samples/s", flush=True)
+            dist.barrier()
+        if self.rank == 0:
+            save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
+                       hidden=self.job.hidden)
+            progress_file = self.snapshot_dir / PROGRESS
+            progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
+            result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
+                      "resumed_from_epoch": self.resumed_from, "restart_count": restart_count(),
+                      "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
+                      "device": str(self.device), "device_name": device_name(self.device)}
+            (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--job", type=Path, required=True, help="folder written by the train step")
+    parser.add_argument("--out", type=Path, required=True, help="where rank 0 writes the model")
+    args = parser.parse_args()
+    job = TrainJob.read(args.job)
+    torch.set_num_threads(job.threads_per_worker)
+    rank, world, device = setup()
+    try:
+        Trainer(job, args.job, rank, world, device).train(args.out)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""validate: run the Great Expectations suite from expectations/ on every split, through GE's own API.
+
+A failed expectation fails the gate only when the suite marks it `"meta": {"severity": "critical"}`;
+every other failure is a warning, recorded in the evidence and the summary but not gated.
+Outputs per split: GE's Data Docs page (HTML) and one compact JSON summary for all splits.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from govtrain.core.config import Config
+from govtrain.data.io import SPLITS, DataError, read_splits
+from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.hashing import sha256_file
+
+SEVERITIES = ("critical", "warning")
+MAX_EXAMPLES = 20
+
+
+def load_suite(path: Path) -> dict[str, Any]:
+    """Read a suite file; malformed JSON or severities are one-line errors naming the file and key."""
+    if not path.is_file():
+        raise DataError(f"{path}: expectation suite not found (config validation.suite)")
+    try:
+        suite = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
+        raise DataError(f"{path}: not an expectation suite (needs a list under 'expectations')")
+    for index, expectation in enumerate(suite["expectations"]):
+        severity = (expectation.get("meta") or {}).get("severity", "warning")
+        if severity not in SEVERITIES:
+            raise DataError(f"{path}: expectations[{index}].meta.severity is {severity!r}; use 'critical' or 'warning'")
+    return suite
+
+
+def severity_of(expectation_config: dict[str, Any]) -> str:
+    return (expectation_config.get("meta") or {}).get("severity", "warning")
+
+
+def run_suite(frames: dict[str, pd.DataFrame], suite_json: dict[str, Any]) -> dict[str, Any]:
+    """Validate each frame with the suite; returns GE's ExpectationSuiteValidationResult per split."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no phoning home from a pipeline step
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    batch_definition = (context.data_sources.add_pandas("govtrain")
+                        .add_dataframe_asset("split").add_batch_definition_whole_dataframe("whole"))
+    try:
+        suite = context.suites.add(gx.ExpectationSuite(**suite_json))
+    except Exception as exc:
+        raise DataError(f"expectation suite {suite_json.get('name')!r} is invalid: {str(exc).splitlines()[0]}") from exc
+    return {name: batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+            for name, frame in frames.items()}
+
+
+def as_plain_json(result: Any) -> dict[str, Any]:
+    """GE's result as plain JSON types (its renderers choke on numpy 2 scalars, whose repr is np.float64(..))."""
+    return json.loads(json.dumps(result.to_json_dict()))
+
+
+def data_docs_html(result_json: dict[str, Any]) -> str:
+    """GE's own Data Docs page for one validation result."""
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    result = ExpectationSuiteValidationResultSchema().load(result_json)
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+
+
+def summarize(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One compact row per expectation per split: what was expected, what was seen, a few offending values."""
+    rows = []
+    for split, result in results.items():
+        for item in result["results"]:
+            config = item["expectation_config"]
+            seen = item.get("result") or {}
+            expected = {k: v for k, v in config["kwargs"].items() if k not in ("column", "batch_id")}
+            rows.append({
+                "split": split,
+                "expectation": config["type"],
+                "column": config["kwargs"].get("column"),
+                "severity": severity_of(config),
+                "success": item["success"],
+                "observed": seen.get("observed_value"),
+                "expected": expected,
+                "unexpected_count": seen.get("unexpected_count"),
+                "unexpected_percent": seen.get("unexpected_percent"),
+                "examples": [] if item["success"] else
+                [str(v) for v in (seen.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]],
+                "error": (item.get("exception_info") or {}).get("exception_message") or None,
+            })
+    return rows
+
+
+def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path, evidence_dir: Path,
+             run_id: str, docs_out: dict[str, Path] | None = None) -> dict:
+    """Validate every split; docs_out (split -> path) also receives each split's Data Docs page (KFP HTML)."""
+    evidence = StepEvidence("validate", evidence_dir, run_id=run_id, config_digest=config.digest(),
+                            parents=[parent_evidence])
+    suite_path = config.validation.suite
+    suite = load_suite(suite_path)
+    evidence.add_input(f"expectations/{suite_path.name}", suite_path)
+    frames = read_splits({name: split_paths[name] for name in SPLITS}, evidence)
+    results = {name: as_plain_json(result) for name, result in run_suite(frames, suite).items()}
+    rows = summarize(results)
+    failed = [r for r in rows if not r["success"]]
+    for name in SPLITS:
+        stats = results[name]["statistics"]
+        evidence.metrics[f"{name}_evaluated"] = stats["evaluated_expectations"]
+        evidence.metrics[f"{name}_failed"] = stats["unsuccessful_expectations"]
+        critical = sum(1 for r in failed if r["split"] == name and r["severity"] == "critical")
+        evidence.check(f"validate.{name}.critical_failures", critical, 0, critical == 0)
+        page = evidence.write_text(f"data_docs_{name}.html", data_docs_html(results[name]))
+        if docs_out:
+            Path(docs_out[name]).parent.mkdir(parents=True, exist_ok=True)
+            Path(docs_out[name]).write_bytes(page.read_bytes())
+    evidence.metrics["warnings"] = sum(1 for r in failed if r["severity"] == "warning")
+    evidence.write_json("summary.json", rows)
+    evidence.write_json("ge_results.json", results)
+    critical_count = sum(1 for e in suite["expectations"] if severity_of(e) == "critical")
+    evidence.details = {"suite": suite.get("name"), "suite_sha256": sha256_file(suite_path),
+                        "expectations": len(suite["expectations"]), "critical_expectations": critical_count,
+                        "failed": [{k: r[k] for k in ("split", "expectation", "column", "severity", "observed",
+                                                      "unexpected_count")} for r in failed][:50]}
+    return evidence.finish()

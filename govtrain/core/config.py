@@ -1,0 +1,394 @@
+"""The one typed configuration of govtrain, loaded from YAML and validated by pydantic.
+
+Relative paths in a config file are resolved against the file's own folder, so a config works the
+same from any working directory. The resolved config travels to every KFP step as one JSON string.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from govtrain.core.catalogue import by_id
+from govtrain.core.state import COMPONENT_IMAGE, embedded_tracking_uri, state_dir
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased as one line naming the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    path: Path
+    format: Literal["csv", "parquet"] | None = None  # None: taken from the file suffix
+    target: str
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    entity_id: str | None = None
+    timestamp: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def file_format(self) -> str:
+        return self.format or ("csv" if self.path.suffix.lower() == ".csv" else "parquet")  # as io.format_of
+
+    @model_validator(mode="after")
+    def _has_features(self) -> DatasetSpec:
+        if not self.features:
+            raise ValueError("list at least one numeric or categorical feature")
+        clash = {self.target, self.entity_id, self.timestamp} & set(self.features)
+        if clash:
+            raise ValueError(f"column {sorted(c for c in clash if c)[0]!r} is both a feature and the "
+                             f"target/id/timestamp")
+        return self
+
+
+class Fractions(_Strict):
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> Fractions:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must sum to 1")
+        return self
+
+
+class SplitSpec(_Strict):
+    strategy: Literal["random", "group", "time"] = "random"
+    fractions: Fractions = Field(default_factory=Fractions)
+    seed: int = 0
+
+
+class ValidationSpec(_Strict):
+    suite: Path = Path("expectations/demo_credit.json")
+
+
+class LeakCheck(_Strict):
+    """One leakage check: run it or not, its threshold, and whether failing it fails the data gate."""
+    enabled: bool = True
+    threshold: float = Field(0.0, ge=0)  # the largest value that passes (a fraction unless the check says otherwise)
+    gate: bool = True
+
+
+class NearDuplicateCheck(LeakCheck):
+    # Near: same categorical/text values after trimming and case-folding, and every numeric within
+    # tolerance x that column's train standard deviation. Exact duplicates are counted by their own check.
+    threshold: float = Field(0.001, ge=0)
+    tolerance: float = Field(0.01, gt=0)
+    tables: int = Field(4, ge=1, le=16)  # random-shift grid hash tables (more: higher recall, slower)
+    cell_width: float = Field(8.0, gt=1)  # grid cell, in tolerances (wider: higher recall, more candidates)
+
+
+class TemporalCheck(LeakCheck):
+    min_gap: str = "0s"  # val/test rows must be dated after the newest train row plus this (pandas Timedelta)
+    always: bool = False  # also for random/group splits (by default only split.strategy "time")
+
+    @model_validator(mode="after")
+    def _gap_parses(self) -> TemporalCheck:
+        import pandas as pd
+
+        try:
+            pd.Timedelta(self.min_gap)
+        except ValueError as exc:
+            raise ValueError(f"min_gap {self.min_gap!r} is not a duration like '0s', '7D' or '12h'") from exc
+        return self
+
+
+class TargetCheck(LeakCheck):
+    threshold: float = Field(0.98, gt=0.5, le=1)  # the best single-feature ROC AUC that passes
+    max_category_determinism: float = Field(0.8, gt=0, le=1)  # uncertainty coefficient U(label | category)
+    min_category_rows: int = Field(30, ge=1)  # rarer categories are pooled, so ids cannot look predictive
+
+
+class ClassBalanceCheck(LeakCheck):
+    threshold: float = Field(0.1, ge=0, le=1)  # largest gap in positive rate between two splits
+
+
+class UnseenCategoriesCheck(LeakCheck):
+    threshold: float = Field(0.01, ge=0, le=1)  # share of val/test rows with a category train never saw
+
+
+class TrainConflictsCheck(LeakCheck):
+    threshold: float = Field(0.01, ge=0, le=1)  # share of train rows sharing features with a differing label
+    gate: bool = False  # a poisoning signal: reported, gated only when asked
+
+
+class LabelErrorCheck(LeakCheck):
+    threshold: float = Field(0.02, ge=0, le=1)  # share of sampled train rows flagged
+    gate: bool = False  # a poisoning signal: reported, gated only when asked
+    confidence: float = Field(0.95, gt=0.5, lt=1)  # flagged: the model gives the row's label below 1 - confidence
+    folds: int = Field(3, ge=2)
+
+
+class LeakageSpec(_Strict):
+    """The leakage checks of the data gate; each reports counts, ratios and up to 20 examples."""
+    sample_rows: int = Field(20000, gt=100)  # train rows the model-based checks (target, label errors) use
+    exact_duplicates: LeakCheck = Field(default_factory=LeakCheck)  # share of a later split's rows in an earlier one
+    conflicting_labels: LeakCheck = Field(default_factory=LeakCheck)  # same features, other label, across splits
+    near_duplicates: NearDuplicateCheck = Field(default_factory=NearDuplicateCheck)
+    entity_overlap: LeakCheck = Field(default_factory=LeakCheck)  # entity ids present in two splits (a count)
+    temporal: TemporalCheck = Field(default_factory=TemporalCheck)  # share of val/test rows dated too early
+    target: TargetCheck = Field(default_factory=TargetCheck)
+    class_balance: ClassBalanceCheck = Field(default_factory=ClassBalanceCheck)
+    unseen_categories: UnseenCategoriesCheck = Field(default_factory=UnseenCategoriesCheck)
+    train_conflicts: TrainConflictsCheck = Field(default_factory=TrainConflictsCheck)
+    label_errors: LabelErrorCheck = Field(default_factory=LabelErrorCheck)
+
+
+class ElasticSpec(_Strict):
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(2, ge=1)
+    max_restarts: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ElasticSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class PyTorchJobSpec(_Strict):
+    """How the train step runs its workers on a cluster (training.backend: pytorchjob)."""
+    namespace: str = "govtrain"
+    nproc_per_node: int = Field(1, ge=1)  # worker processes per pod (one per GPU on GPU nodes)
+    cpu: str = "2"
+    memory: str = "4Gi"
+    gpus: int = Field(0, ge=0)  # nvidia.com/gpu per pod; GPU pods get cluster.gpu_node_selector/tolerations
+    backoff_limit: int = Field(3, ge=0)
+    active_deadline_seconds: int = Field(6 * 3600, ge=60)
+    clean_pod_policy: Literal["None", "Running", "All"] = "Running"
+    ttl_seconds_after_finished: int = Field(3600, ge=0)
+    elastic: ElasticSpec | None = None
+    poll_seconds: float = Field(10.0, gt=0)
+
+
+class Toleration(_Strict):
+    key: str
+    operator: Literal["Equal", "Exists"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class ClusterSpec(_Strict):
+    """What the compiled pipeline and the PyTorchJob apply on Kubernetes; kfp.local ignores all of it."""
+    # A ReadWriteMany claim mounted at work_mount in every step and every training pod: the data, the
+    # shard tensors, snapshots and the trained model pass through it.
+    work_volume_claim: str = "govtrain-work"
+    work_mount: str = "/mnt/govtrain"
+    # Secret whose keys become env vars of every step and training pod (MLflow/S3 credentials); optional.
+    credentials_secret: str | None = "govtrain-mlflow"
+    credentials_keys: list[str] = Field(default_factory=lambda: [
+        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: str = "govtrain-pipeline"  # has the Role in infra/base/rbac.yaml
+    train_step_gpus: int = Field(0, ge=0)  # GPUs for the train step itself (backend local on a cluster)
+    gpu_node_selector: dict[str, str] = Field(default_factory=dict)
+    gpu_tolerations: list[Toleration] = Field(default_factory=list)
+
+
+class TrainingSpec(_Strict):
+    backend: Literal["local", "pytorchjob"] = "local"
+    workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob: pods (Master + Workers)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    hidden: list[int] = Field(default_factory=lambda: [256, 256])
+    embedding_dim: int = Field(8, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    max_restarts: int = Field(1, ge=0)
+    seed: int = 0
+    checkpoint_dir: Path | None = None  # local: None keeps snapshots in a temp folder of the step
+    image: str = COMPONENT_IMAGE
+    price_per_worker_hour: float = Field(0.0, ge=0)  # for the run's compute cost in the evidence (MEASURE 2.12)
+    pytorchjob: PyTorchJobSpec = Field(default_factory=PyTorchJobSpec)
+
+
+class GateSpec(_Strict):
+    """Thresholds of the model gate; a None threshold is measured and reported but not gated."""
+    min_auc: float = Field(0.75, ge=0, le=1)
+    max_ece: float = Field(0.05, ge=0, le=1)  # after temperature scaling (the model ships with it)
+    min_noise_auc_ratio: float = Field(0.9, ge=0, le=1)
+    noise_severity: float = Field(0.5, ge=0)  # the named severity the ratio is read at (x each feature's std)
+    max_demographic_parity_difference: float | None = Field(0.25, ge=0, le=1)
+    max_equalized_odds_difference: float | None = Field(0.25, ge=0, le=1)
+    max_mia_auc: float | None = Field(0.6, ge=0.5, le=1)
+    min_ood_auroc: float | None = Field(None, ge=0, le=1)
+    max_latency_p99_ms: float | None = Field(None, gt=0)  # at batch 1
+    max_champion_auc_drop: float | None = Field(0.01, ge=0)  # absolute: champion AUC - ours
+    max_champion_auc_drop_relative: float | None = Field(0.02, ge=0)  # relative to the champion's AUC
+
+
+class EvaluationSpec(_Strict):
+    """Sample sizes and settings of the evaluation (all seeded; the report states them)."""
+    bootstrap_samples: int = Field(200, ge=20)
+    noise_severities: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0])
+    missing_rates: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3, 0.5])
+    swap_rate: float = Field(0.1, ge=0, le=1)
+    attack_rows: int = Field(2000, ge=50)
+    attack_epsilon: float = Field(0.1, gt=0)  # L-inf, in standardised units
+    pgd_steps: int = Field(10, ge=2)
+    mia_rows: int = Field(2000, ge=50)
+    fairness_min_group: int = Field(100, ge=1)  # smaller groups are reported, not gated
+    slices: list[str] = Field(default_factory=list)  # extra columns to report metrics by
+    ood_data: Path | None = None  # a shifted batch; None: the test split with numerics shifted by 2 std
+    latency_repeats: int = Field(200, ge=10)
+    compare_with_champion: bool = True
+    seed: int = 0
+
+
+class RegistrySpec(_Strict):
+    tracking_uri: str | None = None  # None: the embedded sqlite store in the state folder
+    model_name: str = "govtrain-credit"
+    experiment: str = "govtrain"
+    # For the model card (MAP 1.1, MAP 2.2): what the model is for, where it must not be used, and the
+    # datasheet of its data (motivation, collection, preprocessing, known gaps...). Free text.
+    intended_use: str = "not stated (set registry.intended_use)"
+    limitations: list[str] = Field(default_factory=list)
+    datasheet: dict[str, str] = Field(default_factory=dict)
+
+
+class ColumnTest(_Strict):
+    """Overrides Evidently's automatic choice for one column."""
+    method: Literal["wasserstein", "jensenshannon", "ks", "chisquare", "z"]
+    threshold: float = Field(gt=0)  # p-value tests drift below it, distances at or above it
+
+
+class MonitoringSpec(_Strict):
+    drift_share: float = Field(0.5, gt=0, le=1)  # dataset drift when this share of columns drifts (Evidently's rule)
+    column_tests: dict[str, ColumnTest] = Field(default_factory=dict)  # per column; others: Evidently's defaults
+
+
+class ArtefactLink(_Strict):
+    """A human artefact an RMF subcategory needs (policy, roles, risk tolerance...): a URL, or a file
+    whose sha256 the audit report checks."""
+    url: str | None = None
+    file: Path | None = None
+    sha256: str | None = None
+    title: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ArtefactLink:
+        if (self.url is None) == (self.file is None):
+            raise ValueError("give exactly one of url or file")
+        return self
+
+
+class GovernanceSpec(_Strict):
+    # Trusted Ed25519 public keys (base64). When set, `audit verify` requires the root to be signed by one.
+    public_keys: list[str] = Field(default_factory=list)
+    chain_dir: Path | None = None  # the model chains; None: <state folder>/chains
+    separation_of_duties: bool = True  # an approver may not promote a version whose run they started
+    artefacts: dict[str, ArtefactLink] = Field(default_factory=dict)  # keyed by RMF subcategory, e.g. "GOVERN 1.2"
+
+    @model_validator(mode="after")
+    def _known_subcategories(self) -> GovernanceSpec:
+        unknown = sorted(set(self.artefacts) - set(by_id()))
+        if unknown:
+            raise ValueError(f"artefacts: {unknown[0]!r} is not an AI RMF 1.0 subcategory ID (e.g. 'GOVERN 1.2')")
+        return self
+
+
+class Config(_Strict):
+    dataset: DatasetSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    leakage: LeakageSpec = Field(default_factory=LeakageSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    gates: GateSpec = Field(default_factory=GateSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    governance: GovernanceSpec = Field(default_factory=GovernanceSpec)
+
+    @model_validator(mode="after")
+    def _split_needs_columns(self) -> Config:
+        if self.split.strategy == "group" and not self.dataset.entity_id:
+            raise ValueError("split.strategy 'group' needs dataset.entity_id")
+        if self.split.strategy == "time" and not self.dataset.timestamp:
+            raise ValueError("split.strategy 'time' needs dataset.timestamp")
+        return self
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI: registry.tracking_uri, else the embedded store (load_config fills it in)."""
+        return self.registry.tracking_uri or embedded_tracking_uri()
+
+    @property
+    def chain_dir(self) -> Path:
+        """Where the model chains live: governance.chain_dir, else <state folder>/chains."""
+        return self.governance.chain_dir or state_dir() / "chains"
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls.model_validate_json(text)
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _error_line(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {key}: {msg}{more}"
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a YAML config; any problem raises ConfigError with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_error_line(path, exc)) from exc
+    return resolve(config, path.parent)
+
+
+def resolve(config: Config, base: Path) -> Config:
+    """Absolute paths and a concrete tracking URI, so every step sees the same thing."""
+    base = base.resolve()
+    data = config.model_copy(deep=True)
+    data.dataset.path = (base / data.dataset.path).resolve()
+    data.validation.suite = (base / data.validation.suite).resolve()
+    if data.training.checkpoint_dir is not None:
+        data.training.checkpoint_dir = (base / data.training.checkpoint_dir).resolve()
+    if data.registry.tracking_uri is None:
+        data.registry.tracking_uri = embedded_tracking_uri()
+    if data.evaluation.ood_data is not None:
+        data.evaluation.ood_data = (base / data.evaluation.ood_data).resolve()
+    if data.governance.chain_dir is None:
+        data.governance.chain_dir = state_dir() / "chains"
+    data.governance.chain_dir = (base / data.governance.chain_dir).resolve()
+    for link in data.governance.artefacts.values():
+        if link.file is not None:
+            link.file = (base / link.file).resolve()
+    return data

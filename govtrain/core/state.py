@@ -1,0 +1,35 @@
+"""Run-time state on this machine: where runs, the embedded MLflow store and demo data live, which
+image runs the components on a cluster, and which local run is the newest."""
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+# The image that runs every component on a cluster; locally kfp.local runs the same function bodies
+# in this interpreter, so the name only matters for `govtrain compile`/`submit`.
+COMPONENT_IMAGE = os.environ.get("GOVTRAIN_IMAGE", "ghcr.io/govtrain/govtrain:0.1.0")
+
+
+def state_dir() -> Path:
+    """The project-local folder for runs, the embedded MLflow store and demo data."""
+    return Path(os.environ.get("GOVTRAIN_HOME", ".govtrain")).resolve()
+
+
+def embedded_tracking_uri(state: Path | None = None) -> str:
+    return f"sqlite:///{(state or state_dir()) / 'mlflow.db'}"
+
+
+def run_stamp() -> str:
+    """The time part of a local run id (UTC, to the microsecond: ids sort by start time)."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+
+
+def latest_run_dir(state: Path) -> Path | None:
+    """The newest local run's folder (runs/LATEST names it), or None before the first run."""
+    marker = state / "runs" / "LATEST"
+    return state / "runs" / marker.read_text().strip() if marker.is_file() else None
+
+
+def mark_latest(state: Path, run_id: str) -> None:
+    (state / "runs" / "LATEST").write_text(run_id + "\n")

@@ -1,0 +1,92 @@
+"""What a table must hold before it can be split and trained on. Each problem is one DataError naming
+the file, the column and the first offending row (1-based, the header not counted).
+
+These are the problems that would crash training or silently corrupt it; what is merely unusual
+(ranges, value sets, null rates) is the expectation suite's business, gated by severity.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from govtrain.core.config import Config
+from govtrain.data.io import DataError
+
+MAX_STRING_LENGTH = 1000  # longer categorical values are pasted documents or corrupt exports
+
+
+def first_row(mask: np.ndarray | pd.Series) -> int:
+    return int(np.flatnonzero(np.asarray(mask))[0]) + 1
+
+
+def check_target(frame: pd.DataFrame, config: Config) -> None:
+    path, target = config.dataset.path, frame[config.dataset.target]
+    if target.isna().any():
+        raise DataError(f"{path}: target {target.name!r} is empty in row {first_row(target.isna())}")
+    numeric = pd.to_numeric(target, errors="coerce")
+    bad = numeric.isna() | ~numeric.isin([0, 1])
+    if bad.any():
+        row = first_row(bad)
+        raise DataError(f"{path}: target {target.name!r} must be 0/1, found {str(target.iloc[row - 1])!r} in row {row}")
+    if numeric.nunique() < 2:
+        raise DataError(f"{path}: target {target.name!r} has a single class ({int(numeric.iloc[0])} in every row)")
+
+
+def check_numeric(frame: pd.DataFrame, column: str, path) -> pd.Series:
+    """A numeric feature as float64: every value a number (or empty), none infinite."""
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(float)
+    converted = pd.to_numeric(values, errors="coerce")
+    not_numbers = converted.isna() & values.notna()
+    if not_numbers.any():
+        row = first_row(not_numbers)
+        raise DataError(f"{path}: numeric feature {column!r} holds {str(values.iloc[row - 1])[:40]!r} in row {row}; "
+                        "mixed types (list the column under dataset.categorical if it is a category)")
+    infinite = np.isinf(converted.to_numpy(dtype=float, na_value=np.nan))
+    if infinite.any():
+        raise DataError(f"{path}: numeric feature {column!r} is infinite in row {first_row(infinite)}")
+    return converted.astype(float)
+
+
+def check_informative(values: pd.Series, column: str, section: str, path) -> None:
+    """A feature must vary: all-empty or single-valued columns cannot inform a model."""
+    present = values.dropna()
+    if present.empty:
+        raise DataError(f"{path}: feature {column!r} is empty in every row (remove it from dataset.{section})")
+    if present.nunique() == 1 and present.size == len(values):
+        raise DataError(f"{path}: feature {column!r} holds the same value {str(present.iloc[0])[:40]!r} in every row "
+                        f"(remove it from dataset.{section})")
+
+
+def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Check every configured column; returns the frame with numerics as float64 and the timestamp parsed."""
+    spec, path = config.dataset, config.dataset.path
+    check_target(frame, config)
+    frame = frame.copy()
+    for column in spec.numeric:
+        frame[column] = check_numeric(frame, column, path)
+        check_informative(frame[column], column, "numeric", path)
+    for column in spec.categorical:
+        check_informative(frame[column], column, "categorical", path)
+        lengths = frame[column].astype("string").str.len()
+        too_long = lengths > MAX_STRING_LENGTH
+        if too_long.any():
+            row = first_row(too_long.fillna(False))
+            raise DataError(f"{path}: categorical feature {column!r} has a {int(lengths.iloc[row - 1])}-character "
+                            f"value in row {row} (more than {MAX_STRING_LENGTH})")
+    roles = [(spec.entity_id, "entity_id"), *[(c, "sensitive attribute") for c in spec.sensitive]]
+    for name, role in roles:
+        if name and frame[name].isna().any():
+            raise DataError(f"{path}: {role} {name!r} is empty in row {first_row(frame[name].isna())}")
+    if spec.timestamp:
+        raw = frame[spec.timestamp]
+        parsed = raw if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw, errors="coerce", utc=True,
+                                                                                        format="mixed")
+        bad = parsed.isna()
+        if bad.any():
+            row = first_row(bad)
+            shown = "empty" if pd.isna(raw.iloc[row - 1]) else f"{str(raw.iloc[row - 1])[:40]!r}, not a date"
+            raise DataError(f"{path}: timestamp {spec.timestamp!r} is {shown} in row {row}")
+        frame[spec.timestamp] = parsed
+    return frame

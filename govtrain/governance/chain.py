@@ -1,0 +1,125 @@
+"""A registered model's life as one hash chain: registrations, promotions, rollbacks and drift runs.
+
+Each pipeline run seals its own ledger. After that, everything that happens to the model appends a
+record here that names the model version's ledger root, and links to the record before it:
+
+    <chain_dir>/<model>/records/<seq>-<hash>.json    canonical records, seq = 1, 2, 3, ...
+    <chain_dir>/<model>/.lock                        appends hold an exclusive flock on it
+
+Appends from concurrent processes (two pipeline runs and a drift job) are serialised by the flock, so
+the chain stays linear; verify_chain names the first record that does not hold.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from govtrain.governance.evidence import actor, code_version, now
+from govtrain.governance.hashing import canonical_json, jsonable, record_hash
+from govtrain.governance.rmf import STEP_RMF
+
+RECORD_NAME = re.compile(r"^(\d{6})-([0-9a-f]{64})\.json$")
+
+
+def chain_path(chain_dir: Path, model: str) -> Path:
+    return Path(chain_dir) / re.sub(r"[^A-Za-z0-9._-]", "_", model)
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _files(folder: Path) -> list[Path]:
+    records = folder / "records"
+    return sorted(p for p in records.iterdir() if RECORD_NAME.match(p.name)) if records.is_dir() else []
+
+
+def read_chain(chain_dir: Path, model: str) -> list[dict[str, Any]]:
+    return [json.loads(p.read_bytes()) for p in _files(chain_path(chain_dir, model))]
+
+
+def append(chain_dir: Path, model: str, step: str, *, version: str | None, model_root: str | None,
+           decision: str = "pass", details: dict | None = None, checks: list[dict] | None = None,
+           started: str | None = None) -> dict[str, Any]:
+    """Append one record naming the model version's root; returns it (with seq and hash)."""
+    folder = chain_path(chain_dir, model)
+    with _locked(folder):
+        existing = _files(folder)
+        head = json.loads(existing[-1].read_bytes()) if existing else None
+        record = {
+            "step": step, "model": model, "version": version, "model_root": model_root,
+            "seq": (head["seq"] + 1) if head else 1,
+            "started": started or now(), "finished": now(), "actor": actor(), "code_version": code_version(),
+            "checks": jsonable(checks or []), "details": jsonable(details or {}), "decision": decision,
+            "rmf": STEP_RMF.get(step, []), "parents": [head["hash"]] if head else [],
+        }
+        record["hash"] = record_hash(record)
+        records = folder / "records"
+        records.mkdir(exist_ok=True)
+        final = records / f"{record['seq']:06d}-{record['hash']}.json"
+        tmp = records / f".{final.name}.tmp"
+        tmp.write_bytes(canonical_json(record))
+        os.replace(tmp, final)  # readers never see a half-written record
+    return record
+
+
+@dataclass
+class ChainVerification:
+    ok: bool
+    records: int = 0
+    problem: str | None = None
+    head: str | None = None
+
+
+def verify_chain(chain_dir: Path, model: str) -> ChainVerification:
+    result = ChainVerification(True)
+    previous: dict | None = None
+    for path in _files(chain_path(chain_dir, model)):
+        seq, file_hash = RECORD_NAME.match(path.name).groups()  # type: ignore[union-attr]
+        name = f"chain record {path.name[:6]} of {model}"
+        try:
+            record = json.loads(path.read_bytes())
+        except ValueError:
+            return ChainVerification(False, result.records, f"{name}: not readable JSON")
+        if record_hash(record) != record.get("hash") or record["hash"] != file_hash:
+            return ChainVerification(False, result.records,
+                                     f"{name} ({record.get('step')}): content does not match its hash")
+        expected_seq = (previous["seq"] + 1) if previous else 1
+        if record.get("seq") != expected_seq or int(seq) != expected_seq:
+            return ChainVerification(False, result.records,
+                                     f"{name}: sequence {record.get('seq')}, expected {expected_seq}")
+        expected_parents = [previous["hash"]] if previous else []
+        if record.get("parents") != expected_parents:
+            return ChainVerification(False, result.records,
+                                     f"{name} ({record['step']}): does not link to the record before it")
+        previous = record
+        result.records += 1
+    result.head = previous["hash"] if previous else None
+    return result
+
+
+def registered_root(chain: list[dict[str, Any]], version: str) -> str | None:
+    """The ledger root the chain recorded when this version was registered."""
+    for record in chain:
+        if record["step"] == "register" and record["version"] == str(version):
+            return record["model_root"]
+    return None
+
+
+def alias_history(chain: list[dict[str, Any]], alias: str = "champion") -> list[dict[str, Any]]:
+    """Every change of the alias, oldest first: who, when, why, from which version to which."""
+    return [r for r in chain if r["step"] in ("promote", "rollback") and r["details"].get("alias") == alias]

@@ -1,0 +1,111 @@
+"""Every gate of the pipeline in one declarative table (as TFX's Evaluator declares its thresholds):
+which check it is, what it measures, where its threshold lives in the config, which way it passes,
+and the NIST AI RMF subcategories it evidences. The steps record their checks through it
+(StepEvidence.gate), and the run summary, the model card and the audit report read it to explain a
+check. A threshold of None in the config means "measured and reported, not gated".
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Direction = Literal["min", "max"]  # min: value >= threshold passes; max: value <= threshold passes
+
+
+@dataclass(frozen=True)
+class Gate:
+    id: str  # the check id; a per-column/per-split check id adds ".<key>" after it
+    metric: str  # what is measured, for people
+    threshold: str | float  # dotted path of the threshold in the config, or a fixed number
+    direction: Direction
+    rmf: tuple[str, ...]
+    gated_by: str | None = None  # dotted path of a bool that turns gating off (poisoning signals)
+
+    def threshold_in(self, config: Any) -> float | None:
+        if not isinstance(self.threshold, str):
+            return self.threshold
+        return operator.attrgetter(self.threshold)(config)
+
+    def gates_in(self, config: Any) -> bool:
+        return True if self.gated_by is None else bool(operator.attrgetter(self.gated_by)(config))
+
+    def passes(self, value: float, threshold: float) -> bool:
+        return value >= threshold if self.direction == "min" else value <= threshold
+
+
+_DATA = ("MAP 2.3", "MEASURE 2.1", "MEASURE 2.5")
+_LEAK = ("MAP 2.3", "MEASURE 2.1", "MEASURE 2.5", "MEASURE 2.13")
+_PERF = ("MEASURE 2.3", "MEASURE 2.5", "MANAGE 1.1")
+_CHAMPION = ("MANAGE 1.1", "MEASURE 2.3")
+
+
+def _leak(name: str, metric: str, threshold: str = "threshold", rmf: tuple[str, ...] = _LEAK) -> Gate:
+    check = name.split(".")[0]
+    return Gate(f"leakage.{name}", metric, f"leakage.{check}.{threshold}", "max", rmf,
+                gated_by=f"leakage.{check}.gate")
+
+
+GATES: tuple[Gate, ...] = (
+    # validate: a split fails on any failed expectation of severity "critical"
+    *(Gate(f"validate.{split}.critical_failures", f"failed expectations of severity critical ({split})", 0, "max",
+           _DATA) for split in ("train", "val", "test")),
+    # leakage: one gate per check, per split pair or split where the check says so
+    _leak("exact_duplicates", "share of a later split's rows found in an earlier one"),
+    _leak("conflicting_labels", "share of rows whose features appear in another split with another label"),
+    _leak("near_duplicates", "share of a later split's rows near-duplicating an earlier one"),
+    _leak("entity_overlap", "entity ids present in two splits (count)"),
+    _leak("temporal", "share of val/test rows dated before the newest train row plus min_gap"),
+    _leak("class_balance", "largest gap in positive rate between two splits"),
+    _leak("unseen_categories", "share of val/test rows with a category train never saw"),
+    _leak("train_conflicts", "share of train rows sharing features with a differing label", rmf=("MEASURE 2.7",)),
+    _leak("label_errors", "share of sampled train rows whose label the model doubts", rmf=("MEASURE 2.7",)),
+    _leak("target.single_feature_auc", "best single-feature ROC AUC"),
+    _leak("target.category_determinism", "largest uncertainty coefficient U(label | category)",
+          threshold="max_category_determinism"),
+    # evaluate: the model gate on the test split
+    Gate("evaluate.roc_auc", "test ROC AUC", "gates.min_auc", "min", _PERF),
+    Gate("evaluate.ece", "expected calibration error after temperature scaling", "gates.max_ece", "max",
+         ("MEASURE 2.5", "MEASURE 2.6")),
+    Gate("evaluate.noise_auc_ratio", "AUC under Gaussian noise / clean AUC", "gates.min_noise_auc_ratio", "min",
+         ("MEASURE 2.6", "MEASURE 2.7")),
+    Gate("evaluate.fairness.demographic_parity_difference", "demographic parity difference of a sensitive attribute",
+         "gates.max_demographic_parity_difference", "max", ("MEASURE 2.11",)),
+    Gate("evaluate.fairness.equalized_odds_difference", "equalized odds difference of a sensitive attribute",
+         "gates.max_equalized_odds_difference", "max", ("MEASURE 2.11",)),
+    Gate("evaluate.mia_auc", "membership-inference attack AUC", "gates.max_mia_auc", "max", ("MEASURE 2.10",)),
+    Gate("evaluate.ood_auroc", "out-of-distribution detection AUROC", "gates.min_ood_auroc", "min", ("MEASURE 2.6",)),
+    Gate("evaluate.latency_p99_ms", "p99 latency at batch 1 (ms)", "gates.max_latency_p99_ms", "max",
+         ("MEASURE 2.3",)),
+    Gate("evaluate.champion_auc_drop", "champion AUC minus ours", "gates.max_champion_auc_drop", "max", _CHAMPION),
+    Gate("evaluate.champion_auc_drop_relative", "(champion AUC minus ours) / champion AUC",
+         "gates.max_champion_auc_drop_relative", "max", _CHAMPION),
+)
+
+BY_ID = {gate.id: gate for gate in GATES}
+
+
+def gate_of(check_id: str) -> Gate | None:
+    """The table row of a recorded check: its id, or its id less a per-column/per-split key.
+
+    evaluate.fairness.<column>.<metric> names its column in the middle, the others at the end."""
+    if check_id in BY_ID:
+        return BY_ID[check_id]
+    parts = check_id.split(".")
+    if parts[:2] == ["evaluate", "fairness"] and len(parts) == 4:
+        return BY_ID.get(f"evaluate.fairness.{parts[3]}")
+    for cut in range(len(parts) - 1, 1, -1):
+        if ".".join(parts[:cut]) in BY_ID:
+            return BY_ID[".".join(parts[:cut])]
+    return None
+
+
+def describe(check_id: str) -> str:
+    """What a check measures, for the summary, the model card and the audit report."""
+    gate = gate_of(check_id)
+    return gate.metric if gate else ""
+
+
+def rmf_of(check_id: str) -> list[str]:
+    gate = gate_of(check_id)
+    return list(gate.rmf) if gate else []

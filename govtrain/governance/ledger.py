@@ -1,0 +1,143 @@
+"""Sealing an evidence folder into a ledger, and verifying a sealed bundle offline.
+
+A sealed bundle is a folder:
+
+    ledger.json      {run_id, outcome, sealed, records: [record, ...] in topological order, root}
+    files/...        the evidence files the records name
+    data/...         optionally, the data splits (kind "data"), checked when present
+
+root = sha256(canonical {run_id, outcome, sealed, records: [hash, ...]}), so changing, dropping or
+reordering any record changes the root. With a signing key in the environment (governance/signing.py)
+the ledger also carries an Ed25519 signature of the root; verify checks it, and against the trusted
+public keys when it is given them.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govtrain.governance import signing
+from govtrain.governance.evidence import now
+from govtrain.governance.hashing import canonical_json, record_hash, sha256_bytes, sha256_file
+
+LEDGER_FILE = "ledger.json"
+
+
+def load_records(evidence_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_bytes()) for p in sorted((evidence_dir / "records").glob("*.json"))]
+
+
+def topological(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parents before children; ties broken by start time so the order is stable."""
+    by_hash = {r["hash"]: r for r in records}
+    placed: set[str] = set()
+    ordered: list[dict[str, Any]] = []
+    pending = sorted(records, key=lambda r: (r["started"], r["hash"]))
+    while pending:
+        ready = [r for r in pending if all(p in placed or p not in by_hash for p in r["parents"])]
+        if not ready:
+            raise ValueError("evidence records form a cycle")
+        for rec in ready:
+            ordered.append(rec)
+            placed.add(rec["hash"])
+        pending = [r for r in pending if r["hash"] not in placed]
+    return ordered
+
+
+def root_hash(run_id: str, outcome: str, sealed: str, hashes: list[str]) -> str:
+    return sha256_bytes(canonical_json({"run_id": run_id, "outcome": outcome, "sealed": sealed, "records": hashes}))
+
+
+def seal(evidence_dir: str | Path, bundle_dir: str | Path, *, run_id: str, outcome: str) -> dict[str, Any]:
+    """Write ledger.json and the evidence files into bundle_dir; return the ledger."""
+    evidence_dir, bundle_dir = Path(evidence_dir), Path(bundle_dir)
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    records = topological(load_records(evidence_dir))
+    hashes = [r["hash"] for r in records]
+    sealed = now()
+    ledger: dict[str, Any] = {
+        "run_id": run_id,
+        "outcome": outcome,
+        "sealed": sealed,
+        "records": records,
+        "root": root_hash(run_id, outcome, sealed, hashes),
+    }
+    key = signing.key_from_environment()
+    if key:
+        ledger["signature"] = signing.sign(ledger["root"], key)
+    if (evidence_dir / "files").is_dir():
+        shutil.copytree(evidence_dir / "files", bundle_dir / "files", dirs_exist_ok=True)
+    (bundle_dir / LEDGER_FILE).write_bytes(canonical_json(ledger))
+    return ledger
+
+
+@dataclass
+class Verification:
+    ok: bool
+    records: int = 0
+    files_checked: int = 0
+    data_not_supplied: int = 0
+    problem: str | None = None
+    root: str | None = None
+    signed_by: str | None = None  # the public key whose signature of the root checked out
+    details: list[str] = field(default_factory=list)
+
+
+def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None) -> Verification:
+    """Recompute every record hash, parent link, artifact digest, the root and its signature; stop at
+    the first fault. With trusted_keys, the root must be signed by one of them."""
+    bundle_dir = Path(bundle_dir)
+    ledger_path = bundle_dir / LEDGER_FILE
+    if not ledger_path.is_file():
+        return Verification(False, problem=f"{ledger_path}: no ledger here")
+    try:
+        ledger = json.loads(ledger_path.read_bytes())
+        records = ledger["records"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return Verification(False, problem=f"{ledger_path}: not a readable ledger ({exc})")
+
+    seen: set[str] = set()
+    result = Verification(True, root=ledger.get("root"))
+    for index, record in enumerate(records):
+        name = f"record {index} ({record.get('step', '?')} {str(record.get('hash', ''))[:12]})"
+        if record_hash(record) != record.get("hash"):
+            return _fail(result, f"{name}: content does not match its hash")
+        missing = [p for p in record.get("parents", []) if p not in seen]
+        if missing:
+            return _fail(result, f"{name}: parent {missing[0][:12]} is not earlier in the ledger")
+        for out in record.get("outputs", []):
+            path = bundle_dir / out["name"]
+            if not path.is_file():
+                if out.get("kind") == "data":
+                    result.data_not_supplied += 1
+                    continue
+                return _fail(result, f"{name}: file {out['name']} is missing")
+            if sha256_file(path) != out["sha256"]:
+                return _fail(result, f"{name}: file {out['name']} does not match its sha256")
+            result.files_checked += 1
+        seen.add(record["hash"])
+        result.records += 1
+    expected = root_hash(ledger.get("run_id", ""), ledger.get("outcome", ""), ledger.get("sealed", ""),
+                         [r["hash"] for r in records])
+    if expected != ledger.get("root"):
+        return _fail(result, "ledger root does not match its records")
+    signature = ledger.get("signature")
+    if signature is not None:
+        if not signing.check(ledger["root"], signature):
+            return _fail(result, "ledger root signature does not verify")
+        result.signed_by = signature["public_key"]
+    if trusted_keys:
+        if signature is None:
+            return _fail(result, "ledger root is not signed, but trusted keys were given")
+        if signature["public_key"] not in trusted_keys:
+            return _fail(result, f"ledger root is signed by an untrusted key {signature['public_key'][:12]}…")
+    return result
+
+
+def _fail(result: Verification, problem: str) -> Verification:
+    result.ok = False
+    result.problem = problem
+    return result

@@ -1,0 +1,75 @@
+"""The tabular MLP, and saving/loading it as safetensors weights plus a JSON config (no pickle)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from govtrain.model.features import FeatureSpec
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+class TabularMLP(nn.Module):
+    """Numerics and one embedding per categorical, concatenated, through an MLP to 2 logits."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], embedding_dim: int, hidden: list[int]):
+        super().__init__()
+        self.embeddings = nn.ModuleList(nn.Embedding(card, embedding_dim) for card in cardinalities)
+        layers: list[nn.Module] = []
+        width = n_numeric + embedding_dim * len(cardinalities)
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, 2))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        parts = [x_num] + [emb(x_cat[:, j]) for j, emb in enumerate(self.embeddings)]
+        return self.mlp(torch.cat(parts, dim=1))
+
+
+def build_model(features: FeatureSpec, embedding_dim: int, hidden: list[int]) -> TabularMLP:
+    return TabularMLP(len(features.numeric), features.cardinalities(), embedding_dim, hidden)
+
+
+def save_model(model: nn.Module, features: FeatureSpec, out_dir: Path, *, embedding_dim: int,
+               hidden: list[int], temperature: float = 1.0) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS_FILE))
+    config = {"architecture": "TabularMLP", "embedding_dim": embedding_dim, "hidden": hidden,
+              "temperature": temperature, "features": features.to_dict()}
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+class LoadedModel:
+    """A trained model ready to score a DataFrame with the training schema."""
+
+    def __init__(self, model_dir: str | Path):
+        model_dir = Path(model_dir)
+        config = json.loads((model_dir / CONFIG_FILE).read_text())
+        self.features = FeatureSpec(**config["features"])
+        self.temperature = float(config.get("temperature", 1.0))
+        self.model = build_model(self.features, config["embedding_dim"], config["hidden"])
+        self.model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+        self.model.eval()
+
+    @torch.no_grad()
+    def logits(self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 65536) -> torch.Tensor:
+        chunks = [self.model(x_num[i:i + batch], x_cat[i:i + batch]) for i in range(0, len(x_num), batch)]
+        return torch.cat(chunks) / self.temperature
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Probability of the positive class, one per row."""
+        x_num, x_cat = self.features.tensors(frame)
+        return self.proba_from_tensors(x_num, x_cat)
+
+    def proba_from_tensors(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> np.ndarray:
+        return torch.softmax(self.logits(x_num, x_cat), dim=1)[:, 1].numpy()

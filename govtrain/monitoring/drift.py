@@ -1,0 +1,188 @@
+"""Data drift of a current batch against the training data: Evidently's tests, thresholds and
+dataset rule (drift when at least monitoring.drift_share of the columns drift), computed on every row
+by monitoring.engine; Evidently's own HTML report on a sample, for people to read."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from govtrain.core.config import Config
+from govtrain.data.io import DataError, read_table
+from govtrain.monitoring.engine import dataset_drift
+
+
+@dataclass
+class DriftResult:
+    drifted: bool
+    drift_share: float
+    threshold: float
+    columns: list[dict]
+    html: Path
+    json: Path
+    summary: Path
+
+
+HTML_SAMPLE_ROWS = 10_000
+
+
+def load_batch(path: Path, name: str, config: Config) -> pd.DataFrame:
+    """The batch's feature columns, or a one-line DataError naming the file, column and problem."""
+    spec = config.dataset
+    present = set(read_columns(path))  # the schema only, read once
+    missing = [c for c in spec.features if c not in present]
+    if missing:
+        raise DataError(f"{path}: column {missing[0]!r} not found ({name} batch)")
+    # The label comes along when the batch has it, for target and performance drift.
+    labelled = spec.target in present
+    frame = read_table(path, columns=[*spec.features, *([spec.target] if labelled else [])])
+    if len(frame) == 0:
+        raise DataError(f"{path}: the {name} batch has no rows")
+    for column in spec.numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            parsed = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column][parsed.isna() & frame[column].notna()]
+            if len(bad):
+                raise DataError(f"{path}: column {column!r} row {bad.index[0]}: {bad.iloc[0]!r} is not a number "
+                                f"({name} batch)")
+            frame[column] = parsed
+    for column in spec.categorical:
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def evidently_html(config: Config, reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
+    """Evidently's own report for people to read, on seeded samples of at most HTML_SAMPLE_ROWS rows."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    spec = config.dataset
+    sample = {name: frame.sample(n=min(len(frame), HTML_SAMPLE_ROWS), random_state=0)
+              for name, frame in (("reference", reference), ("current", current))}
+    # Evidently refuses an all-missing column; the engine already reports it as a finding.
+    usable = [c for c in spec.features if all(f[c].notna().any() for f in sample.values())]
+    definition = DataDefinition(numerical_columns=[c for c in spec.numeric if c in usable],
+                                categorical_columns=[c for c in spec.categorical if c in usable])
+    snapshot = Report([DataDriftPreset(drift_share=config.monitoring.drift_share)]).run(
+        Dataset.from_pandas(sample["current"][usable], data_definition=definition),
+        Dataset.from_pandas(sample["reference"][usable], data_definition=definition))
+    html, raw = out_dir / "drift_report.html", out_dir / "drift_report.json"
+    snapshot.save_html(str(html))
+    raw.write_text(json.dumps(snapshot.dict(), indent=2, default=str))
+    return html, raw
+
+
+def model_drift(config: Config, model: Any, frames: dict[str, pd.DataFrame]) -> dict:
+    """Prediction drift on the model's scores, and target and performance drift when both batches carry
+    the label. Reported beside the feature columns; prediction drift also counts as drift."""
+    from sklearn.metrics import roc_auc_score
+
+    from govtrain.monitoring.engine import column_drift
+
+    target = config.dataset.target
+    scores = {name: pd.Series(model.predict_proba(frame)) for name, frame in frames.items()}
+    out = {"prediction": column_drift(scores["reference"], scores["current"], numeric=True)}
+    if all(target in frame.columns for frame in frames.values()):
+        labels = {name: frame[target] for name, frame in frames.items()}
+        out["target"] = column_drift(labels["reference"], labels["current"], numeric=False)
+        auc = {name: float(roc_auc_score(labels[name], scores[name])) if labels[name].nunique() == 2 else None
+               for name in frames}
+        before, now = auc["reference"], auc["current"]
+        out["performance"] = {"reference_auc": before, "current_auc": now,
+                              "auc_drop": before - now if before is not None and now is not None else None}
+    return out
+
+
+def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path,
+              model: Any | None = None) -> DriftResult:
+    """Decisions from monitoring.engine on every row (Evidently's tests and thresholds); Evidently's HTML
+    on a sample for reading."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = config.dataset
+    reference = load_batch(reference_path, "reference", config)
+    current = load_batch(current_path, "current", config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # Evidently's report renders while the engine computes
+        rendering = pool.submit(evidently_html, config, reference, current, out_dir)
+        per_column, share, drifted = dataset_drift(reference, current, spec.numeric, spec.categorical,
+                                                   config.monitoring.drift_share, config.monitoring.column_tests)
+        html, raw = rendering.result()
+    extra = sorted(set(read_columns(current_path)) - set(spec.features) - {spec.target, spec.entity_id, spec.timestamp})
+    of_model = model_drift(config, model, {"reference": reference, "current": current}) if model is not None else {}
+    if of_model.get("prediction", {}).get("drifted"):
+        drifted = True
+    summary = {"drifted": drifted, "drift_share": share, "threshold": config.monitoring.drift_share, **of_model,
+               "reference": str(reference_path), "current": str(current_path),
+               "reference_rows": len(reference), "current_rows": len(current), "columns": per_column,
+               "extra_columns_ignored": extra,
+               "html_sample_rows": min(HTML_SAMPLE_ROWS, len(reference), len(current))}
+    summary_path = out_dir / "drift_summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2))
+    return DriftResult(drifted, share, config.monitoring.drift_share, per_column, html, raw, summary_path)
+
+
+def read_columns(path: Path) -> list[str]:
+    from govtrain.data.io import format_of, table_columns
+
+    return table_columns(path, format_of(path))
+
+
+WEBHOOK_ENV = "GOVTRAIN_DRIFT_WEBHOOK"
+
+
+def monitoring_metrics(result: DriftResult) -> dict[str, float]:
+    """What the monitoring run logs: the dataset share, the count, and each column's statistic."""
+    metrics = {"drift_share": result.drift_share, "drifted_columns": sum(c["drifted"] for c in result.columns)}
+    metrics.update({f"drift.{c['column']}": c["value"] for c in result.columns if c["value"] is not None})
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def notify(result: DriftResult, model_label: str, attempts: int = 3, backoff: float = 0.5) -> dict | None:
+    """POST a short JSON to $GOVTRAIN_DRIFT_WEBHOOK on drift, retrying; the outcome is returned, never lost."""
+    import os
+    import time
+    import urllib.request
+
+    url = os.environ.get(WEBHOOK_ENV)
+    if not url or not result.drifted:
+        return None
+    payload = json.dumps({"model": model_label, "drift_share": round(result.drift_share, 4),
+                          "threshold": result.threshold, "report": str(result.html),
+                          "drifted_columns": [c["column"] for c in result.columns if c["drifted"]]}).encode()
+    error = None
+    for attempt in range(1, attempts + 1):
+        try:
+            request = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if 200 <= response.status < 300:
+                    return {"delivered": True, "attempts": attempt, "error": None}
+                error = f"HTTP {response.status}"
+        except OSError as exc:
+            error = str(exc)
+        time.sleep(backoff * 2 ** (attempt - 1))
+    return {"delivered": False, "attempts": attempts, "error": error}
+
+
+def record_drift(config: Config, model_ref: str, result: DriftResult, current_path: Path,
+                 monitoring_run: str | None = None, webhook: dict | None = None) -> dict:
+    """Append the drift run to the model's chain, naming the monitored version's ledger root."""
+    from govtrain.governance import chain
+    from govtrain.governance.hashing import sha256_file
+    from govtrain.registry.models import client_for, parse_ref, resolve
+
+    version = resolve(client_for(config.tracking_uri), parse_ref(model_ref))
+    drifted = [c["column"] for c in result.columns if c["drifted"]]
+    summary = (f"{len(drifted)}/{len(result.columns)} columns drifted (share {result.drift_share:.2f}, "
+               f"threshold {result.threshold:.2f})")
+    return chain.append(
+        config.chain_dir, version.name, "drift", version=str(version.version),
+        model_root=version.tags.get("govtrain.ledger_root"), decision="fail" if result.drifted else "pass",
+        checks=[{"id": "drift.share", "value": round(result.drift_share, 6), "threshold": result.threshold,
+                 "passed": not result.drifted}],
+        details={"summary": summary, "drifted_columns": drifted, "current_sha256": sha256_file(current_path),
+                 "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary),
+                 "mlflow_run_id": monitoring_run, "webhook": webhook})

@@ -1,0 +1,49 @@
+"""The drift job, as both `govtrain drift` and the KFP drift pipeline run it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from govtrain.core.config import Config
+from govtrain.core.state import latest_run_dir, state_dir
+from govtrain.monitoring.drift import DriftResult, monitoring_metrics, notify, record_drift, run_drift
+
+
+@dataclass
+class DriftJob:
+    result: DriftResult
+    version: Any = None  # the monitored model version, when --model was given
+    monitoring_run: str | None = None
+    webhook: dict | None = None
+    record: dict | None = None
+
+
+def drift_job(config: Config, current: Path, reference: Path | None = None, model: str | None = None,
+              out_dir: Path | None = None) -> DriftJob:
+    from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
+    from govtrain.registry.runs import log_monitoring_run
+
+    version = None
+    if model is not None:
+        version = resolve(client_for(config.tracking_uri), parse_ref(model))
+        if reference is None:
+            reference = reference_sample(version, state_dir() / "drift" / "reference")
+    if reference is None:
+        latest = latest_run_dir(state_dir())
+        if latest is None or not (latest / "data" / "train.parquet").is_file():
+            raise FileNotFoundError("no --reference or --model given and no local run with a train split; "
+                                    "run `govtrain run` first")
+        reference = latest / "data" / "train.parquet"
+    out_dir = out_dir or state_dir() / "drift" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    result = run_drift(config, current, reference, out_dir, model=load_version_model(version) if version else None)
+    job = DriftJob(result, version)
+    if version is not None:
+        job.monitoring_run = log_monitoring_run(config.tracking_uri, config.registry.experiment, version,
+                                                result.drifted, monitoring_metrics(result), [result.html,
+                                                                                             result.summary])
+        job.webhook = notify(result, f"{version.name}/{version.version}")
+        job.record = record_drift(config, f"{version.name}/{version.version}", result, current,
+                                  monitoring_run=job.monitoring_run, webhook=job.webhook)
+    return job

@@ -1,0 +1,39 @@
+"""The drift pipeline: one step, the same job as `govtrain drift --model`, for a KFP recurring run.
+
+Its KFP wrapper lives here, beside the pipeline, not in components/ops.py: the drift job sits above the
+training components (it reads what register wrote), and components never import monitoring.
+"""
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Metrics, Output
+
+from govtrain.components.platform import on_cluster
+from govtrain.core.config import Config
+from govtrain.core.state import COMPONENT_IMAGE
+
+PIPELINE_NAME = "govtrain-drift"
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def drift_op(config_json: str, model: str, current: str, report: Output[HTML], summary: Output[Artifact],
+             metrics: Output[Metrics]) -> str:
+    """The drift job for a registered model on a current batch; returns "drift" or "no drift"."""
+    import shutil
+    from pathlib import Path
+
+    from govtrain.core.config import Config
+    from govtrain.monitoring.job import drift_job
+
+    job = drift_job(Config.from_json(config_json), Path(current), model=model or None, out_dir=Path(summary.path))
+    shutil.copyfile(job.result.html, report.path)
+    metrics.log_metric("drift_share", job.result.drift_share)
+    metrics.log_metric("drifted_columns", sum(c["drifted"] for c in job.result.columns))
+    return "drift" if job.result.drifted else "no drift"
+
+
+def build_drift_pipeline(config: Config | None = None):
+    @dsl.pipeline(name=PIPELINE_NAME, description="Data and prediction drift of a registered model on a current "
+                                                  "batch, logged to MLflow and the model's evidence chain.")
+    def drift_pipeline(config_json: str, current: str, model: str = "govtrain-credit@champion"):
+        on_cluster(drift_op(config_json=config_json, model=model, current=current), config)
+
+    return drift_pipeline

@@ -1,0 +1,443 @@
+"""The govtrain command."""
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from govtrain.core.config import ConfigError, load_config
+from govtrain.core.state import state_dir
+
+app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True)
+app.add_typer(expectations_app, name="expectations")
+
+console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
+errors = Console(stderr=True)
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+_debug = False
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+ModelNameOption = Annotated[str, typer.Option(help="Registered model name.")]
+ApproverOption = Annotated[str, typer.Option(help="Who approves.")]
+ReasonOption = Annotated[str, typer.Option(help="Why.")]
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    global _debug
+    _debug = debug
+
+
+def user_errors(func: Callable) -> Callable:
+    """Turn any failure into one line on stderr and exit code 2 (tracebacks only with --debug)."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if _debug:
+                traceback.print_exc()
+            known = isinstance(exc, (ConfigError, ValueError, FileNotFoundError, RuntimeError))
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            errors.print(f"error: {message}" if known else f"error: {type(exc).__name__}: {message}",
+                         markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+@app.command("demo-data")
+@user_errors
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Folder to write credit and current tables to.")] = Path(".govtrain/demo"),
+    rows: Annotated[int, typer.Option(help="Rows in the training table.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 7,
+    drift: Annotated[float, typer.Option(help="How far the current batch drifts, 0 (none) to 1.")] = 0.6,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    leak_duplicates: Annotated[int, typer.Option(
+        help="Plant this many copied rows (new ids) to test the leakage gate.")] = 0,
+    leak_target: Annotated[bool,
+                           typer.Option(help="Plant a column derived from the label (collections_flag).")] = False,
+) -> None:
+    """Write a deterministic synthetic credit-risk table and a drifted current batch."""
+    from govtrain.pipelines.demo_data import write_demo_data
+
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"--format must be parquet or csv, got {fmt!r}")
+    files = write_demo_data(out, rows, seed=seed, drift=drift, fmt=fmt, leak_duplicates=leak_duplicates,
+                            leak_target=leak_target)
+    console.print(f"wrote {files.data} ({files.rows} rows) and {files.current} ({files.current_rows} rows)")
+
+
+@app.command()
+@user_errors
+def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Run the whole pipeline locally (kfp.local) and print a summary. Exit 0 registered, 1 failed gate."""
+    from govtrain.pipelines.run import run_local
+    from govtrain.pipelines.summary import print_summary
+
+    state = state_dir()
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        from govtrain.pipelines.run import seal_rejected
+
+        raise ConfigError(f"{exc} (sealed evidence: {seal_rejected(state, 'config', str(exc))})") from exc
+    console.print(f"running govtrain pipeline on {cfg.dataset.path} (state: {state})")
+    result = run_local(cfg, state)
+    console.print()
+    print_summary(result, console)
+    raise typer.Exit(0 if result.registered else 1)
+
+
+@app.command("compile")
+@user_errors
+def compile_cmd(
+    out: Annotated[Path, typer.Option(help="Where to write the KFP pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Bake this config in as the default.")] = None,
+    pipeline: Annotated[str, typer.Option(help="training, or drift (for a recurring run).")] = "training",
+) -> None:
+    """Compile the training (or drift) pipeline to KFP IR YAML for a cluster."""
+    from govtrain.pipelines.run import compile_pipeline
+
+    path = compile_pipeline(out, load_config(config) if config else None, pipeline)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def submit(
+    host: Annotated[str | None,
+                    typer.Option(help="Kubeflow Pipelines API URL (default: $KF_PIPELINES_ENDPOINT).")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile) to run in.")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment name.")] = "govtrain",
+    config: ConfigOption = Path("configs/cluster.yaml"),
+    run_name: Annotated[str | None, typer.Option(help="Display name of the run.")] = None,
+    out: Annotated[Path,
+                   typer.Option(help="Where to write the compiled pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Compile and print the platform settings; submit nothing.")] = False,
+) -> None:
+    """Compile the pipeline with a cluster config and submit it to Kubeflow Pipelines."""
+    from govtrain.pipelines.submit import submit as submit_run
+
+    if not dry_run and not (host or os.environ.get("KF_PIPELINES_ENDPOINT")):
+        raise ConfigError("--host: give the Kubeflow Pipelines URL (or set KF_PIPELINES_ENDPOINT), or use --dry-run")
+    result = submit_run(load_config(config), config, out, host, namespace, experiment, run_name, dry_run)
+    console.print(f"compiled {result.package}")
+    for key, value in result.platform.items():
+        console.print(f"  {key}: {value}")
+    if dry_run:
+        console.print("dry run: nothing submitted")
+    else:
+        console.print(f"submitted run {result.run_id}\n  {result.url}")
+
+
+@app.command()
+@user_errors
+def drift(
+    current: Annotated[Path, typer.Option(help="The current batch (CSV or Parquet).")],
+    reference: Annotated[Path | None,
+                         typer.Option(help="Reference batch; default: the --model version's stored reference, else "
+                                           "the latest local train split.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    out: Annotated[Path | None, typer.Option(help="Report folder; default under the state folder.")] = None,
+    model: Annotated[str | None,
+                     typer.Option(help="Monitor this model version (NAME[@alias|/version]): its reference, prediction "
+                                       "drift, MLflow run, chain record, webhook.")] = None,
+) -> None:
+    """Data drift of a current batch (Evidently's tests on every row). Exit 0 no drift, 1 drift, 2 error."""
+    from govtrain.monitoring.job import drift_job
+
+    job = drift_job(load_config(config), current, reference, model, out)
+    result = job.result
+    drifted = [c["column"] for c in result.columns if c["drifted"]]
+    verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
+    console.print(f"{verdict}: {len(drifted)}/{len(result.columns)} columns drifted "
+                  f"(share {result.drift_share:.2f}, threshold {result.threshold:.2f}): {', '.join(drifted) or '-'}")
+    details = json.loads(result.summary.read_text())
+    if "prediction" in details:
+        p = details["prediction"]
+        console.print(f"prediction drift: {p['method']} {p['value']:.4f} (threshold {p['threshold']}) "
+                      f"{'[red]DRIFT[/]' if p['drifted'] else 'ok'}")
+    if "performance" in details and details["performance"]["auc_drop"] is not None:
+        perf = details["performance"]
+        console.print(f"labelled batch: AUC {perf['current_auc']:.4f} vs {perf['reference_auc']:.4f} on the reference")
+    console.print(f"report: {result.html}\nsummary: {result.summary}")
+    if job.webhook is not None:
+        hook = job.webhook
+        line = ("delivered" if hook["delivered"] else "[red]NOT delivered[/]") + f" after {hook['attempts']} attempt(s)"
+        console.print(f"webhook: {line}{': ' + hook['error'] if hook['error'] else ''}")
+    if job.record is not None:
+        console.print(f"MLflow monitoring run {job.monitoring_run}; recorded in the chain of {job.record['model']} "
+                      f"version {job.record['version']} (record {job.record['hash'][:12]})")
+    raise typer.Exit(1 if result.drifted else 0)
+
+
+KeyOption = Annotated[list[str] | None, typer.Option(
+    "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: governance.public_keys.")]
+ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]
+
+
+@app.command("drift-history")
+@user_errors
+def drift_history(
+    model: ModelNameOption,
+    config: ConfigOption = DEFAULT_CONFIG,
+    out: Annotated[Path | None, typer.Option(help="PNG of drift share over time.")] = None,
+) -> None:
+    """Past drift runs of a model (from its chain): when, which version, drift share, drifted columns; and a PNG."""
+    from rich.table import Table
+
+    from govtrain.monitoring.history import drift_history as history_of
+    from govtrain.monitoring.history import plot_history
+
+    rows = history_of(load_config(config), model)
+    if not rows:
+        console.print(f"{model}: no drift runs recorded (run `govtrain drift --model {model} ...`)")
+        return
+    table = Table(title=f"{model}: drift history", title_justify="left")
+    for column in ("when", "version", "share", "threshold", "result", "drifted columns"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["at"][:19], row["version"], f"{row['share']:.2f}", f"{row['threshold']:.2f}",
+                      "DRIFT" if row["drifted"] else "ok", ", ".join(row["columns"]))
+    console.print(table)
+    png = plot_history(rows, out or state_dir() / "drift" / f"history-{model}.png")
+    console.print(f"plot: {png}")
+
+
+@expectations_app.command("init")
+@user_errors
+def expectations_init(
+    data: Annotated[Path, typer.Option(help="Reference table (CSV or Parquet) to profile.")],
+    suite: Annotated[str, typer.Option(help="Suite name; written to <out>/<suite>.json.")],
+    out: Annotated[Path, typer.Option(help="Folder of the suites.")] = Path("expectations"),
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Profile only this config's columns.")] = None,
+    margin: Annotated[float, typer.Option(help="Widen numeric ranges by this share of the observed range.")] = 0.1,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing suite.")] = False,
+) -> None:
+    """Profile a table into a draft suite (columns, types, null rates, ranges, value sets, row counts)."""
+    import re
+
+    from govtrain.components.prepare import required_columns
+    from govtrain.components.suite_draft import draft_suite
+    from govtrain.data.io import read_table
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", suite):
+        raise ValueError(f"--suite {suite!r}: use letters, digits, '_', '-' or '.'")
+    path = out / f"{suite}.json"
+    if path.exists() and not force:
+        raise ValueError(f"{path}: already exists; edit it, or pass --force to replace it")
+    cfg = load_config(config) if config else None
+    frame = read_table(data, columns=required_columns(cfg) if cfg else None)
+    if frame.empty:
+        raise ValueError(f"{data}: no rows to profile")
+    draft = draft_suite(frame, suite, source=data.name, target=cfg.dataset.target if cfg else None, margin=margin)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(draft, indent=2) + "\n")
+    critical = sum(e["meta"]["severity"] == "critical" for e in draft["expectations"])
+    console.print(f"wrote {path}: {len(draft['expectations'])} expectations ({critical} critical) "
+                  f"profiled from {len(frame)} rows x {len(frame.columns)} columns; review it before use")
+
+
+@audit_app.command("verify")
+@user_errors
+def audit_verify(
+    path: Annotated[Path | None, typer.Argument(help="A sealed run folder or an exported .zip.")] = None,
+    model: Annotated[str | None, typer.Option("--model",
+                                              help="Or: NAME, NAME@alias or NAME/version in MLflow.")] = None,
+    public_key: KeyOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Recompute every record hash, parent link, artifact digest and signature. Exit 0 intact, 1 not."""
+    from govtrain.governance.audit import audit_export
+    from govtrain.governance.ledger import verify
+    from govtrain.registry.audit import audit_model
+
+    if (path is None) == (model is None):
+        raise ConfigError("give a PATH (run folder or exported .zip) or --model, not both")
+    trusted = public_key or None
+    if model is not None or (path is not None and path.suffix == ".zip"):
+        if model is not None:
+            cfg = load_config(config)
+            audit = audit_model(cfg, model, trusted or cfg.governance.public_keys or None)
+        else:
+            assert path is not None  # a .zip, by the test above
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+            audit = audit_export(path, trusted)
+        result = audit.ledger
+        if audit.ok:
+            console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
+                          f"{result.files_checked} files checked, {audit.chain_records} chain records "
+                          f"({len(audit.lifecycle)} about this version); root {audit.root}"
+                          f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
+            raise typer.Exit(0)
+        errors.print(f"FAILED: {audit.problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    assert path is not None
+    result = verify(path, trusted_keys=trusted)
+    if result.ok:
+        console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
+                      f"{result.data_not_supplied} data files not supplied; root {result.root}"
+                      f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
+        raise typer.Exit(0)
+    errors.print(f"FAILED: {result.problem}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@audit_app.command("report")
+@user_errors
+def audit_report(
+    model: ModelOption,
+    out: Annotated[Path | None, typer.Option(help="Folder for audit_report.md and .html.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """NIST AI RMF coverage of a model version: evidenced / artefact linked / gap, gates, approvals, drift."""
+    from govtrain.registry.audit import report
+
+    cfg = load_config(config)
+    audit, md, html = report(cfg, model, out or state_dir() / "audit" / model.replace("/", "-").replace("@", "-"))
+    verdict = "verified" if audit.ok else f"[red]DOES NOT VERIFY[/]: {audit.problem}"
+    console.print(f"{audit.model} version {audit.version}: {verdict}\n{md}\n{html}")
+    raise typer.Exit(0 if audit.ok else 1)
+
+
+@audit_app.command("export")
+@user_errors
+def audit_export_cmd(
+    model: ModelOption,
+    out: Annotated[Path, typer.Option(help="The zip to write.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Everything needed to verify a model version offline, in one zip."""
+    from govtrain.registry.audit import export
+
+    console.print(f"wrote {export(load_config(config), model, out)}  (check it: govtrain audit verify {out})")
+
+
+@audit_app.command("keygen")
+@user_errors
+def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private key (mode 0600).")]) -> None:
+    """Make an Ed25519 signing key: the private key goes to a file, the public key to stdout."""
+    from govtrain.governance.signing import new_key
+
+    if out.exists():
+        raise FileExistsError(f"{out}: exists; not overwriting a key")
+    private, public = new_key()
+    out.touch(mode=0o600)
+    out.write_text(private + "\n")
+    console.print(f"private key: {out}  (export GOVTRAIN_SIGNING_KEY_FILE={out}; never commit it)")
+    console.print(f"public key (put it in governance.public_keys): {public}")
+
+
+@app.command()
+@user_errors
+def promote(
+    model: ModelNameOption,
+    version: Annotated[str, typer.Option(help="Version to make champion.")],
+    approver: ApproverOption,
+    reason: ReasonOption,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
+    from govtrain.registry.lifecycle import promote as promote_version
+
+    print_move(lambda: promote_version(load_config(config), model, version, approver, reason))
+
+
+@app.command()
+@user_errors
+def rollback(
+    model: ModelNameOption,
+    approver: ApproverOption,
+    reason: ReasonOption,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
+    from govtrain.registry.lifecycle import rollback as rollback_model
+
+    print_move(lambda: rollback_model(load_config(config), model, approver, reason))
+
+
+def print_move(move_alias: Callable) -> None:
+    """Run a promotion or rollback: a refusal by the rules is exit 1 with its reason, not a usage error."""
+    from govtrain.registry.lifecycle import Refused
+
+    try:
+        move = move_alias()
+    except Refused as exc:
+        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} "
+                  f"(record {move.record['hash'][:12]})")
+
+
+@app.command()
+@user_errors
+def history(
+    model: ModelNameOption,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Which version was champion when: every alias change with who, when and why."""
+    from rich.table import Table
+
+    from govtrain.registry.lifecycle import history as alias_history
+
+    rows = alias_history(load_config(config), model)
+    table = Table(title=f"{model}: champion history", title_justify="left")
+    for column in ("seq", "when", "action", "from", "to", "approver", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["seq"]), row["at"], row["action"], str(row["from"] or "-"), str(row["to"]),
+                      row["approver"], row["reason"])
+    console.print(table if rows else f"{model}: no champion yet")
+
+
+@app.command()
+@user_errors
+def server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 120.0,
+) -> None:
+    """Start the MLflow tracking server on the embedded store (127.0.0.1), wait until it is healthy."""
+    from govtrain.registry.server import EmbeddedServer
+
+    with EmbeddedServer(state_dir(), port) as running:
+        running.wait_healthy(timeout)
+        console.print(f"MLflow tracking server at {running.url} (store {running.store}); Ctrl-C to stop")
+        raise typer.Exit(running.wait())
+
+
+@app.command()
+@user_errors
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """The MLflow UI on the embedded store: `govtrain server`, then your browser on it."""
+    import webbrowser
+
+    from govtrain.registry.server import EmbeddedServer
+
+    with EmbeddedServer(state_dir(), port) as running:
+        running.wait_healthy(120.0)
+        console.print(f"MLflow UI at {running.url} (Ctrl-C to stop)")
+        webbrowser.open(running.url)
+        raise typer.Exit(running.wait())
+
+
+if __name__ == "__main__":
+    app()

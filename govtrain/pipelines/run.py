@@ -1,0 +1,208 @@
+"""Running the pipeline locally through kfp.local, and compiling it for a cluster."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from govtrain.components.prepare import check_columns
+from govtrain.core.config import Config
+from govtrain.core.state import mark_latest, run_stamp
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
+ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(DataError|ConfigError|TrainingError|MlflowException|\w+Error): (.+)$")
+
+
+class PipelineFailed(RuntimeError):
+    """A step crashed (not a failed gate); the message is the step's own one-line error."""
+
+
+@dataclass
+class LocalRun:
+    run_id: str
+    run_dir: Path
+    log_path: Path
+    ledger: dict[str, Any]
+    registration: dict[str, Any] | None
+    seconds: float
+
+    @property
+    def registered(self) -> bool:
+        return self.registration is not None
+
+
+def preflight(config: Config) -> None:
+    """The cheap checks that would otherwise surface as a crash deep inside a step."""
+    from govtrain.components.validate import load_suite
+
+    check_columns(config)
+    load_suite(config.validation.suite)
+
+
+@contextmanager
+def output_to(log_path: Path) -> Iterator[TextIO]:
+    """Send this process's and its children's stdout/stderr to a file; yield a stream to the terminal."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    with open(log_path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        terminal = os.fdopen(os.dup(saved_out), "w", buffering=1)
+        # Python-level streams too: a host that replaced sys.stdout (pytest, notebooks) would otherwise
+        # keep kfp.local's task logs, and the step errors we read back, away from the log file.
+        saved_streams = sys.stdout, sys.stderr
+        sys.stdout = os.fdopen(os.dup(1), "w", buffering=1)
+        sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+        try:
+            yield terminal
+        finally:
+            terminal.close()
+            sys.stdout.close()
+            sys.stderr.close()
+            sys.stdout, sys.stderr = saved_streams
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+
+
+def follow(log_path: Path, terminal: TextIO | None, stop: threading.Event) -> None:
+    """Show each "Task 'x' finished with status Y" line on the terminal as the pipeline writes it."""
+    with open(log_path, errors="replace") as handle:
+        while True:
+            line = handle.readline()
+            if line:
+                match = TASK_DONE.search(ANSI.sub("", line))
+                if match and terminal is not None:
+                    stamp = datetime.now().strftime("%H:%M:%S")
+                    terminal.write(f"  {stamp}  {match.group(1):<14} {match.group(2).lower()}\n")
+            elif stop.is_set():
+                return
+            else:
+                time.sleep(0.2)
+
+
+def last_error(log_path: Path) -> str:
+    for line in reversed(log_path.read_text(errors="replace").splitlines()):
+        match = ERROR_LINE.match(line.strip())
+        if match:
+            return match.group(2)
+    return "a pipeline step failed"
+
+
+def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, message: str) -> Path:
+    """A crashed step still leaves a sealed ledger: what finished, plus an error record (MANAGE 4.3)."""
+    from govtrain.components.seal import seal_errored_run
+
+    evidence = sorted(pipeline_root.glob("*/*/evidence"))
+    failed = [m.group(1) for m in TASK_DONE.finditer(ANSI.sub("", log_path.read_text(errors="replace")))
+              if m.group(2).upper() == "FAILURE"]
+    run_dir = state / "runs" / run_id
+    seal_errored_run(evidence, pipeline_root / "error-evidence", run_dir, run_id,
+                     failed[0].removesuffix("-op").replace("-", "_") if failed else "unknown", message)
+    shutil.copyfile(log_path, run_dir / "pipeline.log")
+    return run_dir
+
+
+def seal_rejected(state: Path, stage: str, message: str) -> Path:
+    """A run refused before any step ran (bad config, missing column, unreadable file) still leaves a
+    sealed ledger whose one record says why (MANAGE 4.3)."""
+    import tempfile
+
+    from govtrain.components.seal import seal_errored_run
+
+    run_id = f"local-{run_stamp()}"
+    run_dir = state / "runs" / run_id
+    with tempfile.TemporaryDirectory() as work:
+        seal_errored_run([], Path(work), run_dir, run_id, stage, message)
+    return run_dir
+
+
+def find_bundle(pipeline_root: Path) -> Path | None:
+    found = sorted(pipeline_root.glob("*/*/bundle/ledger.json"))
+    return found[0].parent if found else None
+
+
+def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalRun:
+    """Execute the training pipeline with kfp.local's SubprocessRunner in this interpreter."""
+    from kfp import local
+
+    from govtrain.pipelines.training import training_pipeline
+
+    try:
+        preflight(config)
+    except ValueError as exc:
+        run_dir = seal_rejected(state, "preflight", str(exc))
+        raise type(exc)(f"{exc} (sealed evidence: {run_dir})") from exc
+    stamp = run_stamp()
+    pipeline_root = state / "kfp" / stamp
+    log_path = state / "logs" / f"{stamp}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.touch()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+
+    stop = threading.Event()
+    started = time.perf_counter()
+    failure: Exception | None = None
+    with output_to(log_path) as terminal:
+        watcher = threading.Thread(target=follow, args=(log_path, terminal if show_progress else None, stop),
+                                   daemon=True)
+        watcher.start()
+        try:
+            training_pipeline(config_json=config.to_json(), run_id=f"local-{stamp}")
+        except Exception as exc:  # the step's own message is in the log
+            failure = exc
+        stop.set()
+        watcher.join(timeout=5)
+    seconds = time.perf_counter() - started
+    if failure is not None:
+        message = last_error(log_path)
+        run_dir = seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message)
+        raise PipelineFailed(f"{message} (log: {log_path}; sealed evidence: {run_dir})") from failure
+
+    bundle = find_bundle(pipeline_root)
+    if bundle is None:
+        raise PipelineFailed(f"the pipeline finished without sealing a ledger (log: {log_path})")
+    ledger = json.loads((bundle / "ledger.json").read_bytes())
+    run_dir = state / "runs" / ledger["run_id"]
+    shutil.copytree(bundle, run_dir, dirs_exist_ok=True)
+    for split in ("train", "val", "test"):  # named by digest in the ledger; kept so verify can check them
+        source = pipeline_root.glob(f"*/prepare*/{split}")
+        for path in source:
+            (run_dir / "data").mkdir(exist_ok=True)
+            shutil.copyfile(path, run_dir / "data" / f"{split}.parquet")
+    shutil.copyfile(log_path, run_dir / "pipeline.log")
+    mark_latest(state, ledger["run_id"])
+    registration_file = run_dir / "registration.json"
+    registration = json.loads(registration_file.read_text()) if registration_file.is_file() else None
+    return LocalRun(ledger["run_id"], run_dir, log_path, ledger, registration, seconds)
+
+
+def compile_pipeline(out: Path, config: Config | None = None, pipeline: str = "training") -> Path:
+    """Write the KFP IR YAML of the training or the drift pipeline; with a config, it becomes the default
+    of the config_json parameter and the cluster settings apply."""
+    from kfp import compiler
+
+    from govtrain.monitoring.pipeline import build_drift_pipeline
+    from govtrain.pipelines.training import build_training_pipeline
+
+    builders = {"training": build_training_pipeline, "drift": build_drift_pipeline}
+    if pipeline not in builders:
+        raise ValueError(f"--pipeline {pipeline!r}: choose one of {', '.join(builders)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {"config_json": config.to_json()} if config else None
+    compiler.Compiler().compile(builders[pipeline](config), package_path=str(out), pipeline_parameters=params)
+    return out

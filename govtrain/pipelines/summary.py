@@ -1,0 +1,78 @@
+"""The end-of-run summary: steps, gates, registration, where the evidence is."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from govtrain.governance.audit import check_verdict
+from govtrain.governance.evidence import blocks
+from govtrain.pipelines.run import LocalRun
+
+COLOURS = {"pass": "green", "FAIL": "red", "warn": "yellow"}
+STEPS = ["prepare", "validate", "leakage", "data_gate", "train", "evaluate", "register"]
+
+
+def _seconds(record: dict) -> float:
+    return (datetime.fromisoformat(record["finished"]) - datetime.fromisoformat(record["started"])).total_seconds()
+
+
+def print_summary(run: LocalRun, console: Console) -> None:
+    records = {r["step"]: r for r in run.ledger["records"]}
+    steps = Table(title=f"govtrain run {run.run_id}", title_justify="left")
+    for column in ("step", "status", "seconds"):
+        steps.add_column(column)
+    for step in STEPS:
+        record = records.get(step)
+        if record is None:
+            steps.add_row(step, "[dim]skipped[/]", "")
+        else:
+            colour = "green" if record["decision"] == "pass" else "red"
+            # The register record is sealed before the MLflow upload, so its own span misses the upload.
+            seconds = run.registration["seconds"] if step == "register" and run.registration else _seconds(record)
+            steps.add_row(step, f"[{colour}]{record['decision']}[/]", f"{seconds:.1f}")
+    console.print(steps)
+
+    gates = Table(title="gates", title_justify="left")
+    for column in ("check", "value", "threshold", "result"):
+        gates.add_column(column)
+    for step in ("data_gate", "evaluate"):
+        for check in records.get(step, {}).get("checks", []):
+            verdict = check_verdict(check)
+            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]),
+                          f"[{COLOURS[verdict]}]{verdict}[/]")
+    console.print(gates)
+
+    failed = records.get("validate", {}).get("details", {}).get("failed", [])
+    if failed:  # which expectations, so the user need not open the Data Docs to start fixing
+        expectations = Table(title="failed expectations (critical fail the gate)", title_justify="left")
+        for column in ("split", "column", "expectation", "severity", "unexpected"):
+            expectations.add_column(column)
+        for row in failed[:12]:
+            shown = row["unexpected_count"] if row["unexpected_count"] is not None else row["observed"]
+            expectations.add_row(row["split"], str(row["column"] or ""), row["expectation"], row["severity"],
+                                 str(shown))
+        console.print(expectations)
+
+    if "train" in records:
+        train = records["train"]
+        m, d = train["metrics"], train["details"]
+        gpu = f", {m['gpu_seconds']:.1f} GPU-seconds" if m["gpu_seconds"] else ""
+        price = d["price_per_worker_hour"]
+        cost = f", cost {m['cost']:.4f} at {price}/worker-hour" if price else ""
+        console.print(f"trained on {m['world_size']} worker(s) ({d['backend']}, {d['device_name']}): {m['epochs']} "
+                      f"epochs, "
+                      f"{m['restart_count']} restart(s), {m['worker_seconds']:.1f} worker-seconds{gpu}{cost}")
+
+    if run.registration:
+        reg = run.registration
+        console.print(f"[bold green]registered[/] model [bold]{reg['model_name']}[/] version {reg['version']} "
+                      f"alias @{reg['alias']}  (MLflow run {reg['mlflow_run_id']})")
+    else:
+        failed = [c for s in ("data_gate", "evaluate") for c in records.get(s, {}).get("checks", []) if blocks(c)]
+        console.print(f"[bold red]{run.ledger['outcome']}[/]: registered nothing; {len(failed)} failed check(s)")
+    console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
+    console.print(f"verify it:  govtrain audit verify {run.run_dir}")
+    console.print("open MLflow: govtrain ui")
+    console.print(f"pipeline took {run.seconds:.1f} s; log: {run.run_dir / 'pipeline.log'}")

@@ -1,0 +1,143 @@
+"""Approval, rollback and alias history on top of MLflow aliases: `champion` moves only through here,
+and every move is a record in the model's chain (governance/chain.py) and a tag in MLflow."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from govtrain.core.config import Config
+from govtrain.governance import chain
+from govtrain.governance.evidence import blocks
+from govtrain.governance.ledger import verify
+from govtrain.registry.model_card import description, with_approvals
+from govtrain.registry.models import CHAMPION, ModelRef, RegistryError, client_for, fetch_bundle, resolve
+
+
+class Refused(RuntimeError):
+    """A promotion or rollback the rules do not allow (exit 1, not a usage error)."""
+
+
+@dataclass
+class AliasMove:
+    model: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    record: dict
+
+
+def check_version(config: Config, client: Any, version: Any) -> dict:
+    """The version's verified ledger; refuses if it does not verify or did not pass every gate."""
+    bundle = fetch_bundle(client, version)
+    try:
+        result = verify(bundle, trusted_keys=config.governance.public_keys or None)
+        if not result.ok:
+            raise Refused(f"{version.name}/{version.version}: its ledger does not verify: {result.problem}")
+        ledger = json.loads((bundle / "ledger.json").read_bytes())
+    finally:
+        shutil.rmtree(bundle.parent, ignore_errors=True)
+    if ledger["root"] != version.tags.get("govtrain.ledger_root"):
+        raise Refused(f"{version.name}/{version.version}: the registry's ledger root tag does not match its bundle")
+    failed = [c["id"] for r in ledger["records"] for c in r.get("checks", []) if blocks(c)]
+    if ledger["outcome"] != "registered" or failed:
+        raise Refused(f"{version.name}/{version.version}: failed gate {failed[0] if failed else ledger['outcome']}")
+    return ledger
+
+
+def _move(config: Config, client: Any, model: str, step: str, target: Any, previous: Any, approver: str,
+          reason: str, ledger: dict) -> AliasMove:
+    from_version = previous.version if previous else None
+    previous_root = previous.tags.get("govtrain.ledger_root") if previous else None
+    client.set_registered_model_alias(model, CHAMPION, target.version)
+    try:
+        record = chain.append(config.chain_dir, model, step, version=str(target.version),
+                              model_root=ledger["root"],
+                              details={"alias": CHAMPION, "from_version": from_version, "to_version": target.version,
+                                       "approver": approver, "reason": reason, "previous_root": previous_root})
+    except Exception:
+        # No alias move without its record: put the alias back.
+        if previous:
+            client.set_registered_model_alias(model, CHAMPION, previous.version)
+        else:
+            client.delete_registered_model_alias(model, CHAMPION)
+        raise
+    refresh_card(config, client, model, target)
+    if previous:
+        refresh_card(config, client, model, previous)
+    summary = f"{step}: {from_version or '-'} -> {target.version} by {approver} at {record['finished']}: {reason}"
+    client.set_registered_model_tag(model, f"govtrain.alias_history.{record['seq']:06d}", summary[:4900])
+    client.set_model_version_tag(model, target.version, f"govtrain.{step}d_by", approver)
+    client.set_model_version_tag(model, target.version, f"govtrain.{step}_reason", reason[:4900])
+    return AliasMove(model, CHAMPION, from_version, str(target.version), record)
+
+
+def refresh_card(config: Config, client: Any, model: str, version: Any) -> None:
+    """Rewrite the card's approval history from the chain (the card is the version's description)."""
+    records = chain.read_chain(config.chain_dir, model)
+    root = version.tags.get("govtrain.ledger_root")
+    approvals = [r for r in chain.alias_history(records, CHAMPION) if r["model_root"] == root
+                 or r["details"].get("previous_root") == root]
+    card = client.get_model_version(model, version.version).description or ""
+    client.update_model_version(model, version.version, description=description(with_approvals(card, approvals)))
+
+
+def _current(client: Any, model: str) -> Any:
+    try:
+        return resolve(client, ModelRef(model, alias=CHAMPION))
+    except RegistryError:
+        return None
+
+
+def promote(config: Config, model: str, version: str, approver: str, reason: str) -> AliasMove:
+    client = client_for(config.tracking_uri)
+    target = resolve(client, ModelRef(model, version=str(version)))
+    ledger = check_version(config, client, target)
+    if config.governance.separation_of_duties:
+        register = next(r for r in ledger["records"] if r["step"] == "register")
+        actor = register["actor"]
+        if approver in (actor, actor.split("@")[0]):
+            raise Refused(f"{model}/{version}: approver {approver!r} started the run that trained it "
+                          f"(separation of duties; governance.separation_of_duties)")
+    previous = _current(client, model)
+    if previous and previous.version == target.version:
+        raise Refused(f"{model}/{version} is already the champion")
+    return _move(config, client, model, "promote", target, previous, approver, reason, ledger)
+
+
+def champion_stack(records: list[dict]) -> list[str]:
+    """Champion versions still standing: a promotion pushes, a rollback pops."""
+    stack: list[str] = []
+    for record in chain.alias_history(records, CHAMPION):
+        if record["step"] == "promote":
+            stack.append(record["details"]["to_version"])
+        elif stack:
+            stack.pop()
+    return stack
+
+
+def rollback(config: Config, model: str, approver: str, reason: str) -> AliasMove:
+    client = client_for(config.tracking_uri)
+    records = chain.read_chain(config.chain_dir, model)
+    check = chain.verify_chain(config.chain_dir, model)
+    if not check.ok:
+        raise Refused(f"{model}: its chain does not verify: {check.problem}")
+    stack = champion_stack(records)
+    if len(stack) < 2:
+        raise Refused(f"{model}: no previous champion to return to")
+    previous = _current(client, model)
+    target = resolve(client, ModelRef(model, version=stack[-2]))
+    ledger = check_version(config, client, target)
+    return _move(config, client, model, "rollback", target, previous, approver, reason, ledger)
+
+
+def history(config: Config, model: str) -> list[dict]:
+    """Which version was champion when: one row per alias change, oldest first."""
+    rows = []
+    for record in chain.alias_history(chain.read_chain(config.chain_dir, model), CHAMPION):
+        d = record["details"]
+        rows.append({"seq": record["seq"], "at": record["finished"], "action": record["step"],
+                     "from": d["from_version"], "to": d["to_version"], "approver": d["approver"],
+                     "reason": d["reason"], "hash": record["hash"]})
+    return rows

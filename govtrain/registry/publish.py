@@ -1,0 +1,210 @@
+"""The MLflow side of registration: the pipeline run's MLflow run gets params, metrics, the sealed
+evidence bundle, the model card and the model; the model version is created last, with its tags in the
+same call, and deleted again if moving the alias or writing the chain record fails.
+
+A retry of the register step finds the version its pipeline run created (version_of_run) and completes
+it (complete_existing) instead of creating another.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from govtrain.core.config import Config
+from govtrain.governance import chain
+from govtrain.registry.model_card import description, model_card
+from govtrain.registry.models import CHALLENGER, CHAMPION, client_for, current_alias, fetch_bundle
+from govtrain.registry.runs import RUN_ID_TAG, pipeline_run
+
+PYFUNC_CODE = Path(__file__).parents[1] / "model" / "pyfunc.py"
+
+
+@dataclass
+class Target:
+    """Where a new version will go: the pipeline run's MLflow run and the champion it would replace."""
+    client: Any
+    mlflow_run_id: str
+    champion: Any
+
+    def details(self, config: Config) -> dict[str, Any]:
+        """For the register record: the new version's ledger names the champion it would replace."""
+        champion = self.champion
+        return {"tracking_uri": config.tracking_uri, "mlflow_run_id": self.mlflow_run_id,
+                "model_name": config.registry.model_name, "alias": CHALLENGER,
+                "previous_champion": ({"version": champion.version,
+                                       "ledger_root": champion.tags.get("govtrain.ledger_root")} if champion else None)}
+
+
+def target(config: Config, run_id: str) -> Target:
+    registry = config.registry
+    client = client_for(config.tracking_uri)
+    # The train step already opened this pipeline run's MLflow run and logged the epochs into it.
+    mlflow_run_id = pipeline_run(config.tracking_uri, registry.experiment, run_id)
+    return Target(client, mlflow_run_id, current_alias(client, registry.model_name, CHAMPION))
+
+
+def existing_version(config: Config, run_id: str) -> tuple[Any, Any] | None:
+    """(client, the version this pipeline run already registered), or None."""
+    client = client_for(config.tracking_uri)
+    version = version_of_run(client, config.registry.model_name, run_id)
+    return None if version is None else (client, version)
+
+
+def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, ledger: dict, details: dict,
+            train_path: Path | None, started: float) -> dict[str, Any]:
+    """Log everything the version needs, then create it: a crash before the version exists leaves no
+    version without its evidence, and a rerun (existing_version) completes the one it created."""
+    import mlflow
+
+    registry, client = config.registry, where.client
+    by_step = {r["step"]: r for r in ledger["records"]}
+    with mlflow.start_run(run_id=where.mlflow_run_id) as run:
+        mlflow.log_params(flatten("", config.model_dump(mode="json"), {}))
+        mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
+        log_datasets(config, by_step["prepare"])
+        mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
+        for page in sorted((bundle_dir / "files" / "validate").glob("data_docs_*.html")):
+            mlflow.log_artifact(str(page), artifact_path="data_docs")  # GE's pages, where reviewers look
+        card_md, card_html = model_card(config, ledger, approvals=[])
+        mlflow.log_text(card_md, "model_card/model_card.md")
+        mlflow.log_text(card_html, "model_card/model_card.html")
+        mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: ledger["run_id"]})
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
+                                       artifacts={"model_dir": str(model_dir)},
+                                       pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])
+        tags = version_tags(by_step, ledger, config)
+        if train_path is not None:
+            tags.update(log_reference_profile(config, train_path))
+        ensure_registered_model(client, registry.model_name)
+        version = client.create_model_version(registry.model_name, source=f"models:/{info.model_id}",
+                                              run_id=run.info.run_id, model_id=info.model_id, tags=tags,
+                                              description=description(card_md))
+        try:
+            finish_registration(config, client, version, ledger, details)
+        except Exception:
+            client.delete_model_version(registry.model_name, version.version)
+            raise
+    return write_result(config, version, ledger["root"], bundle_dir, started)
+
+
+def finish_registration(config: Config, client: Any, version: Any, ledger: dict, details: dict) -> None:
+    """Alias challenger and the chain record: the two steps a crashed registration may not have done."""
+    name = config.registry.model_name
+    current = current_alias(client, name, CHALLENGER)
+    if current is None or int(current.version) < int(version.version):  # a retry never moves it backwards
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
+    records = chain.read_chain(config.chain_dir, name)
+    if chain.registered_root(records, str(version.version)) is None:
+        chain.append(config.chain_dir, name, "register", version=str(version.version),
+                     model_root=ledger["root"], details={"run_id": ledger["run_id"], "alias": CHALLENGER, **details})
+
+
+def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Path, started: float) -> dict[str, Any]:
+    """A retried register step: reuse the version and its sealed bundle, finish what is missing."""
+    fetched = fetch_bundle(client, version)
+    shutil.copytree(fetched, bundle_dir, dirs_exist_ok=True)
+    shutil.rmtree(fetched.parent, ignore_errors=True)
+    ledger = json.loads((bundle_dir / "ledger.json").read_bytes())
+    register_record = next(r for r in ledger["records"] if r["step"] == "register")
+    finish_registration(config, client, version, ledger, register_record["details"])
+    return write_result(config, version, ledger["root"], bundle_dir, started)
+
+
+def write_result(config: Config, version: Any, root: str, bundle_dir: Path, started: float) -> dict[str, Any]:
+    result = {"model_name": config.registry.model_name, "version": version.version, "alias": CHALLENGER,
+              "mlflow_run_id": version.run_id, "ledger_root": root, "tracking_uri": config.tracking_uri,
+              "seconds": round(time.perf_counter() - started, 3)}
+    (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def version_of_run(client: Any, name: str, run_id: str) -> Any:
+    """The version this pipeline run registered, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.`{RUN_ID_TAG}` = '{run_id}'")
+    except MlflowException:
+        return None
+    return found[0] if found else None
+
+
+def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(f"{prefix}.{key}" if prefix else key, item, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, list) else str(value)
+    return out
+
+
+def version_tags(by_step: dict[str, dict], ledger: dict, config: Config) -> dict[str, str]:
+    tags = {"govtrain.ledger_root": ledger["root"], "govtrain.run_id": ledger["run_id"],
+            "govtrain.config_digest": config.digest(), "govtrain.code_version": by_step["register"]["code_version"]}
+    for out in by_step["prepare"]["outputs"]:
+        tags[f"govtrain.data.{Path(out['name']).stem}.sha256"] = out["sha256"]
+    for step in ("data_gate", "evaluate"):
+        for check in by_step[step]["checks"]:
+            verdict = "pass" if check["passed"] else "fail"
+            tags[f"govtrain.gate.{check['id']}"] = f"{verdict} ({check['value']} vs {check['threshold']})"
+    return tags
+
+
+REFERENCE_ROWS = 200_000
+
+
+def log_reference_profile(config: Config, train_path: Path) -> dict[str, str]:
+    """The drift job's default reference, computed once: a seeded sample of the train split (all of it up
+    to REFERENCE_ROWS rows) and per-column statistics, with digests. Returns the version tags."""
+    import tempfile
+
+    import mlflow
+    import pandas as pd
+
+    from govtrain.governance.hashing import sha256_file
+
+    spec = config.dataset
+    train = pd.read_parquet(train_path, columns=[*spec.features, spec.target])
+    sample = train.sample(n=min(len(train), REFERENCE_ROWS), random_state=0) if len(train) > REFERENCE_ROWS else train
+    profile: dict[str, Any] = {
+               "source_sha256": sha256_file(train_path), "source_rows": len(train), "sample_rows": len(sample),
+               "numeric": {c: {"mean": float(sample[c].mean()), "std": float(sample[c].std()),
+                               "quantiles": sample[c].quantile([0, 0.01, 0.25, 0.5, 0.75, 0.99, 1]).tolist(),
+                               "missing": float(sample[c].isna().mean())} for c in spec.numeric},
+               "categorical": {c: sample[c].astype("string").value_counts(normalize=True, dropna=False).head(50)
+                               .rename(index=str).to_dict() for c in spec.categorical},
+               "target_rate": float(sample[spec.target].mean())}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        sample.to_parquet(path, index=False)
+        profile["sample_sha256"] = sha256_file(path)
+        (Path(tmp) / "profile.json").write_text(json.dumps(profile, indent=2))
+        mlflow.log_artifacts(tmp, artifact_path="reference")
+    return {"govtrain.reference.sha256": profile["sample_sha256"], "govtrain.reference.rows": str(len(sample))}
+
+
+def log_datasets(config: Config, prepare_record: dict) -> None:
+    """Each split as an MLflow dataset input, named and digested as in the ledger (no data uploaded)."""
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]  # made at import
+
+    for out in prepare_record["outputs"]:
+        split = Path(out["name"]).stem
+        source = LocalArtifactDatasetSource(str(config.dataset.path))
+        # MetaDataset is MLflow's own way to log a digest-only dataset; its stubs call it abstract.
+        dataset = MetaDataset(source, name=split, digest=out["sha256"][:32])  # type: ignore[abstract]
+        mlflow.log_input(dataset, context=split, tags={"sha256": out["sha256"], "rows": str(out.get("rows"))})
+
+
+def ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
