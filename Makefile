@@ -1,6 +1,6 @@
 # govtrain: two commands on a fresh machine.
 #   make run   set up .venv, write demo data, run the whole pipeline locally, print a summary
-#   make test  set up .venv if needed and run the test suite
+#   make test  set up .venv if needed and run the test suite (make test-fast: unit-level only; make lint)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 ROWS ?= 100000
 
-.PHONY: setup tools run test test-browser compile image bench clean
+.PHONY: setup tools run test test-fast lint test-browser compile image bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ run: setup
 
 test: setup tools
 	GOVTRAIN_CHECKOV=$(CHECKOV) $(BIN)/python -m pytest -q
+
+# The unit-level tests, for the edit loop (under 2 minutes); `make test` runs everything.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The MLflow UI in a real headless Chromium (Debian's chromium + chromium-driver, installed if missing).
 test-browser: setup

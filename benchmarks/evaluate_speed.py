@@ -14,7 +14,7 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from benchmarks.harness import table
-from govtrain.components.evaluate import evaluate
+from govtrain.components.evaluation import evaluate
 from govtrain.core.config import Config
 from govtrain.governance.evidence import StepEvidence
 from govtrain.model.features import FeatureSpec

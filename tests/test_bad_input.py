@@ -19,6 +19,8 @@ from conftest import base_config
 from govtrain.governance.ledger import verify
 from govtrain.pipelines import demo_data
 
+pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
+
 ROWS = 400
 
 

@@ -7,8 +7,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from govtrain.components.prepare import prepare
 from govtrain.components.train.step import train
+
+pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
 
 
 def test_training_resumes_from_the_newest_readable_snapshot(small_data, write_config, tmp_path):
@@ -32,15 +36,32 @@ def test_training_resumes_from_the_newest_readable_snapshot(small_data, write_co
     assert "skipping unreadable snapshot" in (tmp_path / "ev-2" / "files" / "train" / "train.log").read_text()
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below pid, from /proc/<pid>/task/*/children (the kernel's own parent links)."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            queue += children
+    return found
+
+
 def worker_pids(local_rank: int) -> list[int]:
-    """PIDs of our torchrun workers with this LOCAL_RANK, read from /proc."""
+    """PIDs of this test's own torchrun workers with this LOCAL_RANK: only descendants of this process,
+    so another govtrain training on the machine is never a candidate."""
     found = []
-    for proc in Path("/proc").iterdir():
+    for pid in descendants(os.getpid()):
+        proc = Path(f"/proc/{pid}")
         try:
             if b"govtrain.components.train.worker" not in (proc / "cmdline").read_bytes():
                 continue
             if f"LOCAL_RANK={local_rank}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
+                found.append(pid)
         except (OSError, ValueError):
             continue
     return found

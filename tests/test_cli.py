@@ -3,10 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from kfp import components
 
 from tests.conftest import ROOT, base_config
+
+pytestmark = pytest.mark.slow  # each test starts the govtrain command as a subprocess
 
 
 def govtrain(*args, cwd=None):

@@ -255,6 +255,7 @@ def test_poisoning_signals_are_reported_but_do_not_gate(clean, tmp_path):
 
 
 # --- expectations init ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_expectations_init_drafts_a_suite_that_passes_its_data_and_catches_corruption(small_data, tmp_path,
                                                                                         write_config):
     from test_cli import assert_one_line_error, govtrain

@@ -7,8 +7,7 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from torchmetrics.classification import BinaryCalibrationError
 
-from govtrain.components.evaluate import evaluate
-from govtrain.components.evaluation import metrics, privacy
+from govtrain.components.evaluation import evaluate, metrics, privacy
 from govtrain.components.prepare import prepare
 from govtrain.components.train.step import train
 from govtrain.model.features import FeatureSpec
@@ -42,6 +41,7 @@ def check(record, check_id):
     return next(c for c in record["checks"] if c["id"] == check_id)
 
 
+@pytest.mark.slow
 def test_random_weights_and_shuffled_labels_fail_the_gate(small_data, write_config, tmp_path):
     config = write_config(small_data.data)
     paths = prepared(config, tmp_path)
@@ -60,6 +60,7 @@ def test_random_weights_and_shuffled_labels_fail_the_gate(small_data, write_conf
     assert record["decision"] == "fail" and check(record, "evaluate.roc_auc")["value"] < 0.6
 
 
+@pytest.mark.slow
 def test_an_over_confident_model_fails_calibration_and_passes_after_temperature_scaling(small_data, write_config,
                                                                                         tmp_path):
     config = write_config(small_data.data, gates={"max_ece": 0.08})
@@ -84,6 +85,7 @@ def test_an_over_confident_model_fails_calibration_and_passes_after_temperature_
         record["metrics"]["temperature"], rel=1e-4)  # the temperature ships with the model
 
 
+@pytest.mark.slow
 def test_a_model_whose_label_follows_the_sensitive_attribute_fails_the_fairness_gate(write_config, tmp_path):
     files = demo_data.write_demo_data(tmp_path / "biased", 3000, seed=5)
     frame = pd.read_parquet(files.data)

@@ -120,6 +120,7 @@ def failed_checks(target: list[str]) -> set[tuple[str, str]]:
     return {(c["check_id"], c["resource"]) for r in reports for c in r.get("results", {}).get("failed_checks", [])}
 
 
+@pytest.mark.slow
 def test_checkov_finds_nothing_beyond_the_listed_exceptions(tmp_path):
     for overlay in OVERLAYS:
         (tmp_path / f"{overlay}.yaml").write_text(yaml.safe_dump_all(render(overlay)))

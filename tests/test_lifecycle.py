@@ -21,6 +21,8 @@ from govtrain.registry.lifecycle import Refused, history, promote, rollback
 from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
 from govtrain.registry.runs import log_monitoring_run
 
+pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
+
 
 class FlakyWebhook:
     """A webhook receiver on 127.0.0.1 that answers 500 to its first `failures` requests."""

@@ -11,6 +11,8 @@ from govtrain.governance.ledger import verify
 from govtrain.pipelines import demo_data
 from govtrain.pipelines.run import PipelineFailed, run_local
 
+pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
+
 
 def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_server, isolated_state, tmp_path):
     config = write_config(small_data.data, registry={"tracking_uri": mlflow_server, "model_name": "e2e-credit"})

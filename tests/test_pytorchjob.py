@@ -148,6 +148,7 @@ def test_launcher_reports_a_refused_create(job_config):
             PyTorchJobLauncher(api_for(fake), "govtrain", poll_seconds=0.1, log=lambda _: None).run(job, 5)
 
 
+@pytest.mark.slow
 def test_train_step_runs_the_job_through_the_operator_path(job_config, tmp_path, monkeypatch):
     config = job_config(workers=2, epochs=2)
     (tmp_path / "work").mkdir()
@@ -166,6 +167,7 @@ def test_train_step_runs_the_job_through_the_operator_path(job_config, tmp_path,
     assert fake.deleted == ["govtrain-cluster-run"]
 
 
+@pytest.mark.slow
 def test_train_step_fails_with_the_job_failure_and_no_model(job_config, tmp_path, monkeypatch):
     config = job_config(workers=2, epochs=1)
     (tmp_path / "work").mkdir()

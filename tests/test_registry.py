@@ -16,6 +16,8 @@ from govtrain.governance import chain
 from govtrain.pipelines.run import run_local
 from govtrain.registry.lifecycle import promote
 
+pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
+
 
 @pytest.fixture(scope="module")
 def registered(small_data, mlflow_server, isolated_state, tmp_path_factory):

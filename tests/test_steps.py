@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from govtrain.components.evaluate import evaluate
+from govtrain.components.evaluation import evaluate
 from govtrain.components.prepare import prepare, split_labels
 from govtrain.components.train.step import train
 from govtrain.data.io import DataError
@@ -75,6 +75,7 @@ def test_known_bad_model_fails_the_gate(small_data, write_config, tmp_path):
     assert not auc["passed"] and auc["value"] < 0.6
 
 
+@pytest.mark.slow
 def test_ddp_training_on_two_workers_learns_and_evaluates(small_data, write_config, tmp_path):
     config = write_config(small_data.data)
     paths, _ = run_prepare(config, tmp_path)

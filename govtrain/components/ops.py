@@ -115,7 +115,7 @@ def evaluate_op(config_json: str, run_id: str, model: Input[Model], train_data: 
     """The model gate on the test split; writes the temperature-scaled model; returns "pass" or "fail"."""
     from pathlib import Path
 
-    from govtrain.components.evaluate import evaluate
+    from govtrain.components.evaluation import evaluate
     from govtrain.core.config import Config
 
     paths = {"train": Path(train_data.path), "val": Path(val_data.path), "test": Path(test_data.path)}

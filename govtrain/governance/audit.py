@@ -15,6 +15,7 @@ from govtrain.core.catalogue import by_id
 from govtrain.core.config import Config
 from govtrain.governance import chain
 from govtrain.governance.evidence import blocks
+from govtrain.governance.gates import describe, rmf_of
 from govtrain.governance.hashing import sha256_file
 from govtrain.governance.ledger import Verification, verify
 
@@ -144,9 +145,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [f"| {f} | {c['evidenced']} | {c['artefact linked']} | {c['gap']} |" for f, c in data["functions"].items()]
     lines += ["", "## Subcategories", "", "| id | title | status | records / artefact / gap |", "|---|---|---|---|"]
     lines += [f"| {r['id']} | {r['title']} | {r['status']} | {r['detail']} |" for r in data["rows"]]
-    lines += ["", "## Gate decisions", "", "| step | check | value | threshold | result |", "|---|---|---|---|---|"]
-    lines += [f"| {g['step']} | {g['id']} | {g['value']} | {g['threshold']} | {check_verdict(g)} |"
-              for g in data["gates"]]
+    lines += ["", "## Gate decisions", "", "| step | check | measures | RMF | value | threshold | result |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {g['step']} | {g['id']} | {describe(g['id'])} | {', '.join(rmf_of(g['id']))} | {g['value']} "
+              f"| {g['threshold']} | {check_verdict(g)} |" for g in data["gates"]]
     lines += ["", "## Approvals", ""]
     lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "
               f"by {r['details']['approver']}: {r['details']['reason']}" for r in data["approvals"]] or ["- none"]
@@ -187,8 +189,9 @@ tr.gap td:nth-child(3){{background:#fbe0dc}}code{{font-size:90%}}</style></head>
 <table><thead><tr><th>id</th><th>title</th><th>status</th><th>records / artefact / gap</th></tr></thead>
 <tbody>{sub_rows}</tbody></table>
 <h2>Gate decisions</h2>
-{table(["step", "check", "value", "threshold", "result"],
-       [[g["step"], g["id"], g["value"], g["threshold"], check_verdict(g)] for g in data["gates"]])}
+{table(["step", "check", "measures", "RMF", "value", "threshold", "result"],
+       [[g["step"], g["id"], describe(g["id"]), ", ".join(rmf_of(g["id"])), g["value"], g["threshold"],
+         check_verdict(g)] for g in data["gates"]])}
 <h2>Approvals</h2>
 {table(["when", "action", "from", "to", "approver", "reason"],
        [[r["finished"], r["step"], r["details"]["from_version"] or "-", r["details"]["to_version"],

@@ -1,61 +1,25 @@
-"""The govtrain command."""
+"""The govtrain command: run, compile, submit, drift and the other pipeline-level commands; the audit
+and model-lifecycle commands register themselves from cli_audit.py and cli_models.py."""
 from __future__ import annotations
 
 import json
 import os
-import traceback
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from govtrain.core.config import ConfigError, load_config
 from govtrain.core.state import state_dir
-
-app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
-expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True)
-app.add_typer(expectations_app, name="expectations")
-
-console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
-errors = Console(stderr=True)
-DEFAULT_CONFIG = Path("configs/demo.yaml")
-_debug = False
-
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
-ModelNameOption = Annotated[str, typer.Option(help="Registered model name.")]
-ApproverOption = Annotated[str, typer.Option(help="Who approves.")]
-ReasonOption = Annotated[str, typer.Option(help="Why.")]
-
-
-@app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
-    global _debug
-    _debug = debug
-
-
-def user_errors(func: Callable) -> Callable:
-    """Turn any failure into one line on stderr and exit code 2 (tracebacks only with --debug)."""
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
-        except Exception as exc:
-            if _debug:
-                traceback.print_exc()
-            known = isinstance(exc, (ConfigError, ValueError, FileNotFoundError, RuntimeError))
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            errors.print(f"error: {message}" if known else f"error: {type(exc).__name__}: {message}",
-                         markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-    return wrapper
+from govtrain.pipelines.cli_common import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    ModelNameOption,
+    app,
+    console,
+    expectations_app,
+    user_errors,
+)
 
 
 @app.command("demo-data")
@@ -186,11 +150,6 @@ def drift(
     raise typer.Exit(1 if result.drifted else 0)
 
 
-KeyOption = Annotated[list[str] | None, typer.Option(
-    "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: governance.public_keys.")]
-ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]
-
-
 @app.command("drift-history")
 @user_errors
 def drift_history(
@@ -253,160 +212,6 @@ def expectations_init(
                   f"profiled from {len(frame)} rows x {len(frame.columns)} columns; review it before use")
 
 
-@audit_app.command("verify")
-@user_errors
-def audit_verify(
-    path: Annotated[Path | None, typer.Argument(help="A sealed run folder or an exported .zip.")] = None,
-    model: Annotated[str | None, typer.Option("--model",
-                                              help="Or: NAME, NAME@alias or NAME/version in MLflow.")] = None,
-    public_key: KeyOption = None,
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """Recompute every record hash, parent link, artifact digest and signature. Exit 0 intact, 1 not."""
-    from govtrain.governance.audit import audit_export
-    from govtrain.governance.ledger import verify
-    from govtrain.registry.audit import audit_model
-
-    if (path is None) == (model is None):
-        raise ConfigError("give a PATH (run folder or exported .zip) or --model, not both")
-    trusted = public_key or None
-    if model is not None or (path is not None and path.suffix == ".zip"):
-        if model is not None:
-            cfg = load_config(config)
-            audit = audit_model(cfg, model, trusted or cfg.governance.public_keys or None)
-        else:
-            assert path is not None  # a .zip, by the test above
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-            audit = audit_export(path, trusted)
-        result = audit.ledger
-        if audit.ok:
-            console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
-                          f"{result.files_checked} files checked, {audit.chain_records} chain records "
-                          f"({len(audit.lifecycle)} about this version); root {audit.root}"
-                          f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
-            raise typer.Exit(0)
-        errors.print(f"FAILED: {audit.problem}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    assert path is not None
-    result = verify(path, trusted_keys=trusted)
-    if result.ok:
-        console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
-                      f"{result.data_not_supplied} data files not supplied; root {result.root}"
-                      f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
-        raise typer.Exit(0)
-    errors.print(f"FAILED: {result.problem}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-@audit_app.command("report")
-@user_errors
-def audit_report(
-    model: ModelOption,
-    out: Annotated[Path | None, typer.Option(help="Folder for audit_report.md and .html.")] = None,
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """NIST AI RMF coverage of a model version: evidenced / artefact linked / gap, gates, approvals, drift."""
-    from govtrain.registry.audit import report
-
-    cfg = load_config(config)
-    audit, md, html = report(cfg, model, out or state_dir() / "audit" / model.replace("/", "-").replace("@", "-"))
-    verdict = "verified" if audit.ok else f"[red]DOES NOT VERIFY[/]: {audit.problem}"
-    console.print(f"{audit.model} version {audit.version}: {verdict}\n{md}\n{html}")
-    raise typer.Exit(0 if audit.ok else 1)
-
-
-@audit_app.command("export")
-@user_errors
-def audit_export_cmd(
-    model: ModelOption,
-    out: Annotated[Path, typer.Option(help="The zip to write.")],
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """Everything needed to verify a model version offline, in one zip."""
-    from govtrain.registry.audit import export
-
-    console.print(f"wrote {export(load_config(config), model, out)}  (check it: govtrain audit verify {out})")
-
-
-@audit_app.command("keygen")
-@user_errors
-def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private key (mode 0600).")]) -> None:
-    """Make an Ed25519 signing key: the private key goes to a file, the public key to stdout."""
-    from govtrain.governance.signing import new_key
-
-    if out.exists():
-        raise FileExistsError(f"{out}: exists; not overwriting a key")
-    private, public = new_key()
-    out.touch(mode=0o600)
-    out.write_text(private + "\n")
-    console.print(f"private key: {out}  (export GOVTRAIN_SIGNING_KEY_FILE={out}; never commit it)")
-    console.print(f"public key (put it in governance.public_keys): {public}")
-
-
-@app.command()
-@user_errors
-def promote(
-    model: ModelNameOption,
-    version: Annotated[str, typer.Option(help="Version to make champion.")],
-    approver: ApproverOption,
-    reason: ReasonOption,
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
-    from govtrain.registry.lifecycle import promote as promote_version
-
-    print_move(lambda: promote_version(load_config(config), model, version, approver, reason))
-
-
-@app.command()
-@user_errors
-def rollback(
-    model: ModelNameOption,
-    approver: ApproverOption,
-    reason: ReasonOption,
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
-    from govtrain.registry.lifecycle import rollback as rollback_model
-
-    print_move(lambda: rollback_model(load_config(config), model, approver, reason))
-
-
-def print_move(move_alias: Callable) -> None:
-    """Run a promotion or rollback: a refusal by the rules is exit 1 with its reason, not a usage error."""
-    from govtrain.registry.lifecycle import Refused
-
-    try:
-        move = move_alias()
-    except Refused as exc:
-        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} "
-                  f"(record {move.record['hash'][:12]})")
-
-
-@app.command()
-@user_errors
-def history(
-    model: ModelNameOption,
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """Which version was champion when: every alias change with who, when and why."""
-    from rich.table import Table
-
-    from govtrain.registry.lifecycle import history as alias_history
-
-    rows = alias_history(load_config(config), model)
-    table = Table(title=f"{model}: champion history", title_justify="left")
-    for column in ("seq", "when", "action", "from", "to", "approver", "reason"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(str(row["seq"]), row["at"], row["action"], str(row["from"] or "-"), str(row["to"]),
-                      row["approver"], row["reason"])
-    console.print(table if rows else f"{model}: no champion yet")
-
-
 @app.command()
 @user_errors
 def server(
@@ -438,6 +243,9 @@ def ui(
         webbrowser.open(running.url)
         raise typer.Exit(running.wait())
 
+
+# Last, so `govtrain --help` lists the pipeline commands first: these modules register theirs on app.
+from govtrain.pipelines import cli_audit, cli_models  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from govtrain.governance.audit import check_verdict
 from govtrain.governance.evidence import blocks
+from govtrain.governance.gates import describe
 from govtrain.pipelines.run import LocalRun
 
 COLOURS = {"pass": "green", "FAIL": "red", "warn": "yellow"}
@@ -35,12 +36,12 @@ def print_summary(run: LocalRun, console: Console) -> None:
     console.print(steps)
 
     gates = Table(title="gates", title_justify="left")
-    for column in ("check", "value", "threshold", "result"):
+    for column in ("check", "measures", "value", "threshold", "result"):
         gates.add_column(column)
     for step in ("data_gate", "evaluate"):
         for check in records.get(step, {}).get("checks", []):
             verdict = check_verdict(check)
-            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]),
+            gates.add_row(check["id"], describe(check["id"]), str(check["value"]), str(check["threshold"]),
                           f"[{COLOURS[verdict]}]{verdict}[/]")
     console.print(gates)
 

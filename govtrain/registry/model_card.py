@@ -43,7 +43,9 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
                          f"- Brier score: {metrics.get('brier')}"]),
         ("Robustness", [f"- ROC AUC kept under Gaussian noise of {config.gates.noise_severity} std: "
                         f"{metrics.get('noise_auc_ratio')} of clean"]),
-        ("Gates", (["check", "value", "threshold", "result"],  # the two gates; data_gate repeats its inputs' checks
+        # The card is the version's description (5000 characters in MLflow): what each check measures is in
+        # the audit report and the run summary, which read governance/gates.py.
+        ("Gates", (["check", "value", "threshold", "result"],  # data_gate repeats its inputs' checks
                    [[c["id"], c["value"], c["threshold"], check_verdict(c)]
                     for step in ("data_gate", "evaluate") for c in by_step.get(step, {}).get("checks", [])])),
         ("Not measured", [f"- {n}" for n in sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})]

@@ -81,7 +81,8 @@ def tee(log_path: Path) -> Callable[[str], None]:
 
     def write(line: str) -> None:
         with lock, open(log_path, "a") as log:
-            print(line, flush=True)
+            sys.stdout.write(line + "\n")  # the pods' log lines, relayed to the step's own output
+            sys.stdout.flush()
             log.write(line + "\n")
     return write
 

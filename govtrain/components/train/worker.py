@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,8 @@ from govtrain.components.train.job import TrainJob
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_model, save_model
 from govtrain.registry.runs import EpochLogger
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot.pt"
 PREVIOUS = "snapshot.prev.pt"
@@ -101,7 +105,7 @@ class Trainer:
                 model.load_state_dict(snap["model"])
                 self.optimizer.load_state_dict(snap["optimizer"])
             except Exception as exc:  # a torn or corrupt file: fall back to the one before it
-                print(f"[rank {self.rank}] skipping unreadable snapshot {path}: {exc}", flush=True)
+                log.warning("[rank %d] skipping unreadable snapshot %s: %s", self.rank, path, exc)
                 continue
             self.epochs_run = int(snap["epochs_run"])
             self.history = json.loads(snap["history"])
@@ -109,7 +113,7 @@ class Trainer:
             if "cuda_rng" in snap and self.device.type == "cuda":
                 torch.cuda.set_rng_state(snap["cuda_rng"].cpu(), self.device)
             self.resumed_from = self.epochs_run
-            print(f"[rank {self.rank}] resumed from {path} at epoch {self.epochs_run}", flush=True)
+            log.info("[rank %d] resumed from %s at epoch %d", self.rank, path, self.epochs_run)
             return
 
     def _save_snapshot(self) -> None:
@@ -178,8 +182,8 @@ class Trainer:
                 self.history.append(stats)
                 self._save_snapshot()
                 self.logger.log(stats)
-                print(f"epoch {stats['epoch']}/{self.job.epochs} loss {stats['train_loss']:.4f} "
-                      f"val_auc {stats['val_auc']:.4f} {stats['samples_per_second']:.0f} samples/s", flush=True)
+                log.info("epoch %d/%d loss %.4f val_auc %.4f %.0f samples/s", stats["epoch"], self.job.epochs,
+                         stats["train_loss"], stats["val_auc"], stats["samples_per_second"])
             dist.barrier()
         if self.rank == 0:
             save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
@@ -202,6 +206,8 @@ def main() -> None:
     parser.add_argument("--job", type=Path, required=True, help="folder written by the train step")
     parser.add_argument("--out", type=Path, required=True, help="where rank 0 writes the model")
     args = parser.parse_args()
+    # torchrun gathers each worker's stdout into the train step's log (the evidence file train.log).
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     job = TrainJob.read(args.job)
     torch.set_num_threads(job.threads_per_worker)
     rank, world, device = setup()

@@ -1,0 +1,111 @@
+"""govtrain audit: verify, report, export, keygen."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from govtrain.core.config import ConfigError, load_config
+from govtrain.core.state import state_dir
+from govtrain.pipelines.cli_common import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    KeyOption,
+    ModelOption,
+    audit_app,
+    console,
+    errors,
+    user_errors,
+)
+
+
+@audit_app.command("verify")
+@user_errors
+def audit_verify(
+    path: Annotated[Path | None, typer.Argument(help="A sealed run folder or an exported .zip.")] = None,
+    model: Annotated[str | None, typer.Option("--model",
+                                              help="Or: NAME, NAME@alias or NAME/version in MLflow.")] = None,
+    public_key: KeyOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Recompute every record hash, parent link, artifact digest and signature. Exit 0 intact, 1 not."""
+    from govtrain.governance.audit import audit_export
+    from govtrain.governance.ledger import verify
+    from govtrain.registry.audit import audit_model
+
+    if (path is None) == (model is None):
+        raise ConfigError("give a PATH (run folder or exported .zip) or --model, not both")
+    trusted = public_key or None
+    if model is not None or (path is not None and path.suffix == ".zip"):
+        if model is not None:
+            cfg = load_config(config)
+            audit = audit_model(cfg, model, trusted or cfg.governance.public_keys or None)
+        else:
+            assert path is not None  # a .zip, by the test above
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+            audit = audit_export(path, trusted)
+        result = audit.ledger
+        if audit.ok:
+            console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
+                          f"{result.files_checked} files checked, {audit.chain_records} chain records "
+                          f"({len(audit.lifecycle)} about this version); root {audit.root}"
+                          f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
+            raise typer.Exit(0)
+        errors.print(f"FAILED: {audit.problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    assert path is not None
+    result = verify(path, trusted_keys=trusted)
+    if result.ok:
+        console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
+                      f"{result.data_not_supplied} data files not supplied; root {result.root}"
+                      f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
+        raise typer.Exit(0)
+    errors.print(f"FAILED: {result.problem}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@audit_app.command("report")
+@user_errors
+def audit_report(
+    model: ModelOption,
+    out: Annotated[Path | None, typer.Option(help="Folder for audit_report.md and .html.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """NIST AI RMF coverage of a model version: evidenced / artefact linked / gap, gates, approvals, drift."""
+    from govtrain.registry.audit import report
+
+    cfg = load_config(config)
+    audit, md, html = report(cfg, model, out or state_dir() / "audit" / model.replace("/", "-").replace("@", "-"))
+    verdict = "verified" if audit.ok else f"[red]DOES NOT VERIFY[/]: {audit.problem}"
+    console.print(f"{audit.model} version {audit.version}: {verdict}\n{md}\n{html}")
+    raise typer.Exit(0 if audit.ok else 1)
+
+
+@audit_app.command("export")
+@user_errors
+def audit_export_cmd(
+    model: ModelOption,
+    out: Annotated[Path, typer.Option(help="The zip to write.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Everything needed to verify a model version offline, in one zip."""
+    from govtrain.registry.audit import export
+
+    console.print(f"wrote {export(load_config(config), model, out)}  (check it: govtrain audit verify {out})")
+
+
+@audit_app.command("keygen")
+@user_errors
+def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private key (mode 0600).")]) -> None:
+    """Make an Ed25519 signing key: the private key goes to a file, the public key to stdout."""
+    from govtrain.governance.signing import new_key
+
+    if out.exists():
+        raise FileExistsError(f"{out}: exists; not overwriting a key")
+    private, public = new_key()
+    out.touch(mode=0o600)
+    out.write_text(private + "\n")
+    console.print(f"private key: {out}  (export GOVTRAIN_SIGNING_KEY_FILE={out}; never commit it)")
+    console.print(f"public key (put it in governance.public_keys): {public}")

@@ -1,0 +1,64 @@
+"""What every govtrain command shares: the Typer app and its groups, the consoles, the one-line error
+handling, and the option types. The commands live in cli.py, cli_audit.py and cli_models.py."""
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from govtrain.core.config import ConfigError
+
+app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True)
+app.add_typer(expectations_app, name="expectations")
+
+console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
+errors = Console(stderr=True)
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+_debug = False
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+ModelNameOption = Annotated[str, typer.Option(help="Registered model name.")]
+ApproverOption = Annotated[str, typer.Option(help="Who approves.")]
+ReasonOption = Annotated[str, typer.Option(help="Why.")]
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    global _debug
+    _debug = debug
+    # Library code logs; people read its warnings (and with --debug, everything) on stderr.
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def user_errors(func: Callable) -> Callable:
+    """Turn any failure into one line on stderr and exit code 2 (tracebacks only with --debug)."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if _debug:
+                traceback.print_exc()
+            known = isinstance(exc, (ConfigError, ValueError, FileNotFoundError, RuntimeError))
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            errors.print(f"error: {message}" if known else f"error: {type(exc).__name__}: {message}",
+                         markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+KeyOption = Annotated[list[str] | None, typer.Option(
+    "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: governance.public_keys.")]
+ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]
