@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from govtrain.core.config import Config
-from govtrain.governance.evidence import StepEvidence, blocks, head_record
+from govtrain.governance.evidence import Record, StepEvidence, blocks, head_record
 
 
-def data_gate(config: Config, upstream: list[Path], evidence_dir: Path, run_id: str) -> dict:
+def data_gate(config: Config, upstream: list[Path], evidence_dir: Path, run_id: str) -> Record:
     evidence = StepEvidence("data_gate", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=upstream)
     for parent in upstream:

@@ -8,7 +8,7 @@ import pandas as pd
 from govtrain.core.config import Config
 from govtrain.data.io import SPLITS, DataError, read_table, table_columns
 from govtrain.data.table_checks import check_table
-from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.evidence import Record, StepEvidence
 
 
 def required_columns(config: Config) -> list[str]:
@@ -53,7 +53,7 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
     return np.where(position < fr.train, "train", np.where(position < fr.train + fr.val, "val", "test"))
 
 
-def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_id: str) -> dict:
+def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_id: str) -> Record:
     """Split the table into Parquet files at out_paths; returns the evidence record."""
     spec = config.dataset
     evidence = StepEvidence("prepare", evidence_dir, run_id=run_id, config_digest=config.digest())

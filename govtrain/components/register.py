@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from govtrain.core.config import Config
 from govtrain.governance.evidence import StepEvidence
@@ -16,7 +15,7 @@ from govtrain.registry import publish
 
 
 def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
-             run_id: str, train_path: Path | None = None) -> dict[str, Any]:
+             run_id: str, train_path: Path | None = None) -> publish.Registration:
     """Idempotent per pipeline run: a retry finds the version this run already created and completes it."""
     started = time.perf_counter()
     existing = publish.existing_version(config, run_id)

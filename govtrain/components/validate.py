@@ -14,7 +14,7 @@ import pandas as pd
 
 from govtrain.core.config import Config
 from govtrain.data.io import SPLITS, DataError, read_splits
-from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.hashing import sha256_file
 
 SEVERITIES = ("critical", "warning")
@@ -99,7 +99,7 @@ def summarize(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path, evidence_dir: Path,
-             run_id: str, docs_out: dict[str, Path] | None = None) -> dict:
+             run_id: str, docs_out: dict[str, Path] | None = None) -> Record:
     """Validate every split; docs_out (split -> path) also receives each split's Data Docs page (KFP HTML)."""
     evidence = StepEvidence("validate", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])

@@ -18,11 +18,42 @@ import socket
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from govtrain.governance.gates import BY_ID
 from govtrain.governance.hashing import canonical_json, jsonable, record_hash, sha256_file
 from govtrain.governance.rmf import STEP_RMF
+
+
+class Check(TypedDict):
+    """One measured check: its value against its threshold; gated False for a reported-only signal."""
+    id: str
+    value: float | int
+    threshold: float | int
+    passed: bool
+    gated: NotRequired[bool]
+
+
+class Record(TypedDict):
+    """One step's evidence record, as hashed (DESIGN.md's format; the keys are the hash's input)."""
+    step: str
+    run_id: str
+    started: str
+    finished: str
+    actor: str
+    code_version: str
+    config_digest: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    checks: list[Check]
+    details: dict[str, Any]
+    decision: str
+    rmf: list[str]
+    not_measured: list[str]
+    parents: list[str]
+    hash: NotRequired[str]
+
 
 MIRROR_ENV = "GOVTRAIN_EVIDENCE_MIRROR"  # set by the compiled pipeline on a cluster (pipelines/platform.py)
 
@@ -75,7 +106,7 @@ def merge_evidence(parents: list[Path], out_dir: Path) -> list[str]:
     return heads
 
 
-def head_record(evidence_dir: Path) -> dict[str, Any]:
+def head_record(evidence_dir: Path) -> Record:
     """The record a step wrote last (its HEAD) in an evidence folder."""
     head = (evidence_dir / "HEAD").read_text().strip()
     return json.loads((evidence_dir / "records" / f"{head}.json").read_bytes())
@@ -88,7 +119,7 @@ def leaf_hashes(evidence_dir: Path) -> list[str]:
     return sorted(r["hash"] for r in records if r["hash"] not in referenced)
 
 
-def blocks(check: dict[str, Any]) -> bool:
+def blocks(check: Check | dict[str, Any]) -> bool:
     """A failed check that gates (ungated checks, such as poisoning signals, are only reported)."""
     return not check["passed"] and check.get("gated", True)
 
@@ -108,7 +139,7 @@ class StepEvidence:
         self.inputs: list[dict[str, Any]] = []
         self.outputs: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
-        self.checks: list[dict[str, Any]] = []
+        self.checks: list[Check] = []
         self.details: dict[str, Any] = {}
 
     # --- what the step touched -------------------------------------------------------------
@@ -161,18 +192,18 @@ class StepEvidence:
     def check(self, check_id: str, value: float | int, threshold: float | int, passed: bool,
               gated: bool = True) -> bool:
         """Record a check; an ungated one (gated=False) is reported with its verdict but decides nothing."""
-        entry = {"id": check_id, "value": value, "threshold": threshold, "passed": bool(passed)}
+        entry: Check = {"id": check_id, "value": value, "threshold": threshold, "passed": bool(passed)}
         if not gated:
             entry["gated"] = False
         self.checks.append(entry)
         return bool(passed)
 
     def finish(self, decision: str | None = None, *, not_measured: list[str] = (),  # type: ignore[assignment]
-               rmf: list[str] | None = None) -> dict[str, Any]:
+               rmf: list[str] | None = None) -> Record:
         """Write the record; decision defaults to pass when no gated check failed."""
         if decision is None:
             decision = "fail" if any(blocks(c) for c in self.checks) else "pass"
-        record = {
+        record: Record = {
             "step": self.step,
             "run_id": self.run_id,
             "started": self.started,
@@ -190,7 +221,7 @@ class StepEvidence:
             "not_measured": list(not_measured),
             "parents": self.parents,
         }
-        record["hash"] = record_hash(record)
+        record["hash"] = record_hash(dict(record))
         records = self.out_dir / "records"
         records.mkdir(exist_ok=True)
         (records / f"{record['hash']}.json").write_bytes(canonical_json(record))
@@ -198,7 +229,7 @@ class StepEvidence:
         self._mirror(record)
         return record
 
-    def _mirror(self, record: dict[str, Any]) -> None:
+    def _mirror(self, record: Record) -> None:
         """On a cluster, also keep the record and its files on the shared work volume, so the pipeline's
         exit handler can seal a run whose later step crashed (KFP gives it no upstream artifacts)."""
         root = os.environ.get(MIRROR_ENV)

@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from govtrain.core.config import Config
 from govtrain.governance import chain
@@ -21,6 +21,17 @@ from govtrain.registry.models import CHALLENGER, CHAMPION, client_for, current_a
 from govtrain.registry.runs import RUN_ID_TAG, pipeline_run
 
 PYFUNC_CODE = Path(__file__).parents[1] / "model" / "pyfunc.py"
+
+
+class Registration(TypedDict):
+    """What register returns and writes as registration.json beside the sealed bundle."""
+    model_name: str
+    version: str
+    alias: str
+    mlflow_run_id: str
+    ledger_root: str
+    tracking_uri: str
+    seconds: float
 
 
 @dataclass
@@ -55,7 +66,7 @@ def existing_version(config: Config, run_id: str) -> tuple[Any, Any] | None:
 
 
 def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, ledger: dict, details: dict,
-            train_path: Path | None, started: float) -> dict[str, Any]:
+            train_path: Path | None, started: float) -> Registration:
     """Log everything the version needs, then create it: a crash before the version exists leaves no
     version without its evidence, and a rerun (existing_version) completes the one it created."""
     import mlflow
@@ -103,7 +114,7 @@ def finish_registration(config: Config, client: Any, version: Any, ledger: dict,
                      model_root=ledger["root"], details={"run_id": ledger["run_id"], "alias": CHALLENGER, **details})
 
 
-def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Path, started: float) -> dict[str, Any]:
+def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Path, started: float) -> Registration:
     """A retried register step: reuse the version and its sealed bundle, finish what is missing."""
     fetched = fetch_bundle(client, version)
     shutil.copytree(fetched, bundle_dir, dirs_exist_ok=True)
@@ -114,8 +125,8 @@ def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Pat
     return write_result(config, version, ledger["root"], bundle_dir, started)
 
 
-def write_result(config: Config, version: Any, root: str, bundle_dir: Path, started: float) -> dict[str, Any]:
-    result = {"model_name": config.registry.model_name, "version": version.version, "alias": CHALLENGER,
+def write_result(config: Config, version: Any, root: str, bundle_dir: Path, started: float) -> Registration:
+    result: Registration = {"model_name": config.registry.model_name, "version": version.version, "alias": CHALLENGER,
               "mlflow_run_id": version.run_id, "ledger_root": root, "tracking_uri": config.tracking_uri,
               "seconds": round(time.perf_counter() - started, 3)}
     (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))

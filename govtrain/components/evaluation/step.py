@@ -20,7 +20,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from govtrain.components.evaluation import fairness, metrics, privacy, report, robustness
 from govtrain.core.config import Config
-from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.evidence import Check, Record, StepEvidence
 from govtrain.governance.gates import rmf_of
 from govtrain.governance.rmf import NOT_MEASURED_BY_EVALUATE
 from govtrain.model.network import CONFIG_FILE, LoadedModel
@@ -212,7 +212,7 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     return found
 
 
-def full_report(data: Splits, found: dict[str, Any], checks: list[dict[str, Any]], spec: Any,
+def full_report(data: Splits, found: dict[str, Any], checks: list[Check], spec: Any,
                 timings: dict[str, float]) -> dict[str, Any]:
     """evaluation.json: everything measured, with the samples and seeds it was measured on."""
     y, proba = data.y("test"), found["proba"]
@@ -262,7 +262,7 @@ def headline(found: dict[str, Any], rows: int) -> dict[str, Any]:
 
 
 def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], parent_evidence: Path,
-             evidence_dir: Path, run_id: str, calibrated_dir: Path | None = None) -> dict:
+             evidence_dir: Path, run_id: str, calibrated_dir: Path | None = None) -> Record:
     """The model gate: measure, gate every row of the table, write the report and the calibrated model."""
     evidence = StepEvidence("evaluate", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])

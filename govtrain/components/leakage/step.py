@@ -19,7 +19,7 @@ from govtrain.components.leakage import duplicates, splits, target
 from govtrain.components.leakage.encode import read_encoded
 from govtrain.core.config import Config, LeakCheck
 from govtrain.data.io import SPLITS
-from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.evidence import Record, StepEvidence
 
 
 def column_kinds(schema: pa.Schema, columns: list[str]) -> tuple[list[str], list[str]]:
@@ -144,7 +144,7 @@ def near_duplicates_method(near: Any, features_num: list[str]) -> dict[str, Any]
 
 
 def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path, evidence_dir: Path,
-            run_id: str) -> dict:
+            run_id: str) -> Record:
     spec, settings = config.dataset, config.leakage
     evidence = StepEvidence("leakage", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])

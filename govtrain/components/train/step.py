@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 from govtrain.components.train.job import MlflowTarget, TrainJob
 from govtrain.core.config import Config
-from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import CONFIG_FILE, WEIGHTS_FILE
 from govtrain.registry.runs import pipeline_run
@@ -108,7 +108,7 @@ def train_local(config: Config, split_paths: dict[str, Path], model_dir: Path, r
 
 
 def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
-                     mlflow_run: MlflowTarget, log_path: Path) -> dict:
+                     mlflow_run: MlflowTarget, log_path: Path) -> Record:
     """Write the job to the shared work volume, run it as a PyTorchJob, copy the model back."""
     from govtrain.components.train.launcher import JobError, PyTorchJobLauncher, api_client
     from govtrain.components.train.pytorchjob import build_pytorchjob, pod_paths
@@ -142,7 +142,7 @@ def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Pa
 
 
 def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, model_dir: Path,
-          evidence_dir: Path, run_id: str) -> dict:
+          evidence_dir: Path, run_id: str) -> Record:
     evidence = StepEvidence("train", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
     for name in ("train", "val"):
@@ -160,7 +160,7 @@ def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, m
 
 
 def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
-                      mlflow_run: MlflowTarget, log_path: Path, evidence: StepEvidence) -> dict:
+                      mlflow_run: MlflowTarget, log_path: Path, evidence: StepEvidence) -> Record:
     training = config.training
     started = time.perf_counter()
     job_status = None
