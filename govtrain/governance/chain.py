@@ -120,6 +120,6 @@ def registered_root(chain: list[dict[str, Any]], version: str) -> str | None:
     return None
 
 
-def alias_history(chain: list[dict[str, Any]], alias: str = "champion") -> list[dict[str, Any]]:
+def alias_history(chain: list[dict[str, Any]], alias: str) -> list[dict[str, Any]]:
     """Every change of the alias, oldest first: who, when, why, from which version to which."""
     return [r for r in chain if r["step"] in ("promote", "rollback") and r["details"].get("alias") == alias]
