@@ -16,11 +16,10 @@ from typing import Any, TypedDict
 
 from govtrain.core.config import Config
 from govtrain.governance import chain
+from govtrain.model import PYFUNC_FILE
 from govtrain.registry.model_card import description, model_card
 from govtrain.registry.models import CHALLENGER, CHAMPION, client_for, current_alias, fetch_bundle
 from govtrain.registry.runs import RUN_ID_TAG, pipeline_run
-
-PYFUNC_CODE = Path(__file__).parents[1] / "model" / "pyfunc.py"
 
 
 class Registration(TypedDict):
@@ -84,7 +83,7 @@ def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, le
         mlflow.log_text(card_md, "model_card/model_card.md")
         mlflow.log_text(card_html, "model_card/model_card.html")
         mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: ledger["run_id"]})
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_FILE),
                                        artifacts={"model_dir": str(model_dir)},
                                        pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])
         tags = version_tags(by_step, ledger, config)

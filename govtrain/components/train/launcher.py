@@ -84,6 +84,8 @@ class PyTorchJobLauncher:
         finally:
             cancel.set()  # stops the log follower
             self._delete(name)
+            # The follower writes into the step's log folder, which the step removes after we return.
+            follower.join(timeout=self.poll_seconds)
 
     def _get(self, name: str) -> dict:
         try:
