@@ -36,12 +36,13 @@ def print_summary(run: LocalRun, console: Console) -> None:
     console.print(steps)
 
     gates = Table(title="gates", title_justify="left")
-    for column in ("check", "measures", "value", "threshold", "result"):
+    gates.add_column("check", no_wrap=True)  # whole ids: the split pair or column is at the end
+    for column in ("value", "threshold", "result"):
         gates.add_column(column)
     for step in ("data_gate", "evaluate"):
         for check in records.get(step, {}).get("checks", []):
             verdict = check_verdict(check)
-            gates.add_row(check["id"], describe(check["id"]), str(check["value"]), str(check["threshold"]),
+            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]),
                           f"[{COLOURS[verdict]}]{verdict}[/]")
     console.print(gates)
 
@@ -73,6 +74,9 @@ def print_summary(run: LocalRun, console: Console) -> None:
     else:
         failed = [c for s in ("data_gate", "evaluate") for c in records.get(s, {}).get("checks", []) if blocks(c)]
         console.print(f"[bold red]{run.ledger['outcome']}[/]: registered nothing; {len(failed)} failed check(s)")
+        for check in failed:  # what each failed gate measures, from governance/gates.py
+            console.print(f"  {check['id']}: {describe(check['id'])} was {check['value']}, "
+                          f"limit {check['threshold']}", markup=False)
     console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
     console.print(f"verify it:  govtrain audit verify {run.run_dir}")
     console.print("open MLflow: govtrain ui")
