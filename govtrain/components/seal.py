@@ -3,7 +3,7 @@ stopped at a gate (the pipeline's seal step), or one whose step crashed (the loc
 
 from pathlib import Path
 
-from govtrain.governance.evidence import StepEvidence, leaf_hashes
+from govtrain.governance.evidence import StepEvidence, adopt_mirror
 from govtrain.governance.ledger import seal
 
 
@@ -25,17 +25,12 @@ def seal_on_exit(mirror_root: Path, bundle_dir: Path, run_id: str, state: str, f
                  message: str) -> dict | None:
     """The exit handler of a cluster run: if the run did not succeed, seal what its steps mirrored to
     the work volume, plus an error record naming the failed task. Returns the ledger, or None."""
-    import shutil
-
     if state == "SUCCEEDED":
         return None  # registered, or sealed by the seal step at a failed gate
-    mirror = mirror_root / run_id / "evidence"
-    if not (mirror / "records").is_dir():
-        return None  # nothing ran far enough to record anything
     work = bundle_dir.parent / "exit-evidence"
-    shutil.copytree(mirror, work, dirs_exist_ok=True)
-    leaves = leaf_hashes(work)
-    (work / "HEAD").write_text("")  # a StepEvidence folder; the leaves become the error record's parents
+    leaves = adopt_mirror(mirror_root, run_id, work)
+    if leaves is None:
+        return None  # nothing ran far enough to record anything
     evidence = StepEvidence("seal", work.parent / "exit-seal", run_id=run_id, config_digest="", parents=[work])
     evidence.parents = leaves
     evidence.details = {"failed_step": failed_task, "error": message, "final_state": state}

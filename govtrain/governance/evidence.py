@@ -119,6 +119,23 @@ def leaf_hashes(evidence_dir: Path) -> list[str]:
     return sorted(r["hash"] for r in records if r["hash"] not in referenced)
 
 
+def mirror_of(root: Path, run_id: str) -> Path:
+    """Where a run's records are mirrored on the cluster's work volume (MIRROR_ENV names the root)."""
+    return Path(root) / run_id / "evidence"
+
+
+def adopt_mirror(root: Path, run_id: str, dest: Path) -> list[str] | None:
+    """Copy a run's mirrored trail into dest as an evidence folder; returns its leaf records (the
+    parents an error record should name), or None when no step recorded anything."""
+    mirror = mirror_of(root, run_id)
+    if not (mirror / "records").is_dir():
+        return None
+    shutil.copytree(mirror, dest, dirs_exist_ok=True)
+    leaves = leaf_hashes(dest)
+    (dest / "HEAD").write_text("")  # an evidence folder whose head is named by the caller's record
+    return leaves
+
+
 def blocks(check: Check | dict[str, Any]) -> bool:
     """A failed check that gates (ungated checks, such as poisoning signals, are only reported)."""
     return not check["passed"] and check.get("gated", True)
@@ -235,7 +252,7 @@ class StepEvidence:
         root = os.environ.get(MIRROR_ENV)
         if not root:
             return
-        mirror = Path(root) / self.run_id / "evidence"
+        mirror = mirror_of(Path(root), self.run_id)
         (mirror / "records").mkdir(parents=True, exist_ok=True)
         (mirror / "records" / f"{record['hash']}.json").write_bytes(canonical_json(record))
         if (self.out_dir / "files" / self.step).is_dir():
