@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
 
 
 def named_by_components() -> set[str]:
@@ -53,6 +52,16 @@ def run_outside(target: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def test_pyproject_lists_every_package_on_disk():
+    """A package added without its line in pyproject would be missing from the cluster image."""
+    import tomllib
+
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "govtrain").rglob("__init__.py")}
+    assert sorted(listed) == sorted(on_disk)
+
+
+@pytest.mark.slow  # builds and installs the wheel
 def test_the_wheel_holds_every_package_and_its_data(installed):
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "govtrain").rglob("__init__.py")}
     wheel = next(installed.parent.glob("dist/govtrain-*.whl"))
@@ -61,6 +70,7 @@ def test_the_wheel_holds_every_package_and_its_data(installed):
     assert "govtrain/core/rmf_catalogue.yaml" in names
 
 
+@pytest.mark.slow  # builds and installs the wheel
 def test_every_module_a_component_names_imports_from_the_wheel_alone(installed):
     modules = sorted(named_by_components())
     assert "govtrain.components.leakage" in modules and "govtrain.components.evaluation" in modules
@@ -75,6 +85,7 @@ def test_every_module_a_component_names_imports_from_the_wheel_alone(installed):
     assert int(result.stdout.split()[-1]) > 60  # the packaged catalogue loads
 
 
+@pytest.mark.slow  # builds and installs the wheel
 def test_govtrain_help_runs_from_the_wheel(installed):
     result = run_outside(installed, str(installed / "bin" / "govtrain"), "--help")
     assert result.returncode == 0, result.stderr[-2000:]
