@@ -12,18 +12,19 @@ from govtrain.core.config import Config
 from govtrain.governance.evidence import StepEvidence
 from govtrain.governance.ledger import seal
 from govtrain.registry import publish
+from govtrain.registry.models import client_for
 
 
 def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
              run_id: str, train_path: Path | None = None) -> publish.Registration:
     """Idempotent per pipeline run: a retry finds the version this run already created and completes it."""
     started = time.perf_counter()
-    existing = publish.existing_version(config, run_id)
-    if existing is not None:
-        client, version = existing
+    client = client_for(config.tracking_uri)
+    version = publish.version_of_run(client, config.registry.model_name, run_id)
+    if version is not None:
         return publish.complete_existing(config, client, version, bundle_dir, started)
 
-    where = publish.target(config, run_id)
+    where = publish.target(config, client, run_id)
     evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
     evidence.details = where.details(config)

@@ -79,9 +79,15 @@ def load(path: Path = CATALOGUE) -> Catalogue:
 
 
 @lru_cache(maxsize=1)
+def catalogue() -> Catalogue:
+    """The packaged catalogue, read and validated once per process."""
+    return load()
+
+
+@lru_cache(maxsize=1)
 def subcategories() -> tuple[Subcategory, ...]:
     return tuple(Subcategory(sid, fname, cid, sub.title, tuple(sub.evidence), sub.human)
-                 for fname, function in load().functions.items()
+                 for fname, function in catalogue().functions.items()
                  for cid, category in function.categories.items()
                  for sid, sub in category.subcategories.items())
 
@@ -91,4 +97,4 @@ def by_id() -> dict[str, Subcategory]:
 
 
 def function_titles() -> dict[str, str]:
-    return {name: f.title for name, f in load().functions.items()}
+    return {name: f.title for name, f in catalogue().functions.items()}

@@ -18,7 +18,7 @@ from govtrain.core.config import Config
 from govtrain.governance import chain
 from govtrain.model import PYFUNC_FILE
 from govtrain.registry.model_card import description, model_card
-from govtrain.registry.models import CHALLENGER, CHAMPION, client_for, current_alias, fetch_bundle
+from govtrain.registry.models import CHALLENGER, CHAMPION, current_alias, fetch_bundle
 from govtrain.registry.runs import RUN_ID_TAG, pipeline_run
 
 
@@ -49,25 +49,17 @@ class Target:
                                        "ledger_root": champion.tags.get("govtrain.ledger_root")} if champion else None)}
 
 
-def target(config: Config, run_id: str) -> Target:
+def target(config: Config, client: Any, run_id: str) -> Target:
     registry = config.registry
-    client = client_for(config.tracking_uri)
     # The train step already opened this pipeline run's MLflow run and logged the epochs into it.
     mlflow_run_id = pipeline_run(config.tracking_uri, registry.experiment, run_id)
     return Target(client, mlflow_run_id, current_alias(client, registry.model_name, CHAMPION))
 
 
-def existing_version(config: Config, run_id: str) -> tuple[Any, Any] | None:
-    """(client, the version this pipeline run already registered), or None."""
-    client = client_for(config.tracking_uri)
-    version = version_of_run(client, config.registry.model_name, run_id)
-    return None if version is None else (client, version)
-
-
 def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, ledger: dict, details: dict,
             train_path: Path | None, started: float) -> Registration:
     """Log everything the version needs, then create it: a crash before the version exists leaves no
-    version without its evidence, and a rerun (existing_version) completes the one it created."""
+    version without its evidence, and a rerun (version_of_run) completes the one it created."""
     import mlflow
 
     registry, client = config.registry, where.client

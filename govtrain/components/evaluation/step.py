@@ -95,8 +95,12 @@ class Splits:
     test: pd.DataFrame
     target: str
 
+    def __post_init__(self) -> None:
+        self._labels = {name: getattr(self, name)[self.target].to_numpy().astype(int)
+                        for name in ("train", "val", "test")}
+
     def y(self, name: str) -> np.ndarray:
-        return getattr(self, name)[self.target].to_numpy().astype(int)
+        return self._labels[name]
 
 
 class Stopwatch:

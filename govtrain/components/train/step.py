@@ -80,8 +80,6 @@ def tee(log_path: Path) -> Callable[[str], None]:
     lock = threading.Lock()
 
     def write(line: str) -> None:
-        if not log_path.parent.is_dir():  # a late pod log line after the step cleaned up: nothing to keep
-            return
         with lock, open(log_path, "a") as log:
             sys.stdout.write(line + "\n")  # the pods' log lines, relayed to the step's own output
             sys.stdout.flush()
