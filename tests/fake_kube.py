@@ -1,10 +1,12 @@
-"""A stand-in Kubernetes API server on 127.0.0.1 for the PyTorchJob launcher tests.
+"""A stand-in Kubernetes API server on 127.0.0.1 for the training-job launcher tests.
 
-It speaks the REST paths the real `kubernetes` client uses (create/get/delete pytorchjobs, list pods,
-read a pod's log), validates every submitted PyTorchJob against the vendored CRD schema, and either
-replays a scripted list of statuses or, as `operator=True`, plays the Training Operator: it starts
-each replica's container command as a local process with the PET_* variables the operator sets, and
-reports Running, then Succeeded or Failed from their exit codes. Nothing here runs in production code.
+It speaks the REST paths the real `kubernetes` client uses (create/get/delete PyTorchJobs and
+TrainJobs, read and list pods, read a pod's log), validates every submitted job against the vendored
+CRD schema of its kind, and either replays a scripted list of statuses or, as `operator=True`, plays
+the controller: it starts each replica's container command as a local process with the PET_*
+variables the Training Operator and Trainer v2's torch plugin set, and reports Running, then the
+kind's success condition or Failed from their exit codes. `faults` injects transient HTTP errors,
+`existing` pre-creates jobs (a retried step's). Nothing here runs in production code.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,18 +25,24 @@ import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CRD = ROOT / "infra" / "crds" / "kubeflow.org_pytorchjobs.yaml"
-JOBS = re.compile(r"^/apis/kubeflow\.org/v1/namespaces/([^/]+)/pytorchjobs(?:/([^/?]+))?")
-PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/?]+)/log)?")
+CRDS = ROOT / "infra" / "crds"
+SCHEMAS = {"pytorchjobs": (CRDS / "kubeflow.org_pytorchjobs.yaml", "v1"),
+           "trainjobs": (CRDS / "trainer-v2" / "trainer.kubeflow.org_trainjobs.yaml", "v1alpha1")}
+JOBS = re.compile(r"^/apis/(?:kubeflow\.org/v1|trainer\.kubeflow\.org/v1alpha1)/namespaces/([^/]+)/"
+                  r"(pytorchjobs|trainjobs)(?:/([^/?]+))?")
+PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/?]+))?(/log)?")
+SUCCEEDED = {"pytorchjobs": "Succeeded", "trainjobs": "Complete"}
 
 
-def crd_schema() -> dict:
-    crd = yaml.safe_load(CRD.read_text())
-    return next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
+@cache
+def crd_schema(plural: str = "pytorchjobs") -> dict:
+    path, version = SCHEMAS[plural]
+    crd = yaml.safe_load(path.read_text())
+    return next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
 
 
 def condition(kind: str, message: str = "", reason: str = "") -> dict:
-    return {"type": kind, "status": "True", "reason": reason or f"PyTorchJob{kind}", "message": message}
+    return {"type": kind, "status": "True", "reason": reason or kind, "message": message}
 
 
 def free_port() -> int:
@@ -42,13 +51,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def replicas_of(job: dict) -> list[tuple[str, dict, dict]]:
+    """(pod name, container, PET_* env) for every pod the controller would start, rank 0 first."""
+    name, spec = job["metadata"]["name"], job["spec"]
+    if job["kind"] == "TrainJob":
+        trainer = spec["trainer"]
+        nodes = trainer.get("numNodes", 1)
+        container = {"command": trainer["command"], "env": trainer.get("env", [])}
+        return [(f"{name}-node-0-{rank}", container,
+                 {"PET_NNODES": str(nodes), "PET_NODE_RANK": str(rank),
+                  "PET_NPROC_PER_NODE": str(trainer.get("numProcPerNode", 1))}) for rank in range(nodes)]
+    specs = spec["pytorchReplicaSpecs"]
+    nnodes = sum(r.get("replicas", 1) for r in specs.values())
+    pods, rank = [], 0
+    for kind in ("Master", "Worker"):
+        for index in range(specs.get(kind, {}).get("replicas", 0)):
+            container = specs[kind]["template"]["spec"]["containers"][0]
+            pods.append((f"{name}-{kind.lower()}-{index}", container,
+                         {"PET_NNODES": str(nnodes), "PET_NODE_RANK": str(rank),
+                          "PET_NPROC_PER_NODE": spec.get("nprocPerNode", "1")}))
+            rank += 1
+    return pods
+
+
 class FakeKube:
     def __init__(self, statuses: list[list[dict]] | None = None, operator: bool = False, master_log: str = "",
-                 logs_dir: Path | None = None):
+                 logs_dir: Path | None = None, faults: dict[str, list[int]] | None = None,
+                 existing: dict[str, dict] | None = None, step_pod: str | None = None):
         self.statuses, self.operator, self.master_log = statuses or [], operator, master_log
         self.logs_dir = logs_dir or Path(".")
-        self.jobs: dict[str, dict] = {}
+        self.faults = {k: list(v) for k, v in (faults or {}).items()}  # method -> HTTP codes to answer first
+        self.jobs: dict[str, dict] = dict(existing or {})
+        self.plural: dict[str, str] = {n: ("trainjobs" if j["kind"] == "TrainJob" else "pytorchjobs")
+                                       for n, j in self.jobs.items()}
+        self.step_pod = step_pod  # a pod GET /pods/<step_pod> answers, with uid "uid-<name>"
         self.gets: dict[str, int] = {}
+        self.creates: list[str] = []
         self.deleted: list[str] = []
         self.procs: dict[str, list[tuple[str, subprocess.Popen, Path]]] = {}
         self.lock = threading.Lock()
@@ -75,39 +113,44 @@ class FakeKube:
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "govtrain"}}]}))
         return path
 
-    # --- the "operator" ------------------------------------------------------------------------
-    def _start_replicas(self, job: dict, logs: Path) -> None:
-        specs = job["spec"]["pytorchReplicaSpecs"]
-        nnodes = sum(r.get("replicas", 1) for r in specs.values())
-        port, started, node_rank = free_port(), [], 0
-        for kind in ("Master", "Worker"):
-            for index in range(specs.get(kind, {}).get("replicas", 0)):
-                container = specs[kind]["template"]["spec"]["containers"][0]
-                command = [sys.executable if container["command"][0] == "python" else container["command"][0],
-                           *container["command"][1:]]
-                env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e},
-                       "PET_NNODES": str(nnodes), "PET_NODE_RANK": str(node_rank),
-                       "PET_NPROC_PER_NODE": job["spec"].get("nprocPerNode", "1"),
-                       "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
-                log = logs / f"{kind.lower()}-{index}.log"
-                with open(log, "w") as out:
-                    proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-                started.append((kind, proc, log))
-                node_rank += 1
+    # --- the "controller" ----------------------------------------------------------------------
+    def _start_replicas(self, job: dict) -> None:
+        port, started = free_port(), []
+        for pod, container, pet in replicas_of(job):
+            command = [sys.executable if container["command"][0] == "python" else container["command"][0],
+                       *container["command"][1:]]
+            env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e},
+                   **pet, "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
+            log = self.logs_dir / f"{pod}.log"
+            with open(log, "w") as out:
+                proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            started.append((pod, proc, log))
         self.procs[job["metadata"]["name"]] = started
 
     def _operator_status(self, name: str) -> list[dict]:
         replicas = self.procs[name]
         codes = [proc.poll() for _, proc, _ in replicas]
-        failed = [(kind, code) for (kind, _, _), code in zip(replicas, codes, strict=True) if code not in (None, 0)]
+        failed = [(pod, code) for (pod, _, _), code in zip(replicas, codes, strict=True) if code not in (None, 0)]
         if failed:
-            kind, code = failed[0]
-            return [condition("Running"), condition("Failed",
-                                                    f"PyTorchJob {name} is failed because 1 {kind} replica(s) "
-                                                              f"failed (exit code {code}).", "PyTorchJobFailed")]
+            pod, code = failed[0]
+            return [condition("Running"), condition("Failed", f"{name} is failed because pod {pod} failed "
+                                                              f"(exit code {code}).", "JobFailed")]
         if all(code == 0 for code in codes):
-            return [condition("Running"), condition("Succeeded", f"PyTorchJob {name} is successfully completed.")]
+            return [condition("Running"), condition(SUCCEEDED[self.plural[name]], f"{name} completed")]
         return [condition("Running")]
+
+    def _pod_log(self, pod: str) -> bytes:
+        for replicas in self.procs.values():
+            for name, proc, log in replicas:
+                if name == pod:
+                    proc.wait()
+                    return log.read_bytes()
+        return self.master_log.encode() if re.search(r"-(master-0|node-0-0)$", pod) else f"log of {pod}\n".encode()
+
+    def _fault(self, method: str) -> int | None:
+        with self.lock:
+            codes = self.faults.get(method)
+            return codes.pop(0) if codes else None
 
     # --- HTTP ----------------------------------------------------------------------------------
     def _handler(self):
@@ -134,53 +177,65 @@ class FakeKube:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if not match:
                     return self._status(404, "not found")
+                if code := fake._fault("POST"):
+                    return self._status(code, "injected fault")
+                plural = match.group(2)
                 try:
-                    jsonschema.validate(body, crd_schema())
+                    jsonschema.validate(body, crd_schema(plural))
                 except jsonschema.ValidationError as exc:
-                    return self._status(422, f"PyTorchJob is invalid: {exc.message}")
+                    return self._status(422, f"{body.get('kind')} is invalid: {exc.message}")
                 name = body["metadata"]["name"]
                 with fake.lock:
-                    if name in fake.jobs:
-                        return self._status(409, f'pytorchjobs.kubeflow.org "{name}" already exists')
-                    fake.jobs[name] = body
+                    fake.creates.append(name)
+                    if name in fake.jobs and name not in fake.deleted:
+                        return self._status(409, f'{plural}.{body["apiVersion"].split("/")[0]} "{name}" '
+                                                 f"already exists")
+                    fake.jobs[name], fake.plural[name] = body, plural
                     if fake.operator:
-                        fake._start_replicas(body, fake.logs_dir)
+                        fake._start_replicas(body)
                 self._send(201, body)
 
             def do_GET(self):
                 if match := JOBS.match(self.path):
-                    name = match.group(2)
+                    name = match.group(3)
+                    if code := fake._fault("GET"):
+                        return self._status(code, "injected fault")
                     with fake.lock:
                         if name not in fake.jobs or name in fake.deleted:
-                            return self._status(404, f'pytorchjobs.kubeflow.org "{name}" not found')
+                            return self._status(404, f'{match.group(2)} "{name}" not found')
                         count = fake.gets[name] = fake.gets.get(name, 0) + 1
-                        if fake.operator:
+                        if fake.operator and name in fake.procs:
                             conditions = fake._operator_status(name)
-                        else:
+                        elif fake.statuses:
                             conditions = fake.statuses[min(count, len(fake.statuses)) - 1]
+                        else:
+                            conditions = []
                         return self._send(200, {**fake.jobs[name], "status": {"conditions": conditions}})
                 if match := PODS.match(self.path):
-                    if match.group(2):  # a pod's log
-                        name = match.group(2).removesuffix("-master-0")
-                        if fake.operator:
-                            _, proc, log = fake.procs[name][0]
-                            proc.wait()
-                            return self._send(200, log.read_bytes(), "text/plain")
-                        return self._send(200, fake.master_log.encode(), "text/plain")
-                    job = re.search(r"job-name%3D([\w-]+)|job-name=([\w-]+)", self.path)
+                    namespace, pod, log = match.groups()
+                    if pod and log:
+                        return self._send(200, fake._pod_log(pod), "text/plain")
+                    if pod:
+                        if pod != fake.step_pod:
+                            return self._status(404, f'pods "{pod}" not found')
+                        return self._send(200, {"kind": "Pod", "apiVersion": "v1", "metadata": {
+                            "name": pod, "namespace": namespace, "uid": f"uid-{pod}"}})
+                    job = re.search(r"name%3D([\w-]+)|name=([\w-]+)", self.path)
                     name = next(g for g in job.groups() if g) if job else ""
-                    items = [{"metadata": {"name": f"{name}-master-0", "namespace": match.group(1)},
-                              "status": {"phase": "Running"}}] if name in fake.jobs else []
+                    pods = ([p for p, _, _ in fake.procs[name]] if name in fake.procs else
+                            [p for p, _, _ in replicas_of(fake.jobs[name])] if name in fake.jobs else [])
+                    items = [{"metadata": {"name": p, "namespace": namespace}, "status": {"phase": "Running"}}
+                             for p in pods]
                     return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
                 self._status(404, "not found")
 
             def do_DELETE(self):
                 match = JOBS.match(self.path)
-                if not match or match.group(2) not in fake.jobs:
+                if not match or match.group(3) not in fake.jobs:
                     return self._status(404, "not found")
                 with fake.lock:
-                    fake.deleted.append(match.group(2))
-                    for _, proc, _ in fake.procs.get(match.group(2), []):
+                    fake.deleted.append(match.group(3))
+                    for _, proc, _ in fake.procs.get(match.group(3), []):
                         if proc.poll() is None:
                             proc.terminate()
                 self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})

@@ -79,16 +79,21 @@ def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
     assert {n: a["artifactType"]["schemaTitle"] for n, a in docs.items() if n.endswith("_data_docs")} == {
         f"{s}_data_docs": "system.HTML" for s in ("train", "val", "test")}  # the KFP UI shows GE's pages
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}
+    assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}  # local compile: the decorators' default image
     assert "config_json" in spec["root"]["inputDefinitions"]["parameters"]
 
 
 def test_drift_exit_codes(small_data, tmp_path):
+    """Finding drift is a result (exit 0, as a scheduled job must not be retried for it); --fail-on-drift
+    makes it exit 1 for CI gates; errors exit 2."""
     config = write_yaml(tmp_path / "c.yaml", base_config(small_data.data))
-    drifted = govtrain("drift", "--current", small_data.current, "--reference", small_data.data,
-                       "--config", config, "--out", tmp_path / "d1")
-    assert drifted.returncode == 1, drifted.stderr
-    assert "DRIFT" in drifted.stdout and (tmp_path / "d1" / "drift_report.html").stat().st_size > 10_000
+    found = govtrain("drift", "--current", small_data.current, "--reference", small_data.data,
+                     "--config", config, "--out", tmp_path / "d1")
+    assert found.returncode == 0, found.stderr
+    assert "DRIFT" in found.stdout and (tmp_path / "d1" / "drift_report.html").stat().st_size > 10_000
+    gated = govtrain("drift", "--current", small_data.current, "--reference", small_data.data,
+                     "--config", config, "--out", tmp_path / "d2", "--fail-on-drift")
+    assert gated.returncode == 1 and "DRIFT" in gated.stdout
     same = govtrain("drift", "--current", small_data.data, "--reference", small_data.data,
                     "--config", config, "--out", tmp_path / "d0")
     assert same.returncode == 0 and "no drift" in same.stdout

@@ -13,7 +13,6 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from kfp import components
 
 from govtrain.core.config import load_config
 from govtrain.pipelines.submit import submit
@@ -139,32 +138,6 @@ def test_dockerfile_runs_as_non_root_from_a_pinned_base_and_installs_our_wheel()
     bases = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
     assert bases and all(":" in b and "latest" not in b and b.count(".") >= 3 for b in bases)  # exact x.y.z tags
     assert "USER 10001:10001" in text and "pip wheel" in text and "govtrain-*.whl" in text
-
-
-def test_compiled_cluster_pipeline_has_platform_settings_and_the_configured_image(tmp_path):
-    config = load_config(ROOT / "configs" / "cluster.yaml")
-    result = submit(config, ROOT / "configs" / "cluster.yaml", tmp_path / "p.yaml", None, None, "govtrain", None,
-                    dry_run=True)
-    assert components.load_component_from_file(str(result.package)).name == "govtrain-training"
-    spec, platform = list(yaml.safe_load_all(result.package.read_text()))
-    executors = spec["deploymentSpec"]["executors"]
-    for name, executor in executors.items():
-        container = executor["container"]
-        assert container["image"] == config.training.image, name
-        shell, flags, script, source = container["command"]
-        assert (shell, flags) == ("sh", "-ec") and "python3 -m kfp.dsl.executor_main" in script, name
-        assert "pip install" not in script, name  # everything is in the image; nothing installed at run time
-        function = container["args"][container["args"].index("--function_to_execute") + 1]
-        assert f"def {function}(" in source and name.removeprefix("exec-").removesuffix("-2").replace("-",
-                                                                                                      "_") == function
-    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert set(k8s) == set(executors)  # every step gets the work volume, credentials and pull policy
-    for name, settings in k8s.items():
-        assert settings["pvcMount"][0]["mountPath"] == "/mnt/govtrain", name
-        assert settings["secretAsEnv"][0]["secretName"] == "govtrain-mlflow", name
-        assert settings["imagePullPolicy"] == "IfNotPresent", name
-    assert json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"])[
-        "training"]["backend"] == "pytorchjob"
 
 
 class FakeKfp:

@@ -15,6 +15,7 @@ from govtrain.governance import signing
 from govtrain.governance.audit import audit_export
 from govtrain.monitoring.drift import WEBHOOK_ENV, monitoring_metrics, notify, record_drift, run_drift
 from govtrain.monitoring.history import drift_history
+from govtrain.monitoring.job import drift_job
 from govtrain.pipelines.run import run_local
 from govtrain.registry.audit import audit_model, export, report
 from govtrain.registry.lifecycle import Refused, history, promote, rollback
@@ -146,6 +147,17 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     assert "| evidenced |" in rows["MEASURE 2.11"]  # fairness by gender, measured and gated by evaluate
     assert "| gap |" in rows["GOVERN 1.1"] and "needs a human artefact" in rows["GOVERN 1.1"]
     assert "<table>" in html.read_text() and "alice" in html.read_text()
+
+    # A scheduled drift run retried by Kubernetes (same Job name as idempotency key) leaves one MLflow run
+    # and one chain record: the retry reports the first attempt's record.
+    key = "govtrain-drift-29412735"
+    attempt = drift_job(config, small_data.current, model="life-credit@champion", out_dir=tmp_path / "k1",
+                        idempotency_key=key)
+    retry = drift_job(config, small_data.current, model="life-credit@champion", out_dir=tmp_path / "k2",
+                      idempotency_key=key)
+    assert not attempt.replayed and retry.replayed and retry.record["hash"] == attempt.record["hash"]
+    assert retry.monitoring_run == attempt.monitoring_run
+    assert [row["drifted"] for row in drift_history(config, "life-credit")] == [True, True]
 
     # A version whose evidence was altered in MLflow is refused and fails the audit.
     bundle_ledger = tmp_path / "ledger.json"

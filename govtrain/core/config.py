@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from govtrain.core.catalogue import by_id
-from govtrain.core.state import COMPONENT_IMAGE, embedded_tracking_uri, state_dir
+from govtrain.core.cluster import ClusterSpec, PyTorchJobSpec, TrainJobSpec
+from govtrain.core.state import embedded_tracking_uri, state_dir
 
 
 class ConfigError(ValueError):
@@ -148,60 +149,9 @@ class LeakageSpec(_Strict):
     label_errors: LabelErrorCheck = Field(default_factory=LabelErrorCheck)
 
 
-class ElasticSpec(_Strict):
-    min_replicas: int = Field(1, ge=1)
-    max_replicas: int = Field(2, ge=1)
-    max_restarts: int = Field(3, ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ElasticSpec:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must not exceed max_replicas")
-        return self
-
-
-class PyTorchJobSpec(_Strict):
-    """How the train step runs its workers on a cluster (training.backend: pytorchjob)."""
-    namespace: str = "govtrain"
-    nproc_per_node: int = Field(1, ge=1)  # worker processes per pod (one per GPU on GPU nodes)
-    cpu: str = "2"
-    memory: str = "4Gi"
-    gpus: int = Field(0, ge=0)  # nvidia.com/gpu per pod; GPU pods get cluster.gpu_node_selector/tolerations
-    backoff_limit: int = Field(3, ge=0)
-    active_deadline_seconds: int = Field(6 * 3600, ge=60)
-    clean_pod_policy: Literal["None", "Running", "All"] = "Running"
-    ttl_seconds_after_finished: int = Field(3600, ge=0)
-    elastic: ElasticSpec | None = None
-    poll_seconds: float = Field(10.0, gt=0)
-
-
-class Toleration(_Strict):
-    key: str
-    operator: Literal["Equal", "Exists"] = "Exists"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-
-
-class ClusterSpec(_Strict):
-    """What the compiled pipeline and the PyTorchJob apply on Kubernetes; kfp.local ignores all of it."""
-    # A ReadWriteMany claim mounted at work_mount in every step and every training pod: the data, the
-    # shard tensors, snapshots and the trained model pass through it.
-    work_volume_claim: str = "govtrain-work"
-    work_mount: str = "/mnt/govtrain"
-    # Secret whose keys become env vars of every step and training pod (MLflow/S3 credentials); optional.
-    credentials_secret: str | None = "govtrain-mlflow"
-    credentials_keys: list[str] = Field(default_factory=lambda: [
-        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    service_account: str = "govtrain-pipeline"  # has the Role in infra/base/rbac.yaml
-    train_step_gpus: int = Field(0, ge=0)  # GPUs for the train step itself (backend local on a cluster)
-    gpu_node_selector: dict[str, str] = Field(default_factory=dict)
-    gpu_tolerations: list[Toleration] = Field(default_factory=list)
-
-
 class TrainingSpec(_Strict):
-    backend: Literal["local", "pytorchjob"] = "local"
-    workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob: pods (Master + Workers)
+    backend: Literal["local", "pytorchjob", "trainjob"] = "local"
+    workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob/trainjob: pods (nodes)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU
     lr: float = Field(2e-3, gt=0)
@@ -212,9 +162,9 @@ class TrainingSpec(_Strict):
     max_restarts: int = Field(1, ge=0)
     seed: int = 0
     checkpoint_dir: Path | None = None  # local: None keeps snapshots in a temp folder of the step
-    image: str = COMPONENT_IMAGE
     price_per_worker_hour: float = Field(0.0, ge=0)  # for the run's compute cost in the evidence (MEASURE 2.12)
     pytorchjob: PyTorchJobSpec = Field(default_factory=PyTorchJobSpec)
+    trainjob: TrainJobSpec = Field(default_factory=TrainJobSpec)
 
 
 class GateSpec(_Strict):

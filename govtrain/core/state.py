@@ -6,9 +6,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-# The image that runs every component on a cluster; locally kfp.local runs the same function bodies
-# in this interpreter, so the name only matters for `govtrain compile`/`submit`.
-COMPONENT_IMAGE = os.environ.get("GOVTRAIN_IMAGE", "ghcr.io/govtrain/govtrain:0.1.0")
+# The default of cluster.image, which every step, training pod and the drift CronJob run on a cluster;
+# locally kfp.local runs the same function bodies in this interpreter.
+COMPONENT_IMAGE = "ghcr.io/govtrain/govtrain:0.1.0"
 
 
 def state_dir() -> Path:

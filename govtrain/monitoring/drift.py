@@ -168,7 +168,8 @@ def notify(result: DriftResult, model_label: str, attempts: int = 3, backoff: fl
 
 
 def record_drift(config: Config, model_ref: str, result: DriftResult, current_path: Path,
-                 monitoring_run: str | None = None, webhook: dict | None = None) -> dict:
+                 monitoring_run: str | None = None, webhook: dict | None = None,
+                 idempotency_key: str | None = None) -> dict:
     """Append the drift run to the model's chain, naming the monitored version's ledger root."""
     from govtrain.governance import chain
     from govtrain.governance.hashing import sha256_file
@@ -185,4 +186,4 @@ def record_drift(config: Config, model_ref: str, result: DriftResult, current_pa
                  "passed": not result.drifted}],
         details={"summary": summary, "drifted_columns": drifted, "current_sha256": sha256_file(current_path),
                  "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary),
-                 "mlflow_run_id": monitoring_run, "webhook": webhook})
+                 "mlflow_run_id": monitoring_run, "webhook": webhook, "idempotency_key": idempotency_key})

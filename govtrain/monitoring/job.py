@@ -18,10 +18,21 @@ class DriftJob:
     monitoring_run: str | None = None
     webhook: dict | None = None
     record: dict | None = None
+    replayed: bool = False  # this idempotency key was already recorded: nothing logged, notified or appended
+
+
+def recorded_drift(config: Config, model: str, key: str) -> dict | None:
+    """The chain record an earlier attempt of the same scheduled run left (a retried CronJob pod)."""
+    from govtrain.governance.chain import read_chain
+
+    return next((r for r in read_chain(config.chain_dir, model)
+                 if r.get("step") == "drift" and r.get("details", {}).get("idempotency_key") == key), None)
 
 
 def drift_job(config: Config, current: Path, reference: Path | None = None, model: str | None = None,
-              out_dir: Path | None = None) -> DriftJob:
+              out_dir: Path | None = None, idempotency_key: str | None = None) -> DriftJob:
+    """With an idempotency key (the CronJob passes its Job's name, the same for every retry of one
+    scheduled time), a key already in the model's chain is reported, not run again."""
     from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
     from govtrain.registry.runs import log_monitoring_run
 
@@ -39,11 +50,18 @@ def drift_job(config: Config, current: Path, reference: Path | None = None, mode
     out_dir = out_dir or state_dir() / "drift" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     result = run_drift(config, current, reference, out_dir, model=load_version_model(version) if version else None)
     job = DriftJob(result, version)
+    if version is not None and idempotency_key:
+        earlier = recorded_drift(config, version.name, idempotency_key)
+        if earlier is not None:
+            job.record, job.replayed = earlier, True
+            job.monitoring_run = earlier.get("details", {}).get("mlflow_run_id")
+            return job
     if version is not None:
         job.monitoring_run = log_monitoring_run(config.tracking_uri, config.registry.experiment, version,
                                                 result.drifted, monitoring_metrics(result), [result.html,
                                                                                              result.summary])
         job.webhook = notify(result, f"{version.name}/{version.version}")
         job.record = record_drift(config, f"{version.name}/{version.version}", result, current,
-                                  monitoring_run=job.monitoring_run, webhook=job.webhook)
+                                  monitoring_run=job.monitoring_run, webhook=job.webhook,
+                                  idempotency_key=idempotency_key)
     return job

@@ -14,16 +14,18 @@ PIPELINE_NAME = "govtrain-drift"
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def drift_op(config_json: str, model: str, current: str, report: Output[HTML], summary: Output[Artifact],
-             metrics: Output[Metrics]) -> str:
-    """The drift job for a registered model on a current batch; returns "drift" or "no drift"."""
+def drift_op(config_json: str, model: str, current: str, run_id: str, report: Output[HTML],
+             summary: Output[Artifact], metrics: Output[Metrics]) -> str:
+    """The drift job for a registered model on a current batch; returns "drift" or "no drift" (both
+    succeed: finding drift is a result). A retried task of one run records once (run_id is the key)."""
     import shutil
     from pathlib import Path
 
     from govtrain.core.config import Config
     from govtrain.monitoring.job import drift_job
 
-    job = drift_job(Config.from_json(config_json), Path(current), model=model or None, out_dir=Path(summary.path))
+    job = drift_job(Config.from_json(config_json), Path(current), model=model or None, out_dir=Path(summary.path),
+                    idempotency_key=run_id)
     shutil.copyfile(job.result.html, report.path)
     metrics.log_metric("drift_share", job.result.drift_share)
     metrics.log_metric("drifted_columns", sum(c["drifted"] for c in job.result.columns))
@@ -34,6 +36,9 @@ def build_drift_pipeline(config: Config | None = None):
     @dsl.pipeline(name=PIPELINE_NAME, description="Data and prediction drift of a registered model on a current "
                                                   "batch, logged to MLflow and the model's evidence chain.")
     def drift_pipeline(config_json: str, current: str, model: str = "govtrain-credit@champion"):
-        on_cluster(drift_op(config_json=config_json, model=model, current=current), config)
+        # Caching off: a recurring run has the same inputs every night and must measure every night. The
+        # run id is a task constant, which the backend fills in per run (see pipelines/training.py).
+        on_cluster(drift_op(config_json=config_json, model=model, current=current,
+                            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER), config, "drift", cache=False)
 
     return drift_pipeline

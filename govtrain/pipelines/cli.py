@@ -121,11 +121,23 @@ def drift(
     model: Annotated[str | None,
                      typer.Option(help="Monitor this model version (NAME[@alias|/version]): its reference, prediction "
                                        "drift, MLflow run, chain record, webhook.")] = None,
+    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift",
+                                                help="Exit 1 when drift is found (for CI gates).")] = False,
+    idempotency_key: Annotated[str | None,
+                               typer.Option(help="One record per key: a retried scheduled run reports the first "
+                                                 "attempt's record instead of logging, notifying and appending "
+                                                 "again.")] = None,
 ) -> None:
-    """Data drift of a current batch (Evidently's tests on every row). Exit 0 no drift, 1 drift, 2 error."""
+    """Data drift of a current batch (Evidently's tests on every row). Finding drift is a result: exit 0
+    (1 with --fail-on-drift); 2 on an error."""
     from govtrain.monitoring.job import drift_job
 
-    job = drift_job(load_config(config), current, reference, model, out)
+    job = drift_job(load_config(config), current, reference, model, out, idempotency_key=idempotency_key)
+    if job.replayed and job.record is not None:
+        console.print(f"already recorded for {idempotency_key}: record {job.record['hash'][:12]} in the chain of "
+                      f"{job.record['model']} version {job.record['version']} ({job.record['decision']}); "
+                      f"nothing logged or notified again")
+        raise typer.Exit(1 if fail_on_drift and job.record["decision"] == "fail" else 0)
     result = job.result
     drifted = [c["column"] for c in result.columns if c["drifted"]]
     verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
@@ -147,7 +159,7 @@ def drift(
     if job.record is not None:
         console.print(f"MLflow monitoring run {job.monitoring_run}; recorded in the chain of {job.record['model']} "
                       f"version {job.record['version']} (record {job.record['hash'][:12]})")
-    raise typer.Exit(1 if result.drifted else 0)
+    raise typer.Exit(1 if fail_on_drift and result.drifted else 0)
 
 
 @app.command("drift-history")

@@ -24,45 +24,52 @@ DESCRIPTION = ("Validated, leak-checked, DDP-trained, evaluated and registered t
 def build_training_pipeline(config: Config | None = None):
     """The pipeline. With a config (`govtrain compile`/`submit`) every step also carries config.cluster's
     Kubernetes settings: the shared work volume, credentials, image pull policy, GPUs for the train step."""
-    def k8s(task, **kwargs):
-        return on_cluster(task, config, **kwargs)
+    def k8s(task, step: str):
+        return on_cluster(task, config, step)
 
     def steps(config_json, run_id):
-        prepare = k8s(prepare_op(config_json=config_json, run_id=run_id))
+        prepare = k8s(prepare_op(config_json=config_json, run_id=run_id), "prepare")
         splits = {name: prepare.outputs[name] for name in ("train", "val", "test")}
 
         validate = k8s(validate_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"],
-                                   **splits))
+                                   **splits), "validate")
         leakage = k8s(leakage_op(config_json=config_json, run_id=run_id, parent_evidence=prepare.outputs["evidence"],
-                                 **splits))
+                                 **splits), "leakage")
         data_gate = k8s(data_gate_op(config_json=config_json, run_id=run_id,
                                      validation_evidence=validate.outputs["evidence"],
-                                     leakage_evidence=leakage.outputs["evidence"]))
+                                     leakage_evidence=leakage.outputs["evidence"]), "data_gate")
 
         with dsl.If(data_gate.outputs["Output"] == "pass", name="data-gate-passed"):
             train = k8s(train_op(config_json=config_json, run_id=run_id, train_data=splits["train"],
                                  val_data=splits["val"], parent_evidence=data_gate.outputs["evidence"]),
-                                 train_step=True)
+                        "train")
             evaluate = k8s(evaluate_op(config_json=config_json, run_id=run_id, model=train.outputs["model"],
                                        train_data=splits["train"], val_data=splits["val"], test_data=splits["test"],
-                                       parent_evidence=train.outputs["evidence"]))
+                                       parent_evidence=train.outputs["evidence"]), "evaluate")
             with dsl.If(evaluate.outputs["Output"] == "pass", name="model-gate-passed"):
                 k8s(register_op(config_json=config_json, run_id=run_id, model=evaluate.outputs["calibrated_model"],
-                                train_data=splits["train"], parent_evidence=evaluate.outputs["evidence"]))
+                                train_data=splits["train"], parent_evidence=evaluate.outputs["evidence"]), "register")
             with dsl.Else(name="model-gate-failed"):
-                k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]))
+                k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]), "seal")
         with dsl.Else(name="data-gate-failed"):
-            k8s(seal_op(run_id=run_id, stopped_at="data_gate", evidence=data_gate.outputs["evidence"]))
+            k8s(seal_op(run_id=run_id, stopped_at="data_gate", evidence=data_gate.outputs["evidence"]), "seal")
+
+    if config is None:  # kfp.local: run_local names the run and seals a crashed run itself
+        @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
+        def training_pipeline(config_json: str, run_id: str):
+            steps(config_json, run_id)
+
+        return training_pipeline
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
-    def training_pipeline(config_json: str, run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER):
-        if config is None:  # kfp.local: run_local seals a crashed run itself
-            steps(config_json, run_id)
-            return
-        with dsl.ExitHandler(k8s(seal_on_exit_op(run_id=run_id)), name="seal-if-failed"):
+    def cluster_training_pipeline(config_json: str):
+        # The KFP backend substitutes placeholders in constant task inputs, once per run; a parameter's
+        # default would reach every run as the literal text, so every run would share one id.
+        run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        with dsl.ExitHandler(k8s(seal_on_exit_op(run_id=run_id), "seal"), name="seal-if-failed"):
             steps(config_json, run_id)
 
-    return training_pipeline
+    return cluster_training_pipeline
 
 
 training_pipeline = build_training_pipeline()

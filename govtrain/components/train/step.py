@@ -1,8 +1,9 @@
 """train: fit feature statistics on train, run the DDP workers, keep the model and the evidence.
 
 The step itself does no gradient work: it writes the shard tensors and a job file, then either starts
-`torchrun` here (backend "local") or submits a PyTorchJob whose pods run the same worker under torchrun
-(backend "pytorchjob"), waits for it, and records what ran, where, for how long, and at what cost.
+`torchrun` here (backend "local") or submits a PyTorchJob (Training Operator v1) or a TrainJob (Trainer
+v2) whose pods run the same worker under torchrun, waits for it, and records what ran, where, for how
+long, and at what cost.
 """
 
 import json
@@ -34,6 +35,7 @@ from govtrain.registry.runs import pipeline_run
 # new workers can then read the dead workers' gloo/NCCL addresses and fail to connect
 # (pytorch/pytorch#135712). A store of their own per incarnation avoids that.
 RESTART_SAFE_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+MANIFEST_FILE = "training-job.yaml"  # the PyTorchJob or TrainJob as submitted
 
 
 class TrainingError(RuntimeError):
@@ -107,13 +109,25 @@ def train_local(config: Config, split_paths: dict[str, Path], model_dir: Path, r
         raise TrainingError(f"training workers failed (exit {code}): {worker_error(log_path)}")
 
 
-def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
-                     mlflow_run: MlflowTarget, log_path: Path) -> Record:
-    """Write the job to the shared work volume, run it as a PyTorchJob, copy the model back."""
-    from govtrain.components.train.launcher import JobError, PyTorchJobLauncher, api_client
-    from govtrain.components.train.pytorchjob import build_pytorchjob, pod_paths
+class ClusterJobFailed(TrainingError):
+    """The training job failed on the cluster; its replica logs were collected before it was deleted."""
 
-    spec, cluster = config.training.pytorchjob, config.cluster
+    def __init__(self, message: str, logs: list[Path]):
+        super().__init__(message)
+        self.logs = logs
+
+
+def train_on_cluster(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
+                     mlflow_run: MlflowTarget, log_path: Path) -> dict:
+    """Write the job to the shared work volume, run it as a PyTorchJob or a TrainJob, copy the model back."""
+    from govtrain.components.train.cluster_job import PYTORCHJOB, TRAINJOB, pod_paths
+    from govtrain.components.train.launcher import JobError, JobLauncher, api_client, owner_reference
+    from govtrain.components.train.pytorchjob import build_pytorchjob
+    from govtrain.components.train.trainjob import build_trainjob
+
+    training, cluster = config.training, config.cluster
+    pytorchjob = training.backend == "pytorchjob"
+    kind, spec = (PYTORCHJOB, training.pytorchjob) if pytorchjob else (TRAINJOB, training.trainjob)
     paths = {k: Path(v) for k, v in pod_paths(config, run_id).items()}
     if not Path(cluster.work_mount).is_dir():
         raise TrainingError(f"cluster.work_mount {cluster.work_mount} is not mounted in this step "
@@ -122,20 +136,24 @@ def train_pytorchjob(config: Config, split_paths: dict[str, Path], model_dir: Pa
     # A pod cannot reach a sqlite file on this machine: only a tracking server gets per-epoch metrics.
     remote = mlflow_run if mlflow_run.tracking_uri.startswith(("http://", "https://")) else None
     write_job(config, split_paths, paths["job"], paths["checkpoints"], remote)
-    manifest = build_pytorchjob(config, run_id, remote.tracking_uri if remote else None)
-    (work / "pytorchjob.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
     cancel = threading.Event()
     if threading.current_thread() is threading.main_thread():
         # KFP cancels a run by deleting the step's pod: SIGTERM. Stop waiting and delete the job.
         signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:
-        launcher = PyTorchJobLauncher(api_client(), spec.namespace, spec.poll_seconds, log=tee(log_path))
+        api = api_client()
+        owner = owner_reference(api, cluster.namespace, log=tee(log_path))
+        build = build_pytorchjob if kind is PYTORCHJOB else build_trainjob
+        manifest = build(config, run_id, remote.tracking_uri if remote else None, owner=owner)
+        (work / MANIFEST_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
+        launcher = JobLauncher(api, kind, cluster.namespace, spec.poll_seconds, log=tee(log_path),
+                               logs_dir=work / "replica-logs")
         final = launcher.run(manifest, timeout_seconds=spec.active_deadline_seconds + 600, cancel=cancel)
     except JobError as exc:
-        raise TrainingError(str(exc)) from exc
+        raise ClusterJobFailed(str(exc), exc.logs) from exc
     if not (paths["model"] / "result.json").is_file():
-        raise TrainingError(f"PyTorchJob succeeded but wrote no model to {paths['model']} (is the claim "
+        raise TrainingError(f"{kind.kind} succeeded but wrote no model to {paths['model']} (is the claim "
                             f"ReadWriteMany?)")
     shutil.copytree(paths["model"], model_dir, dirs_exist_ok=True)
     return final.get("status", {})
@@ -155,6 +173,18 @@ def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, m
 
     try:
         return _train_and_record(config, split_paths, model_dir, run_id, work, mlflow_run, log_path, evidence)
+    except ClusterJobFailed as exc:
+        # On a cluster the record is mirrored to the work volume, so the exit handler seals the failure
+        # with every replica's log in it; then the step still fails.
+        evidence.details = {"backend": config.training.backend, "error": str(exc)}
+        for path in exc.logs:
+            evidence.add_file(f"replica-logs/{path.name}", path, kind="log")
+        if (work / MANIFEST_FILE).is_file():
+            evidence.add_file(MANIFEST_FILE, work / MANIFEST_FILE, kind="manifest")
+        if log_path.is_file():
+            evidence.add_file("train.log", log_path, kind="log")
+        evidence.finish("error")
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)  # shard tensors and snapshots are derived; the digests name the source
 
@@ -167,7 +197,7 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
     if training.backend == "local":
         train_local(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
     else:
-        job_status = train_pytorchjob(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
+        job_status = train_on_cluster(config, split_paths, model_dir, run_id, work, mlflow_run, log_path)
     wall = time.perf_counter() - started
 
     result = json.loads((model_dir / "result.json").read_text())
@@ -187,8 +217,8 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                         "price_per_worker_hour": training.price_per_worker_hour, "mlflow_run_id": mlflow_run.run_id,
                         "history": result["history"]}
     if job_status is not None:
-        evidence.details["pytorchjob_conditions"] = job_status.get("conditions", [])
-        evidence.add_file("pytorchjob.yaml", work / "pytorchjob.yaml", kind="manifest")
+        evidence.details["job_conditions"] = job_status.get("conditions", [])
+        evidence.add_file(MANIFEST_FILE, work / MANIFEST_FILE, kind="manifest")
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         evidence.add_file(name, model_dir / name, kind="model")
     evidence.add_file("train.log", log_path, kind="log")
