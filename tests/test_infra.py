@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import kubernetes_validate
@@ -138,59 +136,6 @@ def test_dockerfile_runs_as_non_root_from_a_pinned_base_and_installs_our_wheel()
     bases = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
     assert bases and all(":" in b and "latest" not in b and b.count(".") >= 3 for b in bases)  # exact x.y.z tags
     assert "USER 10001:10001" in text and "pip wheel" in text and "govtrain-*.whl" in text
-
-
-class FakeKfp:
-    """The two KFP v2beta1 endpoints `create_run_from_pipeline_package` calls, on 127.0.0.1."""
-
-    def __init__(self):
-        self.runs: list[dict] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _json(self, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._json({"experiments": []} if self.path.startswith("/apis/v2beta1/experiments") else {})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path.startswith("/apis/v2beta1/experiments"):
-                    return self._json({**body, "experiment_id": "exp-1"})
-                fake.runs.append(body)
-                self._json({**body, "run_id": "run-42", "state": "PENDING"})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def test_submit_sends_the_compiled_pipeline_with_the_config_and_service_account(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
-    kfp_api = FakeKfp()
-    try:
-        config = load_config(ROOT / "configs" / "cluster.yaml")
-        result = submit(config, ROOT / "configs" / "cluster.yaml", tmp_path / "p.yaml", kfp_api.url, None,
-                        "govtrain", "nightly", dry_run=False)
-    finally:
-        kfp_api.server.shutdown()
-    assert result.run_id == "run-42" and result.url == f"{kfp_api.url}/#/runs/details/run-42"
-    [run] = kfp_api.runs
-    assert run["display_name"] == "nightly" and run["experiment_id"] == "exp-1"
-    assert run["service_account"] == "govtrain-pipeline"
-    assert json.loads(run["runtime_config"]["parameters"]["config_json"]) == json.loads(config.to_json())
-    assert "platform_spec" in run["pipeline_spec"]
-    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == \
-        "govtrain-training"
 
 
 def test_cluster_pipeline_seals_failed_runs_in_an_exit_handler(tmp_path):

@@ -73,10 +73,15 @@ def compile_cmd(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Bake this config in as the default.")] = None,
     pipeline: Annotated[str, typer.Option(help="training, or drift (for a recurring run).")] = "training",
 ) -> None:
-    """Compile the training (or drift) pipeline to KFP IR YAML for a cluster."""
+    """Compile the training (or drift) pipeline to KFP IR YAML for a cluster. With --config, a path only
+    this machine has or a tracking URI a pod cannot reach is refused."""
     from govtrain.pipelines.run import compile_pipeline
+    from govtrain.pipelines.submit import check_cluster_config
 
-    path = compile_pipeline(out, load_config(config) if config else None, pipeline)
+    cfg = load_config(config) if config else None
+    if cfg is not None and config is not None:
+        check_cluster_config(cfg, config)
+    path = compile_pipeline(out, cfg, pipeline)
     console.print(f"wrote {path}")
 
 
@@ -93,13 +98,23 @@ def submit(
                    typer.Option(help="Where to write the compiled pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
     dry_run: Annotated[bool, typer.Option("--dry-run",
                                           help="Compile and print the platform settings; submit nothing.")] = False,
+    token: Annotated[str | None, typer.Option(envvar="GOVTRAIN_KFP_TOKEN", show_envvar=True,
+                                              help="Bearer token for a KFP behind Kubeflow's auth proxy (prefer "
+                                                   "the environment variable: a flag shows in `ps`).")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="Read the bearer token from this file.")] = None,
+    cookies: Annotated[str | None, typer.Option(envvar="GOVTRAIN_KFP_COOKIES", show_envvar=True,
+                                                help="Cookie header for the auth proxy, e.g. "
+                                                     "'oauth2_proxy_kubeflow=...'.")] = None,
 ) -> None:
-    """Compile the pipeline with a cluster config and submit it to Kubeflow Pipelines."""
+    """Compile the pipeline with a cluster config and submit it to Kubeflow Pipelines. Without a token,
+    a pod uses its projected KFP service-account token."""
+    from govtrain.pipelines.submit import KfpAuth
     from govtrain.pipelines.submit import submit as submit_run
 
     if not dry_run and not (host or os.environ.get("KF_PIPELINES_ENDPOINT")):
         raise ConfigError("--host: give the Kubeflow Pipelines URL (or set KF_PIPELINES_ENDPOINT), or use --dry-run")
-    result = submit_run(load_config(config), config, out, host, namespace, experiment, run_name, dry_run)
+    auth = KfpAuth(token=token, token_file=token_file, cookies=cookies)
+    result = submit_run(load_config(config), config, out, host, namespace, experiment, run_name, dry_run, auth)
     console.print(f"compiled {result.package}")
     for key, value in result.platform.items():
         console.print(f"  {key}: {value}")
