@@ -10,14 +10,15 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 ROWS ?= 100000
 
-.PHONY: setup tools run test test-fast lint test-browser compile image bench clean
+.PHONY: setup tools run test test-fast lint test-browser compile image bench clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml docker/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: on CPU machines this takes the local CPU wheel, not a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The exact versions the image installs (docker/constraints.txt): what the tests pass on is what ships.
+	$(BIN)/python -m pip install --quiet -c docker/constraints.txt -e '.[test,server]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -66,3 +67,10 @@ bench: setup
 
 clean:
 	rm -rf .govtrain govtrain-pipeline.yaml
+
+# After changing a dependency: pin what the test environment resolved, for the image and for `make setup`.
+constraints: setup
+	{ echo "# Exact versions the image installs (pip install -c): the set the test suite ran against, from"; \
+	  echo "# 'pip freeze' of the test environment (test and server extras). Regenerate with 'make constraints'."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^govtrain' | sed 's/+cpu$$//'; } \
+	  > docker/constraints.txt

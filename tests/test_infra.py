@@ -16,7 +16,8 @@ from govtrain.core.config import load_config
 from govtrain.pipelines.submit import submit
 
 ROOT = Path(__file__).resolve().parent.parent
-OVERLAYS = {"dev": "govtrain-dev", "prod": "govtrain"}
+OVERLAYS = {"dev": "govtrain-dev", "prod": "govtrain", "current": "govtrain"}
+MATRIX = yaml.safe_load((ROOT / "infra" / "support-matrix.yaml").read_text())["releases"]
 K8S_VERSION = "1.31.0"  # the oldest Kubernetes release Kubeflow 1.10 supports
 EXCEPTIONS = yaml.safe_load((ROOT / "infra" / "checkov-exceptions.yaml").read_text())
 
@@ -36,6 +37,10 @@ def pod_specs(resource: dict) -> list[dict]:
     return []
 
 
+def containers(spec: dict) -> list[dict]:
+    return spec.get("initContainers", []) + spec["containers"]
+
+
 @pytest.fixture(scope="module", params=sorted(OVERLAYS))
 def rendered(request):
     return request.param, render(request.param)
@@ -48,7 +53,8 @@ def test_overlay_renders_the_whole_stack_in_one_namespace(rendered):
                                                                                             "govtrain-pipeline"),
                 ("RoleBinding", "govtrain-pipeline"), ("Deployment", "mlflow"), ("Service", "mlflow"),
                 ("Deployment", "minio"), ("PersistentVolumeClaim", "govtrain-work"), ("CronJob", "govtrain-drift"),
-                ("NetworkPolicy", "default-deny-ingress")}
+                ("NetworkPolicy", "default-deny-ingress"), ("Job", "mlflow-db-upgrade"), ("Job", "mlflow-bucket"),
+                ("Job", "mlflow-users"), ("ServiceAccount", "govtrain-serving")}
     assert expected <= kinds
     assert (("StatefulSet", "postgres") in kinds) == (overlay == "dev")  # prod uses an external database
     assert not [r for r in resources if r["kind"] == "Secret"]  # referenced, never committed
@@ -73,15 +79,112 @@ def test_the_schema_check_catches_a_misspelt_field():
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
-def test_rbac_grants_exactly_what_the_launcher_uses(rendered):
+def test_rbac_grants_what_kfp_and_the_launcher_use_and_nothing_more(rendered):
+    """KFP's pipeline-runner role grants its v2 driver and launcher secrets get and configmaps
+    get/list/watch, and Argo's executor workflowtaskresults create/patch; the launcher needs its
+    training verbs for either backend, and read access to pods (logs, its own pod as owner)."""
     _, resources = rendered
     roles = [r for r in resources if r["kind"] in ("Role", "ClusterRole")]
     assert [r["kind"] for r in roles] == ["Role"]
+    training = ["create", "get", "list", "watch", "delete"]
     assert roles[0]["rules"] == [
-        {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["create", "get", "list", "watch",
-                                                                                "delete"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": training},
+        {"apiGroups": ["trainer.kubeflow.org"], "resources": ["trainjobs"], "verbs": training},
         {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
     ]
+
+
+def test_each_overlay_enforces_the_pod_security_level_the_support_matrix_gives(rendered):
+    overlay, resources = rendered
+    [namespace] = [r for r in resources if r["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    levels = {row["pod_security"] for row in MATRIX if row["overlay"] == overlay}
+    assert levels <= {labels["pod-security.kubernetes.io/enforce"]}, (overlay, levels)
+    assert labels["pod-security.kubernetes.io/enforce"] == ("restricted" if overlay == "current" else "baseline")
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def test_the_support_matrix_is_complete_and_matches_the_config_model():
+    from govtrain.core.config import TrainingSpec
+
+    backends = set(TrainingSpec.model_fields["backend"].annotation.__args__)  # type: ignore[union-attr]
+    assert [row["kubeflow"] for row in MATRIX] == ["1.10", "1.11", "current"]
+    for row in MATRIX:
+        assert row["backend"] in backends and row["overlay"] in OVERLAYS
+        assert row["pod_security"] in ("baseline", "restricted")
+    text = (ROOT / "docs" / "cluster.md").read_text()
+    for row in MATRIX:  # the doc shows every row
+        assert f"| {row['kubeflow']} | {row['kfp']} |" in text, row["kubeflow"]
+
+
+def test_one_namespace_and_one_image_flow_into_config_and_overlays(rendered):
+    overlay, resources = rendered
+    namespace = OVERLAYS[overlay]
+    configmap = next(r for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"].startswith(
+        "govtrain-config"))
+    drift_config = yaml.safe_load(configmap["data"]["config.yaml"])
+    assert f"mlflow.{namespace}.svc" in drift_config["registry"]["tracking_uri"]
+    cluster = load_config(ROOT / "configs" / "cluster.yaml")
+    if overlay != "dev":
+        assert cluster.cluster.namespace == namespace
+        assert f"mlflow.{namespace}.svc" in cluster.registry.tracking_uri
+    images = {c["image"] for r in resources for spec in pod_specs(r) for c in containers(spec)
+              if "govtrain" in c["image"]}
+    assert images == {cluster.cluster.image}
+
+
+def test_port_forward_and_in_cluster_names_pass_mlflows_host_check(rendered):
+    """MLflow refuses a request whose Host header --allowed-hosts does not match (403 Invalid Host
+    header); checked with MLflow's own matcher."""
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    overlay, resources = rendered
+    namespace = OVERLAYS[overlay]
+    mlflow = next(r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == "mlflow")
+    command = mlflow["spec"]["template"]["spec"]["containers"][0]["command"]
+    allowed = command[command.index("--allowed-hosts") + 1].replace("$(POD_NAMESPACE)", namespace).split(",")
+    for host in ("127.0.0.1:5000", "localhost:5000", "localhost:8080", "mlflow:5000",
+                 f"mlflow.{namespace}.svc.cluster.local:5000", f"mlflow.{namespace}:5000"):
+        assert is_allowed_host_header(allowed, host), host
+    for host in ("mlflow.evil.example.com:5000", "10.0.0.7:5000", "attacker.example"):
+        assert not is_allowed_host_header(allowed, host), host
+
+
+def test_mlflow_runs_the_auth_app_after_a_one_off_database_upgrade(rendered):
+    _, resources = rendered
+    deployment = next(r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == "mlflow")
+    pod = deployment["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["command"][:4] == ["mlflow", "server", "--app-name", "basic-auth"]
+    assert {"secretRef": {"name": "govtrain-mlflow-auth"}} in server["envFrom"]
+    assert [c["command"][:3] for c in pod["initContainers"]] == [["govtrain", "mlflow", "wait-db"]]
+    jobs = {r["metadata"]["name"]: r for r in resources if r["kind"] == "Job"}
+    assert jobs["mlflow-db-upgrade"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "govtrain", "mlflow", "db-upgrade"]
+    assert jobs["mlflow-bucket"]["spec"]["template"]["spec"]["containers"][0]["command"][:3] == [
+        "govtrain", "mlflow", "bucket"]
+    assert jobs["mlflow-users"]["spec"]["template"]["spec"]["containers"][0]["command"][:3] == [
+        "govtrain", "mlflow", "users"]
+
+
+def test_the_drift_cronjob_retries_real_errors_only_and_records_once_per_schedule(rendered):
+    _, resources = rendered
+    cron = next(r for r in resources if r["kind"] == "CronJob")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    rules = job["podFailurePolicy"]["rules"]
+    assert {"action": "FailJob", "onExitCodes": {"containerName": "drift", "operator": "In", "values": [2]}} in rules
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules
+    container = job["template"]["spec"]["containers"][0]
+    command = container["command"]
+    assert "--fail-on-drift" not in command  # drift is a result; a retry would duplicate run, record and POST
+    assert command[command.index("--idempotency-key") + 1] == "$(SCHEDULED_JOB)"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SCHEDULED_JOB"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.labels['batch.kubernetes.io/job-name']"
+    assert job["template"]["spec"]["restartPolicy"] == "Never"  # podFailurePolicy requires it
 
 
 def test_every_pod_is_locked_down_and_sized(rendered):
@@ -92,7 +195,7 @@ def test_every_pod_is_locked_down_and_sized(rendered):
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["automountServiceAccountToken"] is False, name  # none of them calls the Kubernetes API
-        for container in spec["containers"]:
+        for container in containers(spec):
             ctx = container["securityContext"]
             assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}, name
             assert ctx["readOnlyRootFilesystem"] is True, name

@@ -136,6 +136,19 @@ def test_compile_refuses_what_only_works_on_this_machine(tmp_path, key, value, m
     assert not (tmp_path / "p.yaml").exists()
 
 
+def test_one_namespace_for_the_steps_their_job_and_mlflow(tmp_path):
+    raw = yaml.safe_load(CLUSTER.read_text())
+    raw["cluster"]["namespace"] = "govtrain-dev"
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="tracking_uri names namespace 'govtrain' but cluster.namespace is "
+                                          "'govtrain-dev'"):
+        check_cluster_config(load_config(path), path)
+    with pytest.raises(ConfigError, match="--namespace team-a: .* sets cluster.namespace 'govtrain'"):
+        submit(load_config(CLUSTER), CLUSTER, tmp_path / "p.yaml", "http://127.0.0.1:9", "team-a", "govtrain",
+               None, dry_run=False)
+
+
 def test_the_shipped_cluster_config_compiles(tmp_path):
     result = govtrain("compile", "--config", CLUSTER, "--out", tmp_path / "p.yaml")
     assert result.returncode == 0, result.stderr

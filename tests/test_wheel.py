@@ -92,3 +92,26 @@ def test_govtrain_help_runs_from_the_wheel(installed):
     assert "audit" in result.stdout and "run" in result.stdout
     worker = run_outside(installed, "-m", "govtrain.components.train.worker", "--help")
     assert worker.returncode == 0 and "--job" in worker.stdout, worker.stderr[-2000:]
+
+
+@pytest.mark.slow  # builds and installs the wheel
+def test_the_cluster_entrypoints_run_from_the_wheel(installed):
+    """What runs in the cluster image without the checkout: both training-job builders and the launcher,
+    the deploy renderer, and the MLflow set-up commands."""
+    shutil.copy(ROOT / "configs" / "cluster.yaml", installed / "cluster.yaml")
+    script = ("import json, govtrain\n"
+              "from govtrain.core.config import load_config\n"
+              "from govtrain.components.train.pytorchjob import build_pytorchjob\n"
+              "from govtrain.components.train.trainjob import build_trainjob\n"
+              "from govtrain.components.train.launcher import JobLauncher\n"
+              "from govtrain.pipelines.deploy import build_inference_service\n"
+              "config = load_config('cluster.yaml')\n"
+              "jobs = [build_pytorchjob(config, 'r1', None), build_trainjob(config, 'r1', None)]\n"
+              f"assert govtrain.__file__.startswith({str(installed)!r}), govtrain.__file__\n"
+              "print(json.dumps([j['kind'] for j in jobs]))\n")
+    result = run_outside(installed, "-c", script)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == '["PyTorchJob", "TrainJob"]'
+    for command in (["mlflow", "--help"], ["deploy", "--help"]):
+        help_text = run_outside(installed, str(installed / "bin" / "govtrain"), *command)
+        assert help_text.returncode == 0, help_text.stderr[-2000:]

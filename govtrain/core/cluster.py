@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from govtrain.core.state import COMPONENT_IMAGE
 
 # The steps whose pods can be sized; `default` applies to any step not named.
-STEPS = ("prepare", "validate", "leakage", "data_gate", "train", "evaluate", "register", "seal", "drift")
+STEPS = ("prepare", "validate", "leakage", "data_gate", "train", "evaluate", "register", "seal", "drift", "serve")
 
 
 class _Strict(BaseModel):
@@ -93,6 +93,10 @@ class ClusterSpec(_Strict):
     credentials_keys: list[str] = Field(default_factory=lambda: [
         "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
     service_account: str = "govtrain-pipeline"  # has the Role in infra/base/rbac.yaml
+    # `govtrain deploy`: the predictor's identity (KServe reads its S3 credentials through it) and where
+    # the MLflow server stores artifacts (its --artifacts-destination), to find a version's files.
+    serving_service_account: str = "govtrain-serving"
+    artifacts_destination: str = "s3://mlflow-artifacts"
     resources: dict[str, Resources] = Field(default_factory=_default_resources)
     train_step_gpus: int = Field(0, ge=0)  # GPUs for the train step itself (backend local on a cluster)
     gpu_node_selector: dict[str, str] = Field(default_factory=dict)

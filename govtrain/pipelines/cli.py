@@ -90,7 +90,8 @@ def compile_cmd(
 def submit(
     host: Annotated[str | None,
                     typer.Option(help="Kubeflow Pipelines API URL (default: $KF_PIPELINES_ENDPOINT).")] = None,
-    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile) to run in.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile); must be the config's "
+                                                       "cluster.namespace, the default.")] = None,
     experiment: Annotated[str, typer.Option(help="KFP experiment name.")] = "govtrain",
     config: ConfigOption = Path("configs/cluster.yaml"),
     run_name: Annotated[str | None, typer.Option(help="Display name of the run.")] = None,
@@ -272,7 +273,7 @@ def ui(
 
 
 # Last, so `govtrain --help` lists the pipeline commands first: these modules register theirs on app.
-from govtrain.pipelines import cli_audit, cli_models  # noqa: E402, F401
+from govtrain.pipelines import cli_audit, cli_cluster, cli_models  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

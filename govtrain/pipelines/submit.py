@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,7 +33,8 @@ class KfpAuth:
 def cluster_paths(config: Config) -> dict[str, Path | None]:
     files = {f"governance.artefacts.{key}.file": link.file for key, link in config.governance.artefacts.items()}
     return {"dataset.path": config.dataset.path, "validation.suite": config.validation.suite,
-            "evaluation.ood_data": config.evaluation.ood_data, "training.checkpoint_dir": config.training.checkpoint_dir,
+            "evaluation.ood_data": config.evaluation.ood_data,
+            "training.checkpoint_dir": config.training.checkpoint_dir,
             "governance.chain_dir": config.governance.chain_dir, **files}
 
 
@@ -43,6 +45,10 @@ def check_cluster_config(config: Config, source: Path) -> None:
     if not uri.startswith(("http://", "https://")):
         raise ConfigError(f"{source}: registry.tracking_uri: a cluster run needs the MLflow server's http(s) URL, "
                           f"not {uri.split('?')[0]!r}")
+    named = re.search(r"//[^/.:]+\.([a-z0-9-]+)\.svc\b", uri)
+    if named and named.group(1) != config.cluster.namespace:
+        raise ConfigError(f"{source}: registry.tracking_uri names namespace {named.group(1)!r} but cluster.namespace "
+                          f"is {config.cluster.namespace!r}: use one namespace for both")
     mount = PurePosixPath(config.cluster.work_mount)
     for key, path in cluster_paths(config).items():
         if path is None:
@@ -82,17 +88,19 @@ def client_options(auth: KfpAuth) -> dict[str, Any]:
 def submit(config: Config, source: Path, package: Path, host: str | None, namespace: str | None,
            experiment: str, run_name: str | None, dry_run: bool, auth: KfpAuth | None = None) -> Submission:
     check_cluster_config(config, source)
+    if namespace and namespace != config.cluster.namespace:
+        raise ConfigError(f"--namespace {namespace}: {source} sets cluster.namespace {config.cluster.namespace!r}; "
+                          f"the steps and their training job must share one namespace")
     compile_pipeline(package, config)
     result = Submission(package=package, platform=platform_summary(config))
     if dry_run:
         return result
     import kfp
 
-    client = kfp.Client(host=host, namespace=namespace or config.cluster.namespace,
-                        **client_options(auth or KfpAuth()))
+    client = kfp.Client(host=host, namespace=config.cluster.namespace, **client_options(auth or KfpAuth()))
     run = client.create_run_from_pipeline_package(
         str(package), arguments={"config_json": config.to_json()}, run_name=run_name, experiment_name=experiment,
-        namespace=namespace or config.cluster.namespace, service_account=config.cluster.service_account)
+        namespace=config.cluster.namespace, service_account=config.cluster.service_account)
     result.run_id = run.run_id
     result.url = f"{(host or '').rstrip('/')}/#/runs/details/{run.run_id}"
     return result

@@ -75,9 +75,7 @@ def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, le
         mlflow.log_text(card_md, "model_card/model_card.md")
         mlflow.log_text(card_html, "model_card/model_card.html")
         mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: ledger["run_id"]})
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_FILE),
-                                       artifacts={"model_dir": str(model_dir)},
-                                       pip_requirements=["torch", "safetensors", "pandas<3", "numpy", "govtrain"])
+        info = log_servable_model(config, model_dir, train_path)
         tags = version_tags(by_step, ledger, config)
         if train_path is not None:
             tags.update(log_reference_profile(config, train_path))
@@ -91,6 +89,32 @@ def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, le
             client.delete_model_version(registry.model_name, version.version)
             raise
     return write_result(config, version, ledger["root"], bundle_dir, started)
+
+
+def log_servable_model(config: Config, model_dir: Path, train_path: Path | None) -> Any:
+    """The pyfunc with what serving needs without govtrain installed: govtrain.model as code_paths,
+    exact requirements, and a signature with an input example (when the train split is at hand)."""
+    import tempfile
+
+    import mlflow
+    import pandas as pd
+
+    from govtrain.model.network import LoadedModel
+    from govtrain.model.package import code_package, input_example, pinned_requirements
+
+    example = signature = None
+    if train_path is not None:
+        spec = config.dataset
+        train = pd.read_parquet(train_path, columns=[*spec.numeric, *spec.categorical])
+        example = input_example(train, spec.numeric, spec.categorical)
+        output = pd.DataFrame({"probability": LoadedModel(model_dir).predict_proba(example)})
+        signature = mlflow.models.infer_signature(example, output)
+    with tempfile.TemporaryDirectory(prefix="govtrain-code-") as staging:
+        return mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_FILE),
+                                       artifacts={"model_dir": str(model_dir)},
+                                       code_paths=[str(code_package(Path(staging)))],
+                                       pip_requirements=pinned_requirements(), signature=signature,
+                                       input_example=example)
 
 
 def finish_registration(config: Config, client: Any, version: Any, ledger: dict, details: dict) -> None:
