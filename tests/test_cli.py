@@ -63,10 +63,9 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
-def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
-    config = write_yaml(tmp_path / "c.yaml", base_config(small_data.data))
+def test_compile_writes_a_pipeline_kfp_can_load(tmp_path):
     out = tmp_path / "pipeline.yaml"
-    result = govtrain("compile", "--out", out, "--config", config)
+    result = govtrain("compile", "--out", out, "--config", ROOT / "configs" / "cluster.yaml")
     assert result.returncode == 0, result.stderr
     loaded = components.load_component_from_file(str(out))
     assert loaded.name == "govtrain-training"
@@ -79,7 +78,7 @@ def test_compile_writes_a_pipeline_kfp_can_load(small_data, tmp_path):
     assert {n: a["artifactType"]["schemaTitle"] for n, a in docs.items() if n.endswith("_data_docs")} == {
         f"{s}_data_docs": "system.HTML" for s in ("train", "val", "test")}  # the KFP UI shows GE's pages
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}  # local compile: the decorators' default image
+    assert images == {"ghcr.io/govtrain/govtrain:0.1.0"}  # cluster.image
     assert "config_json" in spec["root"]["inputDefinitions"]["parameters"]
 
 

@@ -110,6 +110,7 @@ def test_submit_passes_the_auth_proxy_cookie(tmp_path, no_kfp_context):
     assert {h["cookie"] for h in kfp_api.headers} == {"oauth2_proxy_kubeflow=abc123"}
 
 
+@pytest.mark.slow  # starts the govtrain command
 def test_submit_refuses_an_empty_token_file_in_one_line(tmp_path, no_kfp_context):
     (tmp_path / "empty").write_text("\n")
     result = govtrain("submit", "--host", "http://127.0.0.1:9", "--config", CLUSTER, "--out", tmp_path / "p.yaml",
@@ -131,8 +132,16 @@ def test_compile_refuses_what_only_works_on_this_machine(tmp_path, key, value, m
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_cluster_config(load_config(path), path)
+
+
+@pytest.mark.slow  # starts the govtrain command
+def test_compile_says_so_in_one_line_and_writes_nothing(tmp_path):
+    raw = yaml.safe_load(CLUSTER.read_text())
+    raw["dataset"]["path"] = "/home/me/credit.parquet"
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(raw))
     result = govtrain("compile", "--config", path, "--out", tmp_path / "p.yaml")
-    assert_one_line_error(result, message)
+    assert_one_line_error(result, "dataset.path: /home/me/credit.parquet is a path on this machine")
     assert not (tmp_path / "p.yaml").exists()
 
 
@@ -149,6 +158,7 @@ def test_one_namespace_for_the_steps_their_job_and_mlflow(tmp_path):
                None, dry_run=False)
 
 
+@pytest.mark.slow  # starts the govtrain command
 def test_the_shipped_cluster_config_compiles(tmp_path):
     result = govtrain("compile", "--config", CLUSTER, "--out", tmp_path / "p.yaml")
     assert result.returncode == 0, result.stderr
