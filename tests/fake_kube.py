@@ -37,8 +37,21 @@ SUCCEEDED = {"pytorchjobs": "Succeeded", "trainjobs": "Complete"}
 @cache
 def crd_schema(plural: str = "pytorchjobs") -> dict:
     path, version = SCHEMAS[plural]
-    crd = yaml.safe_load(path.read_text())
+    crd = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)  # large files: the C loader
     return next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
+
+
+_VALIDATORS: dict[int, tuple[dict, jsonschema.protocols.Validator]] = {}
+
+
+def validate(instance: dict, schema: dict) -> None:
+    """jsonschema.validate without re-checking a multi-megabyte CRD schema against the metaschema on
+    every call (the schemas are upstream's, loaded unchanged); raises jsonschema.ValidationError."""
+    if id(schema) not in _VALIDATORS:  # the schema is kept with its validator, so its id stays its own
+        _VALIDATORS[id(schema)] = (schema, jsonschema.validators.validator_for(schema)(schema))
+    error = jsonschema.exceptions.best_match(_VALIDATORS[id(schema)][1].iter_errors(instance))
+    if error is not None:
+        raise error
 
 
 def condition(kind: str, message: str = "", reason: str = "") -> dict:
@@ -181,7 +194,7 @@ class FakeKube:
                     return self._status(code, "injected fault")
                 plural = match.group(2)
                 try:
-                    jsonschema.validate(body, crd_schema(plural))
+                    validate(body, crd_schema(plural))
                 except jsonschema.ValidationError as exc:
                     return self._status(422, f"{body.get('kind')} is invalid: {exc.message}")
                 name = body["metadata"]["name"]

@@ -35,6 +35,7 @@ def databases(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}", auth_ini
 
 
+@pytest.mark.slow  # MLflow's upgrade commands as subprocesses
 def test_the_init_container_waits_until_the_upgrade_job_has_run(databases):
     tracking, auth_ini = databases
     with pytest.raises(TeamSetupError, match="tracking database has no MLflow tables yet .*mlflow-db-upgrade Job"):
@@ -47,6 +48,7 @@ def test_the_init_container_waits_until_the_upgrade_job_has_run(databases):
     wait_for_schema(tracking, auth_ini, timeout=5, poll=0.1, log=lambda _: None)  # returns at once
 
 
+@pytest.mark.slow  # two MLflow upgrade subprocesses
 def test_the_wait_names_an_auth_database_that_is_behind(databases):
     tracking, auth_ini = databases
     upgrade_databases(tracking, None, log=lambda _: None)  # the tracking database only

@@ -10,9 +10,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from functools import cache
 from pathlib import Path
 
-import jsonschema
 import mlflow
 import pandas as pd
 import pytest
@@ -24,6 +24,7 @@ from govtrain.pipelines.run import run_local
 from govtrain.registry.models import client_for, load_version_model, parse_ref, resolve
 from govtrain.registry.serving import ServableModel, servable_model
 from tests.conftest import ROOT, base_config, free_port
+from tests.fake_kube import validate
 from tests.test_cli import govtrain
 
 ISVC_CRD = ROOT / "infra" / "crds" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
@@ -35,8 +36,9 @@ sys.meta_path[:] = [f for f in sys.meta_path
 '''
 
 
+@cache
 def isvc_schema() -> dict:
-    crd = yaml.safe_load(ISVC_CRD.read_text())
+    crd = yaml.load(ISVC_CRD.read_text(), Loader=yaml.CSafeLoader)  # 2 MB: the C loader, once
     return next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")["schema"]["openAPIV3Schema"]
 
 
@@ -111,7 +113,7 @@ def test_deploy_renders_an_inference_service_kserve_accepts(served, mlflow_serve
                       mlflow_server, "--dry-run", "--out", out)
     assert result.returncode == 0, result.stderr
     isvc = yaml.safe_load(out.read_text())
-    jsonschema.validate(isvc, isvc_schema())
+    validate(isvc, isvc_schema())
     check_webhook_rules(isvc)
     assert isvc["metadata"] == {
         "name": "served-credit", "namespace": "govtrain",
@@ -153,7 +155,7 @@ def good_model(**changes) -> ServableModel:
 def test_what_deploy_checks_and_refuses():
     config = load_config(ROOT / "configs" / "cluster.yaml")
     isvc = build_inference_service(config, good_model())
-    jsonschema.validate(isvc, isvc_schema())
+    validate(isvc, isvc_schema())
     assert isvc["metadata"]["name"] == "credit-risk"
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow-artifacts/1/models/m-1/artifacts"
     assert storage_uri(config, "gs://bucket/models/m-1") == "gs://bucket/models/m-1"

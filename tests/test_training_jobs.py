@@ -5,12 +5,13 @@ the stand-in playing the controller (real torchrun workers started from the mani
 import re
 import threading
 import time
+from functools import cache
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from fake_kube import ROOT, FakeKube, condition, crd_schema
+from fake_kube import ROOT, FakeKube, condition, crd_schema, validate
 from kubernetes import client as k8s
 
 from govtrain.components.prepare import prepare
@@ -51,7 +52,7 @@ def launcher(api, poll: float = 0.05, log=lambda _: None, kind=PYTORCHJOB, **kwa
 def test_generated_jobs_satisfy_the_crd_schema_and_webhook_rules(job_config, training):
     config = job_config(**training)
     job = build_pytorchjob(config, "Run_2026.11.25", tracking_uri="http://mlflow.govtrain:5000")
-    jsonschema.validate(job, crd_schema())
+    validate(job, crd_schema())
     check_webhook_rules(job)
 
     spec = job["spec"]
@@ -101,7 +102,7 @@ def test_the_crd_schema_rejects_a_malformed_job(job_config):
     job = build_pytorchjob(job_config(), "run", tracking_uri=None)
     job["spec"]["runPolicy"]["backoffLimit"] = "three"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(job, crd_schema())
+        validate(job, crd_schema())
 
 
 def test_launcher_waits_for_succeeded_streams_the_master_log_and_deletes_the_job(job_config):
@@ -238,7 +239,7 @@ def test_gpu_pods_get_the_gpu_node_selector_and_tolerations(job_config):
     assert pod["nodeSelector"] == cluster["gpu_node_selector"]
     assert pod["tolerations"] == cluster["gpu_tolerations"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    jsonschema.validate(gpu_job, crd_schema())
+    validate(gpu_job, crd_schema())
     cpu_job = build_pytorchjob(job_config(cluster=cluster), "cpu", tracking_uri=None)
     assert "nodeSelector" not in cpu_job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
 
@@ -257,9 +258,10 @@ def test_launcher_reports_an_unreachable_api_server(job_config):
 RUNTIME = yaml.safe_load((ROOT / "infra" / "crds" / "trainer-v2" / "torch_distributed_runtime.yaml").read_text())
 
 
+@cache
 def runtime_schema() -> dict:
-    crd = yaml.safe_load((ROOT / "infra" / "crds" / "trainer-v2" /
-                          "trainer.kubeflow.org_clustertrainingruntimes.yaml").read_text())
+    crd = yaml.load((ROOT / "infra" / "crds" / "trainer-v2" / "trainer.kubeflow.org_clustertrainingruntimes.yaml"
+                     ).read_text(), Loader=yaml.CSafeLoader)
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
@@ -270,8 +272,8 @@ def test_generated_trainjobs_satisfy_the_crd_the_webhook_and_the_upstream_runtim
     owner = {"apiVersion": "v1", "kind": "Pod", "name": "step-pod", "uid": "u-1", "controller": False,
              "blockOwnerDeletion": False}
     job = build_trainjob(config, "Run_2026.11.26", tracking_uri="http://mlflow.ml-team:5000", owner=owner)
-    jsonschema.validate(job, crd_schema("trainjobs"))
-    jsonschema.validate(RUNTIME, runtime_schema())  # the vendored runtime is itself a valid object
+    validate(job, crd_schema("trainjobs"))
+    validate(RUNTIME, runtime_schema())  # the vendored runtime is itself a valid object
     trainjob_rules(job, runtime=RUNTIME)
 
     assert job["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and job["kind"] == "TrainJob"
@@ -388,7 +390,7 @@ def test_the_job_is_owned_by_the_step_pod_so_kubernetes_deletes_it_with_the_pod(
                      "uid": "uid-govtrain-training-abc-train-op-123", "controller": False,
                      "blockOwnerDeletion": False}
     job = build_pytorchjob(job_config(), "owned", tracking_uri=None, owner=owner)
-    jsonschema.validate(job, crd_schema())
+    validate(job, crd_schema())
     assert job["metadata"]["ownerReferences"] == [owner]
     monkeypatch.setenv("HOSTNAME", "laptop")
     notes: list[str] = []
