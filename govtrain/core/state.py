@@ -6,6 +6,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from govtrain.core.files import write_durably
+
 # The default of cluster.image, which every step, training pod and the drift CronJob run on a cluster;
 # locally kfp.local runs the same function bodies in this interpreter.
 COMPONENT_IMAGE = "ghcr.io/govtrain/govtrain:0.1.0"
@@ -32,4 +34,4 @@ def latest_run_dir(state: Path) -> Path | None:
 
 
 def mark_latest(state: Path, run_id: str) -> None:
-    (state / "runs" / "LATEST").write_text(run_id + "\n")
+    write_durably(state / "runs" / "LATEST", run_id + "\n")

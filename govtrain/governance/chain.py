@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from govtrain.core.files import write_durably
 from govtrain.governance.evidence import actor, code_version, now
 from govtrain.governance.hashing import canonical_json, jsonable, record_hash
 from govtrain.governance.rmf import STEP_RMF
@@ -48,6 +48,31 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in records.iterdir() if RECORD_NAME.match(p.name)) if records.is_dir() else []
 
 
+class ChainError(RuntimeError):
+    """The chain cannot take another record as it is; the message names the record and the repair."""
+
+
+def _valid_head(path: Path, model: str) -> dict[str, Any]:
+    """The newest record, checked before anything links to it: a torn or altered head is named, with
+    the command that repairs the chain, instead of a JSON error from deep inside an append."""
+    problem = _record_problem(path)
+    if problem:
+        raise ChainError(f"chain record {path.name[:6]} of {model} {problem}; nothing appended. Inspect it, then "
+                         f"`govtrain audit repair-chain --model {model}` sets it aside and records that it did")
+    return json.loads(path.read_bytes())
+
+
+def _record_problem(path: Path) -> str | None:
+    try:
+        record = json.loads(path.read_bytes())
+    except ValueError:
+        return "is not readable JSON (torn by a crash?)"
+    name_hash = RECORD_NAME.match(path.name).group(2)  # type: ignore[union-attr]
+    if not isinstance(record, dict) or record_hash(record) != record.get("hash") or record["hash"] != name_hash:
+        return "does not match its hash"
+    return None
+
+
 def read_chain(chain_dir: Path, model: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_bytes()) for p in _files(chain_path(chain_dir, model))]
 
@@ -58,23 +83,51 @@ def append(chain_dir: Path, model: str, step: str, *, version: str | None, model
     """Append one record naming the model version's root; returns it (with seq and hash)."""
     folder = chain_path(chain_dir, model)
     with _locked(folder):
-        existing = _files(folder)
-        head = json.loads(existing[-1].read_bytes()) if existing else None
-        record = {
-            "step": step, "model": model, "version": version, "model_root": model_root,
-            "seq": (head["seq"] + 1) if head else 1,
-            "started": started or now(), "finished": now(), "actor": actor(), "code_version": code_version(),
-            "checks": jsonable(checks or []), "details": jsonable(details or {}), "decision": decision,
-            "rmf": STEP_RMF.get(step, []), "parents": [head["hash"]] if head else [],
-        }
-        record["hash"] = record_hash(record)
-        records = folder / "records"
-        records.mkdir(exist_ok=True)
-        final = records / f"{record['seq']:06d}-{record['hash']}.json"
-        tmp = records / f".{final.name}.tmp"
-        tmp.write_bytes(canonical_json(record))
-        os.replace(tmp, final)  # readers never see a half-written record
+        return _append(folder, model, step, version=version, model_root=model_root, decision=decision,
+                       details=details, checks=checks, started=started)
+
+
+def _append(folder: Path, model: str, step: str, *, version: str | None, model_root: str | None,
+            decision: str, details: dict | None, checks: list[dict] | None, started: str | None) -> dict[str, Any]:
+    existing = _files(folder)
+    head = _valid_head(existing[-1], model) if existing else None
+    record = {
+        "step": step, "model": model, "version": version, "model_root": model_root,
+        "seq": (head["seq"] + 1) if head else 1,
+        "started": started or now(), "finished": now(), "actor": actor(), "code_version": code_version(),
+        "checks": jsonable(checks or []), "details": jsonable(details or {}), "decision": decision,
+        "rmf": STEP_RMF.get(step, []), "parents": [head["hash"]] if head else [],
+    }
+    record["hash"] = record_hash(record)
+    records = folder / "records"
+    records.mkdir(exist_ok=True)
+    # Readers never see a half-written record, and a crash right after leaves the whole of it.
+    write_durably(records / f"{record['seq']:06d}-{record['hash']}.json", canonical_json(record))
     return record
+
+
+def repair_chain(chain_dir: Path, model: str, reason: str) -> dict[str, Any]:
+    """Set aside the first record that does not verify and every record after it (moved, never deleted,
+    to set-aside/<time>/), then append a `repair` record naming each file moved and its digest."""
+    import hashlib
+    import shutil
+
+    folder = chain_path(chain_dir, model)
+    with _locked(folder):
+        check = verify_chain(chain_dir, model)
+        if check.ok:
+            raise ChainError(f"the chain of {model} verifies ({check.records} records): nothing to repair")
+        bad = _files(folder)[check.records:]
+        aside = folder / "set-aside" / now().replace(":", "")
+        aside.mkdir(parents=True)
+        moved = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
+                 for p in bad]
+        for path in bad:
+            shutil.move(path, aside / path.name)
+        return _append(folder, model, "repair", version=None, model_root=None, decision="pass",
+                       details={"reason": reason, "problem": check.problem, "kept_records": check.records,
+                                "set_aside": moved, "set_aside_folder": str(aside.relative_to(folder))},
+                       checks=None, started=None)
 
 
 @dataclass

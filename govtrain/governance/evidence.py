@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
+from govtrain.core.files import write_durably
 from govtrain.governance.gates import BY_ID
 from govtrain.governance.hashing import canonical_json, jsonable, record_hash, sha256_file
 from govtrain.governance.rmf import STEP_RMF
@@ -178,7 +179,7 @@ class StepEvidence:
     def write_json(self, name: str, obj: Any) -> Path:
         dest = self.out_dir / "files" / self.step / name
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(canonical_json(jsonable(obj)))
+        write_durably(dest, canonical_json(jsonable(obj)))
         self._note(dest, "evidence")
         return dest
 
@@ -241,8 +242,8 @@ class StepEvidence:
         record["hash"] = record_hash(dict(record))
         records = self.out_dir / "records"
         records.mkdir(exist_ok=True)
-        (records / f"{record['hash']}.json").write_bytes(canonical_json(record))
-        (self.out_dir / "HEAD").write_text(record["hash"] + "\n")
+        write_durably(records / f"{record['hash']}.json", canonical_json(record))
+        write_durably(self.out_dir / "HEAD", record["hash"] + "\n")
         self._mirror(record)
         return record
 
@@ -254,6 +255,6 @@ class StepEvidence:
             return
         mirror = mirror_of(Path(root), self.run_id)
         (mirror / "records").mkdir(parents=True, exist_ok=True)
-        (mirror / "records" / f"{record['hash']}.json").write_bytes(canonical_json(record))
+        write_durably(mirror / "records" / f"{record['hash']}.json", canonical_json(record))
         if (self.out_dir / "files" / self.step).is_dir():
             shutil.copytree(self.out_dir / "files" / self.step, mirror / "files" / self.step, dirs_exist_ok=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from govtrain.core.files import write_durably
 from govtrain.governance import signing
 from govtrain.governance.evidence import now
 from govtrain.governance.hashing import canonical_json, record_hash, sha256_bytes, sha256_file
@@ -70,7 +71,7 @@ def seal(evidence_dir: str | Path, bundle_dir: str | Path, *, run_id: str, outco
         ledger["signature"] = signing.sign(ledger["root"], key)
     if (evidence_dir / "files").is_dir():
         shutil.copytree(evidence_dir / "files", bundle_dir / "files", dirs_exist_ok=True)
-    (bundle_dir / LEDGER_FILE).write_bytes(canonical_json(ledger))
+    write_durably(bundle_dir / LEDGER_FILE, canonical_json(ledger))
     return ledger
 
 

@@ -109,3 +109,21 @@ def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private ke
     out.write_text(private + "\n")
     console.print(f"private key: {out}  (export GOVTRAIN_SIGNING_KEY_FILE={out}; never commit it)")
     console.print(f"public key (put it in governance.public_keys): {public}")
+
+
+@audit_app.command("repair-chain")
+@user_errors
+def audit_repair_chain(
+    model: Annotated[str, typer.Option(help="Registered model name whose chain does not verify.")],
+    reason: Annotated[str, typer.Option(help="Why, for the repair record.")] = "a record did not verify",
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Set aside the first chain record that does not verify and every record after it (moved under the
+    chain's set-aside/ folder, never deleted) and append a `repair` record naming each file and its digest."""
+    from govtrain.governance.chain import repair_chain
+
+    record = repair_chain(load_config(config).chain_dir, model, reason)
+    details = record["details"]
+    console.print(f"{model}: kept {details['kept_records']} record(s); set aside "
+                  f"{', '.join(f['file'] for f in details['set_aside'])} ({details['problem']}) under "
+                  f"{details['set_aside_folder']}; repair record {record['hash'][:12]}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from govtrain.core.config import Config
+from govtrain.core.files import write_durably
 from govtrain.governance import chain
 from govtrain.model import PYFUNC_FILE
 from govtrain.registry.model_card import description, model_card
@@ -144,7 +145,7 @@ def write_result(config: Config, version: Any, root: str, bundle_dir: Path, star
     result: Registration = {"model_name": config.registry.model_name, "version": version.version, "alias": CHALLENGER,
               "mlflow_run_id": version.run_id, "ledger_root": root, "tracking_uri": config.tracking_uri,
               "seconds": round(time.perf_counter() - started, 3)}
-    (bundle_dir / "registration.json").write_text(json.dumps(result, indent=2))
+    write_durably(bundle_dir / "registration.json", json.dumps(result, indent=2))
     return result
 
 

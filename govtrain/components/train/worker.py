@@ -30,14 +30,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 
 from govtrain.components.train.job import TrainJob
+from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_model, save_model
 from govtrain.registry.runs import EpochLogger
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "snapshot.pt"
-PREVIOUS = "snapshot.prev.pt"
 PROGRESS = "progress.jsonl"  # one line per epoch started, so a restart's redone work is countable
 
 
@@ -85,6 +84,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
         self._load_snapshot(model)
+        check_room(self.snapshot_dir)  # a restart after a full disk stops here, not an epoch later
         self.module = model
         # A world of one has nothing to all-reduce; DDP would only add its hooks (as in nanoGPT).
         self.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -117,18 +117,12 @@ class Trainer:
             return
 
     def _save_snapshot(self) -> None:
-        """Write to a temp file and rename, keeping the previous snapshot as a fallback."""
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        """Durably, keeping the previous snapshot as a fallback (snapshots.py)."""
         snap = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epochs_run": self.epochs_run, "history": json.dumps(self.history), "rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             snap["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        tmp = self.snapshot_dir / f"{SNAPSHOT}.tmp"
-        torch.save(snap, tmp)
-        current = self.snapshot_dir / SNAPSHOT
-        if current.exists():
-            os.replace(current, self.snapshot_dir / PREVIOUS)
-        os.replace(tmp, current)
+        write_snapshot(self.snapshot_dir, snap)
 
     # --- one epoch -----------------------------------------------------------------------------
     def _run_epoch(self, epoch: int) -> dict:
