@@ -177,3 +177,22 @@ def test_exit_handler_seals_a_failed_cluster_run_from_the_mirrored_evidence(tmp_
     result = verify(tmp_path / "bundle")
     assert result.ok, result.problem
     assert result.files_checked == 2
+
+
+def test_an_alias_moved_outside_govtrain_is_named():
+    from govtrain.governance.chain import alias_discrepancy
+
+    def move(seq, step, to, approver="alice"):
+        return {"seq": seq, "step": step, "finished": f"2026-11-26T0{seq}:00:00Z",
+                "details": {"alias": "champion", "to_version": to, "approver": approver}}
+
+    chain = [{"seq": 1, "step": "register", "details": {}}, move(2, "promote", "1"), move(3, "promote", "2"),
+             move(4, "rollback", "1", "bob")]
+    assert alias_discrepancy(chain, "champion", "credit", "1") is None
+    assert alias_discrepancy(chain, "champion", "credit", "2") == (
+        "alias champion of credit points at version 2, but the chain's last move of it (record 4, rollback by "
+        "bob at 2026-11-26T04:00:00Z) was to version 1: moved outside govtrain")
+    assert "points at no version" in alias_discrepancy(chain, "champion", "credit", None)
+    assert alias_discrepancy(chain[:1], "champion", "credit", "1") == (
+        "alias champion of credit points at version 1, but the chain records no move of champion")
+    assert alias_discrepancy(chain[:1], "champion", "credit", None) is None

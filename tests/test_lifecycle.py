@@ -18,7 +18,7 @@ from govtrain.monitoring.history import drift_history
 from govtrain.monitoring.job import drift_job
 from govtrain.pipelines.run import run_local
 from govtrain.registry.audit import audit_model, export, report
-from govtrain.registry.lifecycle import Refused, history, promote, rollback
+from govtrain.registry.lifecycle import Refused, alias_check, history, promote, rollback
 from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
 from govtrain.registry.runs import log_monitoring_run
 
@@ -158,6 +158,18 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     assert not attempt.replayed and retry.replayed and retry.record["hash"] == attempt.record["hash"]
     assert retry.monitoring_run == attempt.monitoring_run
     assert [row["drifted"] for row in drift_history(config, "life-credit")] == [True, True]
+
+    # The champion moved in MLflow directly, not through govtrain: the audit fails, naming alias, version
+    # and the chain's last move; history says so too. Moved back, it verifies again.
+    client.set_registered_model_alias("life-credit", "champion", second.registration["version"])
+    moved = audit_model(config, "life-credit@champion")
+    assert not moved.ok and moved.problem == (
+        f"alias champion of life-credit points at version {second.registration['version']}, but the chain's "
+        f"last move of it (record {move.record['seq']}, rollback by bob at {move.record['finished']}) was to "
+        f"version {first.registration['version']}: moved outside govtrain")
+    assert alias_check(config, "life-credit") == moved.problem
+    client.set_registered_model_alias("life-credit", "champion", first.registration["version"])
+    assert audit_model(config, "life-credit@champion").ok and alias_check(config, "life-credit") is None
 
     # A version whose evidence was altered in MLflow is refused and fails the audit.
     bundle_ledger = tmp_path / "ledger.json"

@@ -109,3 +109,21 @@ def test_a_crashed_step_still_leaves_a_sealed_ledger(small_data, write_config, i
     assert {"prepare", "validate", "leakage", "data_gate"} <= {r["step"] for r in ledger["records"]}
     result = verify(run_dir)
     assert result.ok, result.problem
+    # The train step had opened the run's MLflow run; the crash ends it FAILED, not RUNNING forever.
+    [mlflow_run] = MlflowClient(config.tracking_uri).search_runs(
+        [MlflowClient(config.tracking_uri).get_experiment_by_name("govtrain").experiment_id],
+        filter_string=f"tags.`govtrain.run_id` = '{ledger['run_id']}'")
+    assert mlflow_run.info.status == "FAILED"
+    assert mlflow_run.data.tags["govtrain.outcome"].startswith("error: training workers failed")
+
+
+def test_a_run_stopped_at_the_model_gate_ends_its_mlflow_run_failed(small_data, write_config, mlflow_server,
+                                                                      isolated_state):
+    config = write_config(small_data.data, gates={"min_auc": 0.999},
+                          registry={"tracking_uri": mlflow_server, "model_name": "gated-credit"})
+    run = run_local(config, isolated_state, show_progress=False)
+    assert not run.registered and run.ledger["outcome"] == "failed gate: evaluate"
+    client = MlflowClient(mlflow_server)
+    [mlflow_run] = client.search_runs([client.get_experiment_by_name("govtrain").experiment_id],
+                                      filter_string=f"tags.`govtrain.run_id` = '{run.run_id}'")
+    assert (mlflow_run.info.status, mlflow_run.data.tags["govtrain.outcome"]) == ("FAILED", "failed gate: evaluate")

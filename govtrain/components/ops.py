@@ -68,28 +68,31 @@ def data_gate_op(config_json: str, run_id: str, validation_evidence: Input[Artif
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def seal_op(run_id: str, stopped_at: str, evidence: Input[Artifact], bundle: Output[Artifact]):
-    """Seal the evidence so far into a ledger bundle, recording the gate that stopped the run."""
+def seal_op(config_json: str, run_id: str, stopped_at: str, evidence: Input[Artifact], bundle: Output[Artifact]):
+    """Seal the evidence so far into a ledger bundle, recording the gate that stopped the run; end its
+    MLflow run as FAILED."""
     from pathlib import Path
 
     from govtrain.components.seal import seal_failed_run
+    from govtrain.core.config import Config
 
-    seal_failed_run(Path(evidence.path), Path(bundle.path), run_id, stopped_at)
+    seal_failed_run(Path(evidence.path), Path(bundle.path), run_id, stopped_at, Config.from_json(config_json))
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def seal_on_exit_op(run_id: str, status: dsl.PipelineTaskFinalStatus, bundle: Output[Artifact]):
+def seal_on_exit_op(config_json: str, run_id: str, status: dsl.PipelineTaskFinalStatus, bundle: Output[Artifact]):
     """The exit handler on a cluster: a run that failed or was cancelled is still sealed, from the evidence
-    its steps mirrored to the work volume, with an error record."""
+    its steps mirrored to the work volume, with an error record; its MLflow run ends FAILED or KILLED."""
     import os
     from pathlib import Path
 
     from govtrain.components.seal import seal_on_exit
+    from govtrain.core.config import Config
     from govtrain.governance.evidence import MIRROR_ENV
 
     if os.environ.get(MIRROR_ENV):
         seal_on_exit(Path(os.environ[MIRROR_ENV]), Path(bundle.path), run_id, status.state,
-                     status.pipeline_task_name, status.error_message or "")
+                     status.pipeline_task_name, status.error_message or "", Config.from_json(config_json))
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

@@ -3,12 +3,19 @@ stopped at a gate (the pipeline's seal step), or one whose step crashed (the loc
 
 from pathlib import Path
 
+from govtrain.core.config import Config
 from govtrain.governance.evidence import StepEvidence, adopt_mirror
 from govtrain.governance.ledger import seal
+from govtrain.registry.runs import end_pipeline_run
 
 
-def seal_failed_run(evidence_dir: Path, bundle_dir: Path, run_id: str, stopped_at: str) -> dict:
-    return seal(evidence_dir, bundle_dir, run_id=run_id, outcome=f"failed gate: {stopped_at}")
+def seal_failed_run(evidence_dir: Path, bundle_dir: Path, run_id: str, stopped_at: str,
+                    config: Config | None = None) -> dict:
+    ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome=f"failed gate: {stopped_at}")
+    if config is not None:  # a run stopped at a gate is over: its MLflow run must not stay RUNNING
+        end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, "FAILED",
+                         f"failed gate: {stopped_at}")
+    return ledger
 
 
 def seal_errored_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path, run_id: str, failed_step: str,
@@ -22,11 +29,16 @@ def seal_errored_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path
 
 
 def seal_on_exit(mirror_root: Path, bundle_dir: Path, run_id: str, state: str, failed_task: str,
-                 message: str) -> dict | None:
-    """The exit handler of a cluster run: if the run did not succeed, seal what its steps mirrored to
-    the work volume, plus an error record naming the failed task. Returns the ledger, or None."""
+                 message: str, config: Config | None = None) -> dict | None:
+    """The exit handler of a cluster run: if the run did not succeed, end its MLflow run (KILLED when
+    cancelled, else FAILED) and seal what its steps mirrored to the work volume, plus an error record
+    naming the failed task. Returns the ledger, or None."""
     if state == "SUCCEEDED":
         return None  # registered, or sealed by the seal step at a failed gate
+    if config is not None:
+        status = "KILLED" if state.upper().startswith("CANCEL") else "FAILED"
+        end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, status,
+                         f"{state.lower()} at {failed_task}: {message}")
     work = bundle_dir.parent / "exit-evidence"
     leaves = adopt_mirror(mirror_root, run_id, work)
     if leaves is None:

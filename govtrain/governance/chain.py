@@ -176,3 +176,20 @@ def registered_root(chain: list[dict[str, Any]], version: str) -> str | None:
 def alias_history(chain: list[dict[str, Any]], alias: str) -> list[dict[str, Any]]:
     """Every change of the alias, oldest first: who, when, why, from which version to which."""
     return [r for r in chain if r["step"] in ("promote", "rollback") and r["details"].get("alias") == alias]
+
+
+def alias_discrepancy(chain: list[dict[str, Any]], alias: str, model: str, actual: str | None) -> str | None:
+    """Where the registry's alias disagrees with the chain's last move of it (an alias moved outside
+    govtrain), in one line; None when they agree."""
+    moves = alias_history(chain, alias)
+    recorded = moves[-1]["details"]["to_version"] if moves else None
+    if str(actual) == str(recorded) or (actual is None and recorded is None):
+        return None
+    if not moves:
+        return f"alias {alias} of {model} points at version {actual}, but the chain records no move of {alias}"
+    last = moves[-1]
+    where = f"version {actual}" if actual is not None else "no version"
+    return (f"alias {alias} of {model} points at {where}, but the chain's last move of it (record "
+            f"{last['seq']}, {last['step']} by {last['details'].get('approver')} at {last['finished']}) was to "
+            f"version {recorded}: moved outside govtrain")
+

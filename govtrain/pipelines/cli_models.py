@@ -71,9 +71,11 @@ def history(
     """Which version was champion when: every alias change with who, when and why."""
     from rich.table import Table
 
+    from govtrain.registry.lifecycle import alias_check
     from govtrain.registry.lifecycle import history as alias_history
 
-    rows = alias_history(load_config(config), model)
+    cfg = load_config(config)
+    rows = alias_history(cfg, model)
     table = Table(title=f"{model}: champion history", title_justify="left")
     for column in ("seq", "when", "action", "from", "to", "approver", "reason"):
         table.add_column(column)
@@ -81,3 +83,6 @@ def history(
         table.add_row(str(row["seq"]), row["at"], row["action"], str(row["from"] or "-"), str(row["to"]),
                       row["approver"], row["reason"])
     console.print(table if rows else f"{model}: no champion yet")
+    moved = alias_check(cfg, model)
+    if moved:
+        console.print(f"[red]DISCREPANCY[/]: {moved}")

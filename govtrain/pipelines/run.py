@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from govtrain.components.prepare import check_columns
 from govtrain.core.config import Config
 from govtrain.core.state import mark_latest, run_stamp
+from govtrain.registry.runs import end_pipeline_run
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
@@ -165,12 +166,19 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
             training_pipeline(config_json=config.to_json(), run_id=f"local-{stamp}")
         except Exception as exc:  # the step's own message is in the log
             failure = exc
+        except KeyboardInterrupt:  # Ctrl-C: the run is over, its MLflow run must not stay RUNNING
+            stop.set()
+            end_pipeline_run(config.tracking_uri, config.registry.experiment, f"local-{stamp}", "KILLED",
+                             "interrupted")
+            raise
         stop.set()
         watcher.join(timeout=5)
     seconds = time.perf_counter() - started
     if failure is not None:
         message = last_error(log_path)
         run_dir = seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message)
+        end_pipeline_run(config.tracking_uri, config.registry.experiment, f"local-{stamp}", "FAILED",
+                         f"error: {message}")
         raise PipelineFailed(f"{message} (log: {log_path}; sealed evidence: {run_dir})") from failure
 
     bundle = find_bundle(pipeline_root)

@@ -50,9 +50,11 @@ def build_training_pipeline(config: Config | None = None):
                 k8s(register_op(config_json=config_json, run_id=run_id, model=evaluate.outputs["calibrated_model"],
                                 train_data=splits["train"], parent_evidence=evaluate.outputs["evidence"]), "register")
             with dsl.Else(name="model-gate-failed"):
-                k8s(seal_op(run_id=run_id, stopped_at="evaluate", evidence=evaluate.outputs["evidence"]), "seal")
+                k8s(seal_op(config_json=config_json, run_id=run_id, stopped_at="evaluate",
+                            evidence=evaluate.outputs["evidence"]), "seal")
         with dsl.Else(name="data-gate-failed"):
-            k8s(seal_op(run_id=run_id, stopped_at="data_gate", evidence=data_gate.outputs["evidence"]), "seal")
+            k8s(seal_op(config_json=config_json, run_id=run_id, stopped_at="data_gate",
+                        evidence=data_gate.outputs["evidence"]), "seal")
 
     if config is None:  # kfp.local: run_local names the run and seals a crashed run itself
         @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
@@ -66,7 +68,8 @@ def build_training_pipeline(config: Config | None = None):
         # The KFP backend substitutes placeholders in constant task inputs, once per run; a parameter's
         # default would reach every run as the literal text, so every run would share one id.
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        with dsl.ExitHandler(k8s(seal_on_exit_op(run_id=run_id), "seal"), name="seal-if-failed"):
+        exit_seal = k8s(seal_on_exit_op(config_json=config_json, run_id=run_id), "seal")
+        with dsl.ExitHandler(exit_seal, name="seal-if-failed"):
             steps(config_json, run_id)
 
     return cluster_training_pipeline

@@ -15,7 +15,7 @@ from govtrain.governance import chain
 from govtrain.governance.audit import MANIFEST, ModelAudit, audit_bundle, render_html, render_markdown, report_data
 from govtrain.governance.hashing import canonical_json
 from govtrain.governance.ledger import LEDGER_FILE
-from govtrain.registry.models import client_for, fetch_bundle, parse_ref, resolve
+from govtrain.registry.models import CHAMPION, client_for, fetch_bundle, parse_ref, resolve
 
 
 @contextmanager
@@ -44,9 +44,17 @@ def _audit_fetched(config: Config, version: Any, bundle: Path, trusted: list[str
 
 
 def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None) -> ModelAudit:
-    """Through MLflow: fetch the version's bundle and check it, its registry tag and its chain."""
+    """Through MLflow: fetch the version's bundle and check it, its registry tag and its chain; for
+    NAME@champion also that the alias is where the chain's last promotion or rollback put it."""
     with fetched(config, ref_text) as (version, bundle):
-        return _audit_fetched(config, version, bundle, trusted)
+        result = _audit_fetched(config, version, bundle, trusted)
+    alias = parse_ref(ref_text).alias
+    if result.ok and alias == CHAMPION:
+        moved = chain.alias_discrepancy(chain.read_chain(config.chain_dir, version.name), CHAMPION, version.name,
+                                        str(version.version))
+        if moved:
+            result.ok, result.problem = False, moved
+    return result
 
 
 def export(config: Config, ref_text: str, out: Path) -> Path:

@@ -12,7 +12,15 @@ from govtrain.governance import chain
 from govtrain.governance.evidence import blocks
 from govtrain.governance.ledger import verify
 from govtrain.registry.model_card import description, with_approvals
-from govtrain.registry.models import CHAMPION, ModelRef, RegistryError, client_for, fetch_bundle, resolve
+from govtrain.registry.models import (
+    CHAMPION,
+    ModelRef,
+    RegistryError,
+    client_for,
+    current_alias,
+    fetch_bundle,
+    resolve,
+)
 
 
 class Refused(RuntimeError):
@@ -130,6 +138,13 @@ def rollback(config: Config, model: str, approver: str, reason: str) -> AliasMov
     target = resolve(client, ModelRef(model, version=stack[-2]))
     ledger = check_version(config, client, target)
     return _move(config, client, model, "rollback", target, previous, approver, reason, ledger)
+
+
+def alias_check(config: Config, model: str) -> str | None:
+    """A champion alias moved outside govtrain, said in one line (None when registry and chain agree)."""
+    current = current_alias(client_for(config.tracking_uri), model, CHAMPION)
+    return chain.alias_discrepancy(chain.read_chain(config.chain_dir, model), CHAMPION, model,
+                                   str(current.version) if current is not None else None)
 
 
 def history(config: Config, model: str) -> list[dict]:

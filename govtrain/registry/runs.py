@@ -38,6 +38,25 @@ def pipeline_run(tracking_uri: str, experiment: str, run_id: str) -> str:
     return client.create_run(exp_id, run_name=f"govtrain-{run_id}", tags={RUN_ID_TAG: run_id}).info.run_id
 
 
+def end_pipeline_run(tracking_uri: str, experiment: str, run_id: str, status: str, outcome: str) -> str | None:
+    """End the pipeline run's MLflow run (if one was opened and is still RUNNING) as FAILED or KILLED,
+    with the outcome as a tag; returns its id. Best effort: the sealed ledger is the record, and an
+    unreachable server costs a warning, not the seal."""
+    try:
+        client = client_for(tracking_uri)
+        exp = client.get_experiment_by_name(experiment)
+        found = client.search_runs([exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",
+                                   max_results=1) if exp else []
+        if not found or found[0].info.status != "RUNNING":
+            return None
+        client.set_tag(found[0].info.run_id, "govtrain.outcome", outcome[:4900])
+        client.set_terminated(found[0].info.run_id, status)
+        return found[0].info.run_id
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not end the MLflow run of %s as %s: %s", run_id, status, exc)
+        return None
+
+
 class EpochLogger:
     """Rank 0's per-epoch metrics to the pipeline run's MLflow run. A tracking-server blip costs a
     warning, not the training job: the same figures are in the evidence record."""
