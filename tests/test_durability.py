@@ -140,3 +140,40 @@ def test_a_restart_without_room_for_a_snapshot_stops_before_training(tmp_path, m
         snapshots.check_room(tmp_path)
     monkeypatch.undo()
     snapshots.check_room(tmp_path)  # room again: no complaint
+
+
+# --- crafted exports --------------------------------------------------------------------------------
+def crafted(path: Path, members: list[tuple[str, bytes]], symlink: str | None = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (0o120777 << 16)
+            archive.writestr(info, "/etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize("members,symlink,message", [
+    ([("../../outside.txt", b"x")], None, "would be written outside the extraction folder"),
+    ([("/etc/cron.d/evil", b"x")], None, "would be written outside the extraction folder"),
+    ([("bundle/ledger.json", b"{}")], "bundle/link", "is a symbolic link"),
+    ([("bundle/zeros.bin", b"\0" * 20_000_000)], None, "inflates"),
+    ([(f"bundle/f{i}", b"x") for i in range(12)], None, "12 members, more than the 10"),
+])
+def test_a_crafted_export_is_refused_before_anything_is_written(tmp_path, members, symlink, message):
+    import zipfile
+
+    from govtrain.governance.audit import UnsafeArchive, audit_export, safe_extract
+
+    archive = crafted(tmp_path / "evil.zip", members, symlink)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with zipfile.ZipFile(archive) as opened, pytest.raises(UnsafeArchive, match=message):
+        safe_extract(opened, dest, max_members=10)
+    assert list(dest.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
+    if "members" not in message:  # the auditor's command refuses it the same way
+        with pytest.raises(UnsafeArchive):
+            audit_export(archive)

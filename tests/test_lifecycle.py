@@ -13,9 +13,11 @@ from mlflow import MlflowClient
 
 from govtrain.governance import signing
 from govtrain.governance.audit import audit_export
+from govtrain.governance.chain import read_chain
 from govtrain.monitoring.drift import WEBHOOK_ENV, monitoring_metrics, notify, record_drift, run_drift
 from govtrain.monitoring.history import drift_history
 from govtrain.monitoring.job import drift_job
+from govtrain.monitoring.webhook import SECRET_ENV, signature
 from govtrain.pipelines.run import run_local
 from govtrain.registry.audit import audit_model, export, report
 from govtrain.registry.lifecycle import Refused, alias_check, history, promote, rollback
@@ -30,6 +32,7 @@ class FlakyWebhook:
 
     def __init__(self, failures: int):
         self.bodies: list[bytes] = []
+        self.signatures: list[str | None] = []
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +41,7 @@ class FlakyWebhook:
 
             def do_POST(self):
                 hook.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.signatures.append(self.headers.get("X-Govtrain-Signature-256"))
                 self.send_response(500 if len(hook.bodies) <= failures else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -111,7 +115,7 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
             delivered = notify(drift, "life-credit/1", backoff=0.01)
         finally:
             del os.environ[WEBHOOK_ENV]
-    assert delivered == {"delivered": True, "attempts": 3, "error": None}
+    assert delivered == {"delivered": True, "attempts": 3, "error": None, "signed": False}
     assert json.loads(hook.bodies[-1])["drifted_columns"]
     with FlakyWebhook(failures=10) as hook:
         os.environ[WEBHOOK_ENV] = hook.url
@@ -150,14 +154,26 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
 
     # A scheduled drift run retried by Kubernetes (same Job name as idempotency key) leaves one MLflow run
     # and one chain record: the retry reports the first attempt's record.
+    # The alert is signed, names the chain record written before it, and its delivery is recorded too.
     key = "govtrain-drift-29412735"
-    attempt = drift_job(config, small_data.current, model="life-credit@champion", out_dir=tmp_path / "k1",
-                        idempotency_key=key)
-    retry = drift_job(config, small_data.current, model="life-credit@champion", out_dir=tmp_path / "k2",
-                      idempotency_key=key)
+    with FlakyWebhook(failures=0) as hook:
+        os.environ[WEBHOOK_ENV], os.environ[SECRET_ENV] = hook.url, "shared-with-the-receiver"
+        try:
+            attempt = drift_job(config, small_data.current, model="life-credit@champion", out_dir=tmp_path / "k1",
+                                idempotency_key=key)
+            retry = drift_job(config, small_data.current, model="life-credit@champion", out_dir=tmp_path / "k2",
+                              idempotency_key=key)
+        finally:
+            del os.environ[WEBHOOK_ENV], os.environ[SECRET_ENV]
     assert not attempt.replayed and retry.replayed and retry.record["hash"] == attempt.record["hash"]
     assert retry.monitoring_run == attempt.monitoring_run
     assert [row["drifted"] for row in drift_history(config, "life-credit")] == [True, True]
+    [body] = hook.bodies  # one POST: the retry sent nothing
+    assert json.loads(body)["chain_record"] == attempt.record["hash"]
+    assert hook.signatures == [signature("shared-with-the-receiver", body)]
+    notice = read_chain(config.chain_dir, "life-credit")[-1]
+    assert (notice["step"], notice["details"]["drift_record"], notice["details"]["delivered"]) == (
+        "notify", attempt.record["hash"], True)
 
     # The champion moved in MLflow directly, not through govtrain: the audit fails, naming alias, version
     # and the chain's last move; history says so too. Moved back, it verifies again.

@@ -61,12 +61,45 @@ def audit_bundle(model: str, version: str, bundle: Path, chain_dir: Path, truste
     return result
 
 
+# An export is untrusted input: it is opened only within these bounds (a real export of the demo model
+# is about 2 MB in 60 members, compressed about 4:1).
+MAX_MEMBERS, MAX_BYTES, MAX_RATIO = 10_000, 2 * 1024**3, 200
+
+
+class UnsafeArchive(ValueError):
+    """The zip is not opened: the message names the member and the limit."""
+
+
+def safe_extract(archive: zipfile.ZipFile, dest: Path, max_members: int = MAX_MEMBERS, max_bytes: int = MAX_BYTES,
+                 max_ratio: float = MAX_RATIO) -> None:
+    """Extract only plain files whose paths stay inside dest, within count, size and ratio caps, all
+    checked from the directory before anything is written (a zip bomb is refused, not inflated)."""
+    members = archive.infolist()
+    if len(members) > max_members:
+        raise UnsafeArchive(f"{len(members)} members, more than the {max_members} an export can have")
+    root, total = dest.resolve(), 0
+    for member in members:
+        name = member.filename
+        target = (root / name).resolve()
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts or not target.is_relative_to(root):
+            raise UnsafeArchive(f"member {name!r} would be written outside the extraction folder")
+        if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            raise UnsafeArchive(f"member {name!r} is a symbolic link")
+        total += member.file_size
+        if total > max_bytes:
+            raise UnsafeArchive(f"more than {max_bytes} bytes uncompressed (at member {name!r})")
+        if member.compress_size and member.file_size / member.compress_size > max_ratio:
+            raise UnsafeArchive(f"member {name!r} inflates {member.file_size / member.compress_size:.0f}:1, "
+                                f"more than {max_ratio:.0f}:1")
+    archive.extractall(root)
+
+
 def audit_export(path: Path, trusted: list[str] | None = None) -> ModelAudit:
     """Offline: an exported zip, checked with nothing but the zip (and the auditor's trusted keys)."""
     work = Path(tempfile.mkdtemp(prefix="govtrain-audit-"))
     try:
         with zipfile.ZipFile(path) as archive:
-            archive.extractall(work)
+            safe_extract(archive, work)
         manifest = json.loads((work / MANIFEST).read_bytes())
         chain_dir = work / "chains"
         chain_dir.mkdir()

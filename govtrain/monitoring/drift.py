@@ -131,7 +131,7 @@ def read_columns(path: Path) -> list[str]:
     return table_columns(path, format_of(path))
 
 
-WEBHOOK_ENV = "GOVTRAIN_DRIFT_WEBHOOK"
+WEBHOOK_ENV = "GOVTRAIN_DRIFT_WEBHOOK"  # = monitoring.webhook.URL_ENV
 
 
 def monitoring_metrics(result: DriftResult) -> dict[str, float]:
@@ -141,30 +141,22 @@ def monitoring_metrics(result: DriftResult) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def notify(result: DriftResult, model_label: str, attempts: int = 3, backoff: float = 0.5) -> dict | None:
-    """POST a short JSON to $GOVTRAIN_DRIFT_WEBHOOK on drift, retrying; the outcome is returned, never lost."""
-    import os
+def notify(result: DriftResult, model_label: str, attempts: int = 3, backoff: float = 0.5,
+           record_hash: str | None = None) -> dict | None:
+    """On drift, a signed POST to $GOVTRAIN_DRIFT_WEBHOOK (monitoring/webhook.py), retrying; the outcome
+    is returned, never lost. record_hash names the chain record already written for this run."""
     import time
-    import urllib.request
 
-    url = os.environ.get(WEBHOOK_ENV)
+    from govtrain.monitoring.webhook import configured, post
+
+    url, secret = configured()
     if not url or not result.drifted:
         return None
     payload = json.dumps({"model": model_label, "drift_share": round(result.drift_share, 4),
                           "threshold": result.threshold, "report": str(result.html),
-                          "drifted_columns": [c["column"] for c in result.columns if c["drifted"]]}).encode()
-    error = None
-    for attempt in range(1, attempts + 1):
-        try:
-            request = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
-                if 200 <= response.status < 300:
-                    return {"delivered": True, "attempts": attempt, "error": None}
-                error = f"HTTP {response.status}"
-        except OSError as exc:
-            error = str(exc)
-        time.sleep(backoff * 2 ** (attempt - 1))
-    return {"delivered": False, "attempts": attempts, "error": error}
+                          "drifted_columns": [c["column"] for c in result.columns if c["drifted"]],
+                          "chain_record": record_hash, "sent_at": int(time.time())}).encode()
+    return post(url, payload, secret, attempts=attempts, backoff=backoff)
 
 
 def record_drift(config: Config, model_ref: str, result: DriftResult, current_path: Path,

@@ -21,6 +21,14 @@ class DriftJob:
     replayed: bool = False  # this idempotency key was already recorded: nothing logged, notified or appended
 
 
+def record_notification(config: Config, version: Any, drift_record: dict, outcome: dict) -> dict:
+    from govtrain.governance.chain import append
+
+    return append(config.chain_dir, version.name, "notify", version=str(version.version),
+                  model_root=drift_record.get("model_root"), decision="pass" if outcome["delivered"] else "fail",
+                  details={"drift_record": drift_record["hash"], **outcome})
+
+
 def recorded_drift(config: Config, model: str, key: str) -> dict | None:
     """The chain record an earlier attempt of the same scheduled run left (a retried CronJob pod)."""
     from govtrain.governance.chain import read_chain
@@ -60,8 +68,12 @@ def drift_job(config: Config, current: Path, reference: Path | None = None, mode
         job.monitoring_run = log_monitoring_run(config.tracking_uri, config.registry.experiment, version,
                                                 result.drifted, monitoring_metrics(result), [result.html,
                                                                                              result.summary])
-        job.webhook = notify(result, f"{version.name}/{version.version}")
-        job.record = record_drift(config, f"{version.name}/{version.version}", result, current,
-                                  monitoring_run=job.monitoring_run, webhook=job.webhook,
+        # The record first: an alert never announces what the chain does not hold. The alert names the
+        # record, and its delivery is a record of its own.
+        label = f"{version.name}/{version.version}"
+        job.record = record_drift(config, label, result, current, monitoring_run=job.monitoring_run,
                                   idempotency_key=idempotency_key)
+        job.webhook = notify(result, label, record_hash=job.record["hash"])
+        if job.webhook is not None:
+            record_notification(config, version, job.record, job.webhook)
     return job
