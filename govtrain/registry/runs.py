@@ -42,6 +42,8 @@ def end_pipeline_run(tracking_uri: str, experiment: str, run_id: str, status: st
     """End the pipeline run's MLflow run (if one was opened and is still RUNNING) as FAILED or KILLED,
     with the outcome as a tag; returns its id. Best effort: the sealed ledger is the record, and an
     unreachable server costs a warning, not the seal."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return None  # no store yet, so no run to end (and opening one would create it)
     try:
         client = client_for(tracking_uri)
         exp = client.get_experiment_by_name(experiment)
