@@ -227,3 +227,37 @@ def test_malformed_input_fails_cleanly_and_is_sealed(outcomes, name):
     error = [r for r in ledger["records"] if r["decision"] == "error"]
     assert len(error) == 1 and CASES[name][3][0].split(": ", 1)[-1][:30] in error[0]["details"]["error"]
     assert verify(runs[0]).ok
+
+
+# --- limits checked before a table is read whole -----------------------------------------------------
+def test_a_header_wider_than_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    from govtrain.data.io import DataError, read_table
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(12)) + "\n" + ",".join("1" * 12) + "\n")
+    monkeypatch.setenv("GOVTRAIN_MAX_COLUMNS", "10")
+    with pytest.raises(DataError, match=r"wide\.csv: 12 columns, more than 10 \(\$GOVTRAIN_MAX_COLUMNS\)"):
+        read_table(wide)
+
+
+@pytest.mark.parametrize("body,line", [
+    (b"a,b\n1,2\n" + b"x" * 3_000_000 + b"\n4,5\n", 3),  # one huge cell in the middle
+    (b"a,b\n" + b"y" * (1 << 20) + b"\n" + b"z" * ((1 << 20) + 5) + b"\n", 3),  # a line across the chunk edge
+    (b"a,b\n" + b"w" * ((1 << 20) + 1), 2),  # no final newline
+    (b"h" * ((1 << 20) + 1) + b"\n1\n", 1),  # the header itself
+])
+def test_a_line_longer_than_the_limit_is_named_before_reading(tmp_path, body, line):
+    from govtrain.data.io import DataError, read_table
+
+    path = tmp_path / "long.csv"
+    path.write_bytes(body)
+    with pytest.raises(DataError, match=rf"long\.csv: line {line} is longer than 1048576 bytes"):
+        read_table(path)
+
+
+def test_a_line_at_the_limit_is_read(tmp_path):
+    from govtrain.data.io import read_table
+
+    path = tmp_path / "edge.csv"
+    path.write_bytes(b"a\n" + b"7" * (1 << 20) + b"\n")
+    assert len(read_table(path)) == 1

@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +16,35 @@ SPLITS = ("train", "val", "test")
 
 class DataError(ValueError):
     """Bad input data, phrased as one line naming the file, column or row."""
+
+
+# Untrusted tables are checked against these before they are read whole (memory stays bounded):
+# a header wider than MAX_COLUMNS or a CSV line longer than MAX_LINE_BYTES is refused.
+MAX_COLUMNS_ENV, MAX_LINE_ENV = "GOVTRAIN_MAX_COLUMNS", "GOVTRAIN_MAX_LINE_BYTES"
+
+
+def limits() -> tuple[int, int]:
+    return int(os.environ.get(MAX_COLUMNS_ENV, 10_000)), int(os.environ.get(MAX_LINE_ENV, 1 << 20))
+
+
+def check_line_lengths(path: Path, limit: int) -> None:
+    """One streaming pass in 1 MiB chunks (numpy finds the newlines): the first line longer than limit
+    bytes is named."""
+    carry, line = 0, 1  # bytes of the current line seen in earlier chunks, its number
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+            lengths = np.diff(ends, prepend=-1) - 1  # each complete line in this chunk
+            if len(ends):
+                lengths[0] += carry
+            too_long = np.flatnonzero(lengths > limit)
+            if len(too_long):
+                raise DataError(f"{path}: line {line + int(too_long[0])} is longer than {limit} bytes "
+                                f"(${MAX_LINE_ENV}); not reading it")
+            line += len(ends)
+            carry = (len(chunk) - int(ends[-1]) - 1) if len(ends) else carry + len(chunk)
+            if carry > limit:
+                raise DataError(f"{path}: line {line} is longer than {limit} bytes (${MAX_LINE_ENV}); not reading it")
 
 
 def format_of(path: str | Path) -> str:
@@ -98,9 +128,11 @@ def table_columns(path: str | Path, fmt: str) -> list[str]:
     path = Path(path)
     check_readable(path)
     try:
+        max_columns, max_line = limits()
         if fmt == "csv":
+            check_line_lengths(path, max_line)
             with open(path, "rb") as handle:
-                names = next(csv.reader([handle.readline().decode("utf-8")]), [])
+                names = next(csv.reader([handle.readline(max_line + 1).decode("utf-8")]), [])
         else:
             schema = pq.read_schema(path)
             names = schema.names
@@ -114,6 +146,8 @@ def table_columns(path: str | Path, fmt: str) -> list[str]:
         raise
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    if len(names) > max_columns:
+        raise DataError(f"{path}: {len(names)} columns, more than {max_columns} (${MAX_COLUMNS_ENV}); not reading it")
     sep = next((s for s in (";", "\t", "|") if s in names[0]), None) if fmt == "csv" and len(names) == 1 else None
     if sep:
         raise DataError(f"{path}: the header is one column holding {sep!r}: govtrain reads comma-separated CSV")
