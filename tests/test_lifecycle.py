@@ -4,8 +4,6 @@ import getpass
 import hashlib
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import pytest
@@ -23,11 +21,12 @@ from govtrain.registry.audit import audit_model, export, report
 from govtrain.registry.lifecycle import Refused, alias_check, history, promote, rollback
 from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
 from govtrain.registry.runs import log_monitoring_run
+from tests.loopback import Loopback, QuietHandler
 
 pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
 
 
-class FlakyWebhook:
+class FlakyWebhook(Loopback):
     """A webhook receiver on 127.0.0.1 that answers 500 to its first `failures` requests."""
 
     def __init__(self, failures: int):
@@ -35,26 +34,13 @@ class FlakyWebhook:
         self.signatures: list[str | None] = []
         hook = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                hook.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.bodies.append(self.body())
                 hook.signatures.append(self.headers.get("X-Govtrain-Signature-256"))
-                self.send_response(500 if len(hook.bodies) <= failures else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(500 if len(hook.bodies) <= failures else 200)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
+        super().__init__(Handler, "/hook")
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ v2beta1 endpoints on 127.0.0.1), how it authenticates behind Kubeflow's auth pro
 refusals of a config that only works on this machine."""
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,13 +10,14 @@ import yaml
 
 from govtrain.core.config import ConfigError, load_config
 from govtrain.pipelines.submit import KfpAuth, check_cluster_config, submit
+from tests.loopback import Loopback, QuietHandler
 from tests.test_cli import assert_one_line_error, govtrain
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "configs" / "cluster.yaml"
 
 
-class FakeKfp:
+class FakeKfp(Loopback):
     """The two KFP v2beta1 endpoints `create_run_from_pipeline_package` calls, on 127.0.0.1; it keeps the
     Authorization and Cookie headers of every request."""
 
@@ -27,39 +26,23 @@ class FakeKfp:
         self.headers: list[dict[str, str | None]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _json(self, body: dict) -> None:
                 fake.headers.append({"authorization": self.headers.get("Authorization"),
                                      "cookie": self.headers.get("Cookie")})
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(200, body)
 
             def do_GET(self):
                 self._json({"experiments": []} if self.path.startswith("/apis/v2beta1/experiments") else {})
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = json.loads(self.body())
                 if self.path.startswith("/apis/v2beta1/experiments"):
                     return self._json({**body, "experiment_id": "exp-1"})
                 fake.runs.append(body)
                 self._json({**body, "run_id": "run-42", "state": "PENDING"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
+        super().__init__(Handler)
 
 
 @pytest.fixture

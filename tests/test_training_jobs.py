@@ -158,16 +158,27 @@ def test_launcher_reports_a_refused_create(job_config):
             launcher(api_for(fake), 0.1).run(job, 5)
 
 
+def prepared(config, tmp_path: Path, run_id: str) -> dict[str, Path]:
+    """The splits a train step reads, and the work volume folder it expects mounted."""
+    (tmp_path / "work").mkdir()
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    prepare(config, paths, tmp_path / "ev-prepare", run_id)
+    return paths
+
+
+def train_against(fake: FakeKube, config, paths: dict[str, Path], tmp_path: Path, monkeypatch, run_id: str):
+    """The train step with the stand-in API server as its cluster (by kubeconfig, as outside a pod)."""
+    monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    return train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", run_id)
+
+
 @pytest.mark.slow
 def test_train_step_runs_the_job_through_the_operator_path(job_config, tmp_path, monkeypatch):
     config = job_config(workers=2, epochs=2)
-    (tmp_path / "work").mkdir()
-    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
-    prepare(config, paths, tmp_path / "ev-prepare", "cluster-run")
+    paths = prepared(config, tmp_path, "cluster-run")
     with FakeKube(operator=True, logs_dir=tmp_path) as fake:
-        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
-        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        record = train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", "cluster-run")
+        record = train_against(fake, config, paths, tmp_path, monkeypatch, "cluster-run")
     assert record["metrics"]["world_size"] == 2 and record["metrics"]["epochs"] == 2
     assert record["details"]["backend"] == "pytorchjob"
     assert record["details"]["job_conditions"][-1]["type"] == "Succeeded"
@@ -181,18 +192,15 @@ def test_train_step_runs_the_job_through_the_operator_path(job_config, tmp_path,
 @pytest.mark.slow
 def test_train_step_fails_with_the_job_failure_and_no_model(job_config, tmp_path, monkeypatch):
     config = job_config(workers=2, epochs=1)
-    (tmp_path / "work").mkdir()
-    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
-    prepare(config, paths, tmp_path / "ev-prepare", "broken")
+    paths = prepared(config, tmp_path, "broken")
     (tmp_path / "work" / "runs" / "broken" / "job").mkdir(parents=True)
+    # The pods read the job from the work volume; a job file they cannot parse makes them exit 1.
+    original = build_pytorchjob
+    monkeypatch.setattr("govtrain.components.train.pytorchjob.build_pytorchjob", lambda *a,
+                        **k: corrupt(original(*a, **k)))
     with FakeKube(operator=True, logs_dir=tmp_path) as fake:
-        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
-        # The pods read the job from the work volume; a job file they cannot parse makes them exit 1.
-        original = build_pytorchjob
-        monkeypatch.setattr("govtrain.components.train.pytorchjob.build_pytorchjob", lambda *a,
-                            **k: corrupt(original(*a, **k)))
         with pytest.raises(TrainingError, match="failed: JobFailed: .*exit code 1"):
-            train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", "broken")
+            train_against(fake, config, paths, tmp_path, monkeypatch, "broken")
     assert not (tmp_path / "model" / "model.safetensors").exists()
     # An error record (mirrored to the work volume on a cluster, so the exit handler seals it) carries every
     # replica's log, collected before the job was deleted.
@@ -402,13 +410,9 @@ def test_the_job_is_owned_by_the_step_pod_so_kubernetes_deletes_it_with_the_pod(
 @pytest.mark.slow
 def test_train_step_runs_a_trainjob_through_the_controller_path(job_config, tmp_path, monkeypatch):
     config = job_config(backend="trainjob", workers=2, epochs=2)
-    (tmp_path / "work").mkdir()
-    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
-    prepare(config, paths, tmp_path / "ev-prepare", "v2-run")
+    paths = prepared(config, tmp_path, "v2-run")
     with FakeKube(operator=True, logs_dir=tmp_path) as fake:
-        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
-        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        record = train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", "v2-run")
+        record = train_against(fake, config, paths, tmp_path, monkeypatch, "v2-run")
     assert record["metrics"]["world_size"] == 2 and record["details"]["backend"] == "trainjob"
     assert record["details"]["job_conditions"][-1]["type"] == "Complete"
     manifest = yaml.safe_load((tmp_path / "ev-train" / "files" / "train" / "training-job.yaml").read_text())

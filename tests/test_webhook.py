@@ -2,47 +2,30 @@
 file, a redirect that would carry the alert and its signature to another host, a receiver that never
 answers, and a forged body that the HMAC signature exposes. Real receivers on 127.0.0.1."""
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from govtrain.monitoring.webhook import SIGNATURE_HEADER, post, signature
+from tests.loopback import Loopback, QuietHandler
 
 
-class Receiver:
+class Receiver(Loopback):
     """Answers each POST with `status` (and `location` for redirects), after `delay` seconds."""
 
     def __init__(self, status: int = 200, location: str | None = None, delay: float = 0.0):
         self.requests: list[tuple[str, bytes, dict]] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.requests.append((self.command, self.rfile.read(length), dict(self.headers)))
+                receiver.requests.append((self.command, self.body(), dict(self.headers)))
                 time.sleep(delay)
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(status, headers={"Location": location} if location else None)
 
             do_POST = do_GET = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
+        super().__init__(Handler, "/hook")
 
 
 BODY = json.dumps({"model": "credit/3", "drift_share": 0.6, "chain_record": "ab" * 32}).encode()

@@ -67,6 +67,8 @@ def read_table(path: str | Path, fmt: str | None = None, columns: list[str] | No
     path = Path(path)
     fmt = fmt or format_of(path)
     table_columns(path, fmt)  # the header's problems first: they explain everything after them
+    if fmt == "csv":
+        check_line_lengths(path, limits()[1])  # before pandas holds a line of any length in memory
     try:
         if fmt == "csv":  # all columns: with usecols pandas would let a row with extra fields pass
             frame = pd.read_csv(path, encoding="utf-8")
@@ -130,9 +132,11 @@ def table_columns(path: str | Path, fmt: str) -> list[str]:
     try:
         max_columns, max_line = limits()
         if fmt == "csv":
-            check_line_lengths(path, max_line)
             with open(path, "rb") as handle:
-                names = next(csv.reader([handle.readline(max_line + 1).decode("utf-8")]), [])
+                header = handle.readline(max_line + 1)
+            if len(header.rstrip(b"\r\n")) > max_line:
+                raise DataError(f"{path}: line 1 is longer than {max_line} bytes (${MAX_LINE_ENV}); not reading it")
+            names = next(csv.reader([header.decode("utf-8")]), [])
         else:
             schema = pq.read_schema(path)
             names = schema.names

@@ -13,6 +13,7 @@ import pandas as pd
 from govtrain.core.config import Config
 from govtrain.data.io import DataError, read_table
 from govtrain.monitoring.engine import dataset_drift
+from govtrain.monitoring.webhook import URL_ENV
 
 
 @dataclass
@@ -131,7 +132,7 @@ def read_columns(path: Path) -> list[str]:
     return table_columns(path, format_of(path))
 
 
-WEBHOOK_ENV = "GOVTRAIN_DRIFT_WEBHOOK"  # = monitoring.webhook.URL_ENV
+WEBHOOK_ENV = URL_ENV  # where drift alerts go (monitoring/webhook.py)
 
 
 def monitoring_metrics(result: DriftResult) -> dict[str, float]:

@@ -8,10 +8,9 @@ InferenceService of that name exists.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from govtrain.components.train.cluster_job import CONTAINER_SECURITY, PART_OF
+from govtrain.components.train.cluster_job import CONTAINER_SECURITY, PART_OF, is_dns1035, slug
 from govtrain.core.config import Config
 from govtrain.registry.serving import ServableModel
 
@@ -27,9 +26,8 @@ class DeployError(ValueError):
 
 def service_name(model: str) -> str:
     """A DNS-1035 label KServe accepts as an InferenceService name (it becomes a Knative service name)."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-")
-    slug = slug if slug[:1].isalpha() else f"m-{slug}"
-    return slug[:45].rstrip("-")
+    name = slug(model)
+    return (name if name[:1].isalpha() else f"m-{name}")[:45].rstrip("-")
 
 
 def storage_uri(config: Config, artifact_uri: str) -> str:
@@ -73,7 +71,7 @@ def build_inference_service(config: Config, model: ServableModel) -> dict[str, A
 def check_webhook_rules(isvc: dict) -> None:
     """KServe's validating webhook (inference_service_validation.go) for the fields we set."""
     name = isvc["metadata"]["name"]
-    if not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:
+    if not is_dns1035(name):
         raise DeployError(f"InferenceService name {name!r} is not a DNS-1035 label")
     predictor = isvc["spec"]["predictor"]
     frameworks = [k for k in ("model", "sklearn", "xgboost", "pytorch", "tensorflow", "onnx", "triton",

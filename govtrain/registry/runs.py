@@ -28,13 +28,19 @@ def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
     return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
 
 
+def tagged_run(client: Any, experiment_id: str, run_id: str) -> Any:
+    """The MLflow run carrying this pipeline run's id, or None."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1)
+    return found[0] if found else None
+
+
 def pipeline_run(tracking_uri: str, experiment: str, run_id: str) -> str:
     """The MLflow run id for this pipeline run, created on first use."""
     client = client_for(tracking_uri)
     exp_id = experiment_id(client, experiment, tracking_uri)
-    found = client.search_runs([exp_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1)
-    if found:
-        return found[0].info.run_id
+    found = tagged_run(client, exp_id, run_id)
+    if found is not None:
+        return found.info.run_id
     return client.create_run(exp_id, run_name=f"govtrain-{run_id}", tags={RUN_ID_TAG: run_id}).info.run_id
 
 
@@ -47,13 +53,12 @@ def end_pipeline_run(tracking_uri: str, experiment: str, run_id: str, status: st
     try:
         client = client_for(tracking_uri)
         exp = client.get_experiment_by_name(experiment)
-        found = client.search_runs([exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",
-                                   max_results=1) if exp else []
-        if not found or found[0].info.status != "RUNNING":
+        found = tagged_run(client, exp.experiment_id, run_id) if exp else None
+        if found is None or found.info.status != "RUNNING":
             return None
-        client.set_tag(found[0].info.run_id, "govtrain.outcome", outcome[:4900])
-        client.set_terminated(found[0].info.run_id, status)
-        return found[0].info.run_id
+        client.set_tag(found.info.run_id, "govtrain.outcome", outcome[:4900])
+        client.set_terminated(found.info.run_id, status)
+        return found.info.run_id
     except Exception as exc:  # noqa: BLE001
         log.warning("could not end the MLflow run of %s as %s: %s", run_id, status, exc)
         return None

@@ -42,14 +42,23 @@ TRAINJOB = JobKind("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob", 
                    "jobset.sigs.k8s.io/jobset-name={name}")
 
 
+def slug(text: str) -> str:
+    """Lower case letters, digits and single dashes: the alphabet of a DNS-1035 label."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def is_dns1035(name: str) -> bool:
+    """What Kubernetes, the training controllers and KServe accept as an object's name."""
+    return bool(re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name)) and len(name) <= 63
+
+
 def job_name(run_id: str) -> str:
     """A DNS-1035 label short enough for the per-replica service and pod names the controllers derive."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-")
-    return f"govtrain-{slug}"[:40].rstrip("-")
+    return f"govtrain-{slug(run_id)}"[:40].rstrip("-")
 
 
 def check_name(name: str, kind: str) -> None:
-    if not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:
+    if not is_dns1035(name):
         raise ManifestError(f"{kind} name {name!r} is not a DNS-1035 label")
 
 
