@@ -117,6 +117,15 @@ def test_the_drift_task_is_never_cached_and_keys_its_record_by_run(tmp_path):
     assert all(t["cachingOptions"].get("enableCache") for _, _, t in tasks(training) if "cachingOptions" in t)
 
 
+def test_only_the_register_step_is_retried_by_the_backend(tmp_path):
+    """Registration is idempotent per run (a retry completes the version it created), so the backend may
+    retry it; no other step is retried (a retried train would redo the DDP job)."""
+    spec, _ = compiled(tmp_path)
+    retried = {name: task["retryPolicy"] for _, name, task in tasks(spec) if "retryPolicy" in task}
+    assert list(retried) == ["register-op"]
+    assert retried["register-op"]["maxRetryCount"] == 3 and retried["register-op"]["backoffDuration"] == "30s"
+
+
 def test_compiled_cluster_pipeline_has_platform_settings_and_the_configured_image(tmp_path):
     config = load_config(ROOT / "configs" / "cluster.yaml")
     result = submit(config, ROOT / "configs" / "cluster.yaml", tmp_path / "p.yaml", None, None, "govtrain", None,

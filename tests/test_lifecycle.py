@@ -4,6 +4,7 @@ import getpass
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -11,7 +12,7 @@ from mlflow import MlflowClient
 
 from govtrain.governance import signing
 from govtrain.governance.audit import audit_export
-from govtrain.governance.chain import read_chain
+from govtrain.governance.chain import chain_path, read_chain
 from govtrain.monitoring.drift import WEBHOOK_ENV, monitoring_metrics, notify, record_drift, run_drift
 from govtrain.monitoring.history import drift_history
 from govtrain.monitoring.job import drift_job
@@ -41,6 +42,14 @@ class FlakyWebhook(Loopback):
                 self.reply(500 if len(hook.bodies) <= failures else 200)
 
         super().__init__(Handler, "/hook")
+
+
+def flip_last_byte(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 1])
+
+
+def add_line(data: bytes) -> bytes:
+    return data + b"\nimport os  # an insider's line, run at load time\n"
 
 
 @pytest.fixture
@@ -124,7 +133,7 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     archive = export(config, "life-credit@champion", tmp_path / "export.zip")
     assert audit_export(archive, trusted=[signed]).ok
     other = audit_export(archive, trusted=[signing.new_key()[1]])
-    assert not other.ok and "untrusted key" in other.problem
+    assert not other.ok and "not a trusted key" in other.problem
 
     # The report: every subcategory a verified record claims is "evidenced", artefacts are linked.
     _, md, html = report(config, "life-credit@champion", tmp_path / "report")
@@ -172,6 +181,39 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     assert alias_check(config, "life-credit") == moved.problem
     client.set_registered_model_alias("life-credit", "champion", first.registration["version"])
     assert audit_model(config, "life-credit@champion").ok and alias_check(config, "life-credit") is None
+
+    # The newest chain record cut off (the rest still links and is signed): the registry's anchor shows it,
+    # through MLflow and in an export made afterwards. Put back, it verifies again.
+    newest = sorted((chain_path(config.chain_dir, "life-credit") / "records").iterdir())[-1]
+    kept = newest.read_bytes()
+    newest.unlink()
+    cut = audit_model(config, "life-credit@champion")
+    assert not cut.ok and cut.problem.endswith("records were removed from the end")
+    offline = audit_export(export(config, "life-credit@champion", tmp_path / "cut.zip"), trusted=[signed])
+    assert not offline.ok and offline.problem == cut.problem
+    newest.write_bytes(kept)
+    assert audit_model(config, "life-credit@champion").ok
+
+    # The served model is evidence: one flipped byte of the weights, or one line added to the shipped code (it
+    # runs when a server loads the model), written into the artifact store, fails the audit and the promotion,
+    # naming the file. Put back, it verifies again.
+    v1 = client.get_model_version("life-credit", first.registration["version"])
+    model_id = v1.source.rsplit("/", 1)[-1]
+    original = Path(mlflow.artifacts.download_artifacts(v1.source, dst_path=str(tmp_path / "served")))
+    weights = next(original.rglob("*.safetensors"))
+    code = next(p for p in original.rglob("*.py") if p.parts[len(original.parts)] == "code")
+    for target, change in ((weights, flip_last_byte), (code, add_line)):
+        rel = target.relative_to(original)
+        tampered = tmp_path / "tampered" / rel.name
+        tampered.parent.mkdir(exist_ok=True)
+        tampered.write_bytes(change(target.read_bytes()))
+        client.log_model_artifact(model_id, str(tampered), artifact_path=rel.parent.as_posix())
+        audit = audit_model(config, "life-credit@champion")
+        assert not audit.ok and audit.problem.endswith(f"file model/{rel.as_posix()} does not match its sha256")
+        with pytest.raises(Refused, match=f"model/{rel.as_posix()} does not match"):
+            promote(config, "life-credit", first.registration["version"], "carol", "tampered")
+        client.log_model_artifact(model_id, str(target), artifact_path=rel.parent.as_posix())
+        assert audit_model(config, "life-credit@champion").ok
 
     # A version whose evidence was altered in MLflow is refused and fails the audit.
     bundle_ledger = tmp_path / "ledger.json"

@@ -14,7 +14,9 @@ from mlflow import MlflowClient
 from govtrain.components.register import register
 from govtrain.governance import chain
 from govtrain.pipelines.run import run_local
-from govtrain.registry.lifecycle import promote
+from govtrain.registry.audit import audit_model
+from govtrain.registry.lifecycle import Refused, promote
+from tests.loopback import FaultProxy
 
 pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
 
@@ -85,6 +87,38 @@ def test_a_crash_mid_registration_is_completed_by_the_rerun(registered, tmp_path
     assert client.get_model_version_by_alias("card-credit", "challenger").version == half.version
     records = chain.read_chain(config.governance.chain_dir, "card-credit")
     assert chain.registered_root(records, half.version) == done["ledger_root"]
+
+
+def test_mlflow_dropping_every_call_after_create_model_version_leaves_no_promotable_version(registered, tmp_path,
+                                                                                           monkeypatch):
+    """The measured fault: MLflow answers create_model_version, then drops every request (a proxy on 127.0.0.1
+    closes the connection unanswered). The version exists, marked incomplete: promote and audit refuse it. The
+    retry of the same pipeline run (KFP retries the register step) completes it: no second version."""
+    config, _, model_dir, evaluate_evidence = registered
+    client = MlflowClient(config.registry.tracking_uri)
+    before = versions(client, "card-credit")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with FaultProxy(config.registry.tracking_uri, drop_after="model-versions/create") as proxy:
+        via_proxy = config.model_copy(update={"registry": config.registry.model_copy(
+            update={"tracking_uri": proxy.url})})
+        with pytest.raises(Exception):  # noqa: B017 - whichever call MLflow's client failed on first
+            register(via_proxy, model_dir, evaluate_evidence, tmp_path / "ev1", tmp_path / "b1", "dropped-run")
+    assert any("model-versions/create" in p for p in proxy.forwarded) and proxy.dropped
+    created = versions(client, "card-credit")
+    assert len(created) == len(before) + 1
+    half = client.get_model_version("card-credit", str(created[-1]))
+    assert half.tags["govtrain.registration"] == "incomplete"
+    assert chain.registered_root(chain.read_chain(config.governance.chain_dir, "card-credit"), half.version) is None
+    with pytest.raises(Refused, match="registration is incomplete"):
+        promote(config, "card-credit", half.version, "alice", "an orphan")
+    audit = audit_model(config, f"card-credit/{half.version}")
+    assert not audit.ok and "registration is incomplete" in audit.problem
+
+    done = register(config, model_dir, evaluate_evidence, tmp_path / "ev2", tmp_path / "b2", "dropped-run")
+    assert versions(client, "card-credit") == created and done["version"] == half.version
+    assert client.get_model_version("card-credit", half.version).tags["govtrain.registration"] == "complete"
+    assert client.get_model_version_by_alias("card-credit", "challenger").version == half.version
+    assert audit_model(config, f"card-credit/{half.version}").ok
 
 
 def test_model_card_is_generated_from_the_evidence_and_follows_approvals(registered):

@@ -1,7 +1,8 @@
-"""register: seal the run's ledger, then publish it with the model to MLflow (registry.publish).
+"""register: log the model, seal the run's ledger (listing the model's files), then publish it to MLflow
+(registry.publish).
 
 Order matters for "all its evidence or not at all": the register record and the sealed ledger exist
-before anything reaches MLflow, and the model version is created last.
+before the model version does, and the model version is created last.
 """
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
         return publish.complete_existing(config, client, version, bundle_dir, started)
 
     where = publish.target(config, client, run_id)
+    # The model is logged first so that the ledger can list every file of it by digest: the served model
+    # is evidence. A crash here leaves a logged model that no version points at.
+    logged = publish.log_model(config, where, model_dir, train_path)
     evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
-    evidence.details = where.details(config)
+    evidence.details = where.details(config) | {"model_id": logged.model_id}
+    evidence.add_model_files(logged.files)
     evidence.finish("pass")
     ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")
-    return publish.publish(config, where, model_dir, bundle_dir, ledger, evidence.details, train_path, started)
+    return publish.publish(config, where, logged, bundle_dir, ledger, evidence.details, train_path, started)

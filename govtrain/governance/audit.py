@@ -32,11 +32,14 @@ class ModelAudit:
     chain_records: int = 0
     lifecycle: list[dict] = field(default_factory=list)  # chain records naming this version's root
     problem: str | None = None
+    chain_signed_by: list[str] = field(default_factory=list)
 
 
 def audit_bundle(model: str, version: str, bundle: Path, chain_dir: Path, trusted: list[str] | None,
-           registry_root: str | None) -> ModelAudit:
-    ledger = verify(bundle, trusted_keys=trusted)
+                 registry_root: str | None, anchor: str | None, allow_unsigned: bool = False) -> ModelAudit:
+    """The bundle against its ledger and signature, the registry's root tag, and the model's chain against
+    its signatures and its anchor (the registry's "<seq>:<hash>" of the newest record)."""
+    ledger = verify(bundle, trusted_keys=trusted, allow_unsigned=allow_unsigned)
     result = ModelAudit(ledger.ok, model, str(version), ledger.root, ledger, problem=ledger.problem)
     if not ledger.ok:
         return result
@@ -44,12 +47,16 @@ def audit_bundle(model: str, version: str, bundle: Path, chain_dir: Path, truste
         result.ok = False
         result.problem = f"the registry's ledger root tag {registry_root[:12]}… is not this bundle's root"
         return result
-    check = chain.verify_chain(chain_dir, model)
-    result.chain_records = check.records
+    check = chain.verify_chain(chain_dir, model, trusted, allow_unsigned)
+    result.chain_records, result.chain_signed_by = check.records, check.signed_by
     if not check.ok:
         result.ok, result.problem = False, check.problem
         return result
     records = chain.read_chain(chain_dir, model)
+    cut = chain.anchor_problem(records, model, anchor)
+    if cut and not (anchor is None and allow_unsigned):
+        result.ok, result.problem = False, cut
+        return result
     registered = chain.registered_root(records, str(version))
     if registered is None:
         result.ok, result.problem = False, f"the chain of {model} has no registration record for version {version}"
@@ -94,7 +101,7 @@ def safe_extract(archive: zipfile.ZipFile, dest: Path, max_members: int = MAX_ME
     archive.extractall(root)
 
 
-def audit_export(path: Path, trusted: list[str] | None = None) -> ModelAudit:
+def audit_export(path: Path, trusted: list[str] | None = None, allow_unsigned: bool = False) -> ModelAudit:
     """Offline: an exported zip, checked with nothing but the zip (and the auditor's trusted keys)."""
     work = Path(tempfile.mkdtemp(prefix="govtrain-audit-"))
     try:
@@ -106,7 +113,7 @@ def audit_export(path: Path, trusted: list[str] | None = None) -> ModelAudit:
         if (work / "chain").is_dir():
             shutil.move(str(work / "chain"), str(chain.chain_path(chain_dir, manifest["model"])))
         return audit_bundle(manifest["model"], manifest["version"], work / "bundle", chain_dir, trusted,
-                            manifest["root"])
+                            manifest["root"], manifest.get("chain_head"), allow_unsigned)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

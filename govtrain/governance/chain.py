@@ -7,7 +7,10 @@ record here that names the model version's ledger root, and links to the record 
     <chain_dir>/<model>/.lock                        appends hold an exclusive flock on it
 
 Appends from concurrent processes (two pipeline runs and a drift job) are serialised by the flock, so
-the chain stays linear; verify_chain names the first record that does not hold.
+the chain stays linear; verify_chain names the first record that does not hold. Every record carries an
+Ed25519 signature of its hash (governance/signing.py), so re-hashing after an edit or a deletion does not
+verify without the key; cutting records off the end is caught by the anchor, the newest record's seq and
+hash kept outside the chain (a registered-model tag in MLflow, set by registry/models.anchor_chain).
 """
 from __future__ import annotations
 
@@ -16,11 +19,12 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from govtrain.core.files import write_durably
+from govtrain.governance import signing
 from govtrain.governance.evidence import actor, code_version, now
 from govtrain.governance.hashing import canonical_json, jsonable, record_hash
 from govtrain.governance.rmf import STEP_RMF
@@ -99,6 +103,7 @@ def _append(folder: Path, model: str, step: str, *, version: str | None, model_r
         "rmf": STEP_RMF.get(step, []), "parents": [head["hash"]] if head else [],
     }
     record["hash"] = record_hash(record)
+    record["signature"] = signing.sign(record["hash"], signing.signing_key())
     records = folder / "records"
     records.mkdir(exist_ok=True)
     # Readers never see a half-written record, and a crash right after leaves the whole of it.
@@ -106,7 +111,8 @@ def _append(folder: Path, model: str, step: str, *, version: str | None, model_r
     return record
 
 
-def repair_chain(chain_dir: Path, model: str, reason: str) -> dict[str, Any]:
+def repair_chain(chain_dir: Path, model: str, reason: str, trusted: list[str] | None = None,
+                 allow_unsigned: bool = False) -> dict[str, Any]:
     """Set aside the first record that does not verify and every record after it (moved, never deleted,
     to set-aside/<time>/), then append a `repair` record naming each file moved and its digest."""
     import hashlib
@@ -114,7 +120,7 @@ def repair_chain(chain_dir: Path, model: str, reason: str) -> dict[str, Any]:
 
     folder = chain_path(chain_dir, model)
     with _locked(folder):
-        check = verify_chain(chain_dir, model)
+        check = verify_chain(chain_dir, model, trusted, allow_unsigned)
         if check.ok:
             raise ChainError(f"the chain of {model} verifies ({check.records} records): nothing to repair")
         bad = _files(folder)[check.records:]
@@ -136,9 +142,13 @@ class ChainVerification:
     records: int = 0
     problem: str | None = None
     head: str | None = None
+    signed_by: list[str] = field(default_factory=list)
 
 
-def verify_chain(chain_dir: Path, model: str) -> ChainVerification:
+def verify_chain(chain_dir: Path, model: str, trusted: list[str] | None = None,
+                 allow_unsigned: bool = False) -> ChainVerification:
+    """Every record's hash, name, sequence, link and signature (by a trusted key: default signing.trusted_keys()),
+    stopping at the first that does not hold."""
     result = ChainVerification(True)
     previous: dict | None = None
     for path in _files(chain_path(chain_dir, model)):
@@ -151,6 +161,12 @@ def verify_chain(chain_dir: Path, model: str) -> ChainVerification:
         if record_hash(record) != record.get("hash") or record["hash"] != file_hash:
             return ChainVerification(False, result.records,
                                      f"{name} ({record.get('step')}): content does not match its hash")
+        problem, key = signing.signature_problem(record["hash"], record.get("signature"), trusted, allow_unsigned,
+                                                 f"{name} ({record.get('step')})")
+        if problem:
+            return ChainVerification(False, result.records, problem)
+        if key and key not in result.signed_by:
+            result.signed_by.append(key)
         expected_seq = (previous["seq"] + 1) if previous else 1
         if record.get("seq") != expected_seq or int(seq) != expected_seq:
             return ChainVerification(False, result.records,
@@ -163,6 +179,28 @@ def verify_chain(chain_dir: Path, model: str) -> ChainVerification:
         result.records += 1
     result.head = previous["hash"] if previous else None
     return result
+
+
+def anchor_of(record: dict[str, Any]) -> str:
+    """What is kept outside the chain after each append: "<seq>:<hash>" of the newest record."""
+    return f"{record['seq']}:{record['hash']}"
+
+
+def anchor_problem(records: list[dict[str, Any]], model: str, anchor: str | None) -> str | None:
+    """Where the chain disagrees with its anchor, in one line: records cut off the end, or the anchored record
+    replaced. A chain longer than its anchor is not a fault (a crash between an append and the anchoring)."""
+    if anchor is None:
+        return (f"the chain of {model} has {len(records)} records but no anchor in the registry "
+                f"(tag govtrain.chain_head)") if records else None
+    seq_text, _, anchored = anchor.partition(":")
+    seq = int(seq_text) if seq_text.isdigit() else 0
+    if len(records) < seq:
+        return (f"the chain of {model} ends at record {len(records)}, but the registry anchors record {seq} "
+                f"({anchored[:12]}…): records were removed from the end")
+    if records[seq - 1]["hash"] != anchored:
+        return (f"chain record {seq} of {model} is {records[seq - 1]['hash'][:12]}…, but the registry anchors "
+                f"{anchored[:12]}… there: the chain was rewritten")
+    return None
 
 
 def registered_root(chain: list[dict[str, Any]], version: str) -> str | None:

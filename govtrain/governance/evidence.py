@@ -168,6 +168,11 @@ class StepEvidence:
         """An output named by digest only (data splits); verify checks it where it is supplied."""
         self.outputs.append({"name": name, "sha256": sha256_file(path), "kind": "data", "rows": rows})
 
+    def add_model_files(self, files: list[dict[str, Any]]) -> None:
+        """The registered model's files by digest (model/<path>, as `audit verify --model` downloads them)."""
+        self.outputs.extend({"name": f["name"], "sha256": f["sha256"], "kind": "model", "bytes": f["bytes"]}
+                            for f in files)
+
     def add_file(self, name: str, source: str | Path, kind: str = "evidence") -> Path:
         """Copy an evidence file into files/<step>/name and record its digest."""
         dest = self.out_dir / "files" / self.step / name

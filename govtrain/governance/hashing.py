@@ -43,5 +43,6 @@ def sha256_file(path: str | Path) -> str:
 
 
 def record_hash(record: dict) -> str:
-    """sha256 of the canonical record without its own "hash" field."""
-    return sha256_bytes(canonical_json({k: v for k, v in record.items() if k != "hash"}))
+    """sha256 of the canonical record without its own "hash" and "signature" fields (the signature is of
+    the hash)."""
+    return sha256_bytes(canonical_json({k: v for k, v in record.items() if k not in ("hash", "signature")}))

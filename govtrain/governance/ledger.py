@@ -7,9 +7,8 @@ A sealed bundle is a folder:
     data/...         optionally, the data splits (kind "data"), checked when present
 
 root = sha256(canonical {run_id, outcome, sealed, records: [hash, ...]}), so changing, dropping or
-reordering any record changes the root. With a signing key in the environment (governance/signing.py)
-the ledger also carries an Ed25519 signature of the root; verify checks it, and against the trusted
-public keys when it is given them.
+reordering any record changes the root. The ledger carries an Ed25519 signature of the root (always: by the
+key of governance/signing.py); verify requires it, by a trusted key, unless told to allow an unsigned one.
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from govtrain.governance.evidence import now
 from govtrain.governance.hashing import canonical_json, record_hash, sha256_bytes, sha256_file
 
 LEDGER_FILE = "ledger.json"
+MODEL_DIR = "model"  # the registered model's files, listed by digest in the register record
 
 
 def load_records(evidence_dir: Path) -> list[dict[str, Any]]:
@@ -66,9 +66,7 @@ def seal(evidence_dir: str | Path, bundle_dir: str | Path, *, run_id: str, outco
         "records": records,
         "root": root_hash(run_id, outcome, sealed, hashes),
     }
-    key = signing.key_from_environment()
-    if key:
-        ledger["signature"] = signing.sign(ledger["root"], key)
+    ledger["signature"] = signing.sign(ledger["root"], signing.signing_key())
     if (evidence_dir / "files").is_dir():
         shutil.copytree(evidence_dir / "files", bundle_dir / "files", dirs_exist_ok=True)
     write_durably(bundle_dir / LEDGER_FILE, canonical_json(ledger))
@@ -81,15 +79,18 @@ class Verification:
     records: int = 0
     files_checked: int = 0
     data_not_supplied: int = 0
+    model_files_checked: int = 0
     problem: str | None = None
     root: str | None = None
     signed_by: str | None = None  # the public key whose signature of the root checked out
     details: list[str] = field(default_factory=list)
 
 
-def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None) -> Verification:
+def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None,
+           allow_unsigned: bool = False) -> Verification:
     """Recompute every record hash, parent link, artifact digest, the root and its signature; stop at
-    the first fault. With trusted_keys, the root must be signed by one of them."""
+    the first fault. The root must be signed by one of trusted_keys (default: signing.trusted_keys());
+    allow_unsigned accepts a root with no signature (a signature present must still check out)."""
     bundle_dir = Path(bundle_dir)
     ledger_path = bundle_dir / LEDGER_FILE
     if not ledger_path.is_file():
@@ -102,6 +103,7 @@ def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None) -> Ver
 
     seen: set[str] = set()
     result = Verification(True, root=ledger.get("root"))
+    model_supplied = (bundle_dir / MODEL_DIR).is_dir()  # audit verify --model puts the registry's copy there
     for index, record in enumerate(records):
         name = f"record {index} ({record.get('step', '?')} {str(record.get('hash', ''))[:12]})"
         if record_hash(record) != record.get("hash"):
@@ -112,29 +114,30 @@ def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None) -> Ver
         for out in record.get("outputs", []):
             path = bundle_dir / out["name"]
             if not path.is_file():
-                if out.get("kind") == "data":
-                    result.data_not_supplied += 1
+                if out.get("kind") == "data" or (out.get("kind") == "model" and not model_supplied):
+                    result.data_not_supplied += out.get("kind") == "data"
                     continue
                 return _fail(result, f"{name}: file {out['name']} is missing")
             if sha256_file(path) != out["sha256"]:
                 return _fail(result, f"{name}: file {out['name']} does not match its sha256")
             result.files_checked += 1
+            result.model_files_checked += out.get("kind") == "model"
         seen.add(record["hash"])
         result.records += 1
+    if model_supplied:
+        listed = {out["name"] for r in records for out in r.get("outputs", []) if out.get("kind") == "model"}
+        extra = sorted(p.relative_to(bundle_dir).as_posix() for p in (bundle_dir / MODEL_DIR).rglob("*")
+                       if p.is_file() and p.relative_to(bundle_dir).as_posix() not in listed)
+        if extra:
+            return _fail(result, f"file {extra[0]} is in the model but not in the ledger")
     expected = root_hash(ledger.get("run_id", ""), ledger.get("outcome", ""), ledger.get("sealed", ""),
                          [r["hash"] for r in records])
     if expected != ledger.get("root"):
         return _fail(result, "ledger root does not match its records")
-    signature = ledger.get("signature")
-    if signature is not None:
-        if not signing.check(ledger["root"], signature):
-            return _fail(result, "ledger root signature does not verify")
-        result.signed_by = signature["public_key"]
-    if trusted_keys:
-        if signature is None:
-            return _fail(result, "ledger root is not signed, but trusted keys were given")
-        if signature["public_key"] not in trusted_keys:
-            return _fail(result, f"ledger root is signed by an untrusted key {signature['public_key'][:12]}…")
+    problem, result.signed_by = signing.signature_problem(ledger["root"], ledger.get("signature"), trusted_keys,
+                                                  allow_unsigned, "ledger root")
+    if problem:
+        return _fail(result, problem)
     return result
 
 

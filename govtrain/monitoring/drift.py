@@ -164,16 +164,15 @@ def record_drift(config: Config, model_ref: str, result: DriftResult, current_pa
                  monitoring_run: str | None = None, webhook: dict | None = None,
                  idempotency_key: str | None = None) -> dict:
     """Append the drift run to the model's chain, naming the monitored version's ledger root."""
-    from govtrain.governance import chain
     from govtrain.governance.hashing import sha256_file
-    from govtrain.registry.models import client_for, parse_ref, resolve
+    from govtrain.registry.models import append_anchored, client_for, parse_ref, resolve
 
     version = resolve(client_for(config.tracking_uri), parse_ref(model_ref))
     drifted = [c["column"] for c in result.columns if c["drifted"]]
     summary = (f"{len(drifted)}/{len(result.columns)} columns drifted (share {result.drift_share:.2f}, "
                f"threshold {result.threshold:.2f})")
-    return chain.append(
-        config.chain_dir, version.name, "drift", version=str(version.version),
+    return append_anchored(
+        config, version.name, "drift", version=str(version.version),
         model_root=version.tags.get("govtrain.ledger_root"), decision="fail" if result.drifted else "pass",
         checks=[{"id": "drift.share", "value": round(result.drift_share, 6), "threshold": result.threshold,
                  "passed": not result.drifted}],

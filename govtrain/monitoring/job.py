@@ -22,9 +22,9 @@ class DriftJob:
 
 
 def record_notification(config: Config, version: Any, drift_record: dict, outcome: dict) -> dict:
-    from govtrain.governance.chain import append
+    from govtrain.registry.models import append_anchored
 
-    return append(config.chain_dir, version.name, "notify", version=str(version.version),
+    return append_anchored(config, version.name, "notify", version=str(version.version),
                   model_root=drift_record.get("model_root"), decision="pass" if outcome["delivered"] else "fail",
                   details={"drift_record": drift_record["hash"], **outcome})
 

@@ -19,6 +19,25 @@ from govtrain.pipelines.cli_common import (
     user_errors,
 )
 
+AllowUnsignedOption = Annotated[bool, typer.Option(
+    "--allow-unsigned", help="Accept a ledger or chain record with no signature (hashes still checked).")]
+
+
+def trusted_keys(given: list[str] | None, config: Path) -> list[str]:
+    """The keys --public-key names; else this machine's trusted keys plus governance.public_keys of the config
+    (when the config file exists: a run folder or a zip can be checked without one)."""
+    from govtrain.governance.signing import trusted_keys as local_trust
+
+    if given:
+        return list(given)
+    return local_trust(load_config(config).governance.public_keys if config.is_file() else [])
+
+
+def signer(key: str | None) -> str:
+    from govtrain.governance.signing import short
+
+    return f"signed by {short(key)}" if key else "NOT SIGNED (--allow-unsigned)"
+
 
 @audit_app.command("verify")
 @user_errors
@@ -27,42 +46,46 @@ def audit_verify(
     model: Annotated[str | None, typer.Option("--model",
                                               help="Or: NAME, NAME@alias or NAME/version in MLflow.")] = None,
     public_key: KeyOption = None,
+    allow_unsigned: AllowUnsignedOption = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Recompute every record hash, parent link, artifact digest and signature. Exit 0 intact, 1 not."""
+    """Recompute every record hash, parent link, artifact digest and signature (by a trusted key), and the
+    chain against its anchor in the registry. Exit 0 intact, 1 not."""
     from govtrain.governance.audit import audit_export
     from govtrain.governance.ledger import verify
     from govtrain.registry.audit import audit_model
 
     if (path is None) == (model is None):
         raise ConfigError("give a PATH (run folder or exported .zip) or --model, not both")
-    trusted = public_key or None
-    if model is not None or (path is not None and path.suffix == ".zip"):
-        if model is not None:
-            cfg = load_config(config)
-            audit = audit_model(cfg, model, trusted or cfg.governance.public_keys or None)
-        else:
-            assert path is not None  # a .zip, by the test above
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-            audit = audit_export(path, trusted)
-        result = audit.ledger
-        if audit.ok:
-            console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
-                          f"{result.files_checked} files checked, {audit.chain_records} chain records "
-                          f"({len(audit.lifecycle)} about this version); root {audit.root}"
-                          f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
-            raise typer.Exit(0)
-        errors.print(f"FAILED: {audit.problem}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    assert path is not None
-    result = verify(path, trusted_keys=trusted)
-    if result.ok:
+    trusted = trusted_keys(public_key, config)
+    if path is not None and path.suffix != ".zip":
+        result = verify(path, trusted_keys=trusted, allow_unsigned=allow_unsigned)
+        if not result.ok:
+            fail(result.problem)
         console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
-                      f"{result.data_not_supplied} data files not supplied; root {result.root}"
-                      f"{'; signed by ' + result.signed_by if result.signed_by else ''}")
+                      f"{result.data_not_supplied} data files not supplied; root {result.root}; "
+                      f"{signer(result.signed_by)}")
         raise typer.Exit(0)
-    errors.print(f"FAILED: {result.problem}", markup=False, highlight=False, soft_wrap=True)
+    if model is not None:
+        audit = audit_model(load_config(config), model, trusted, allow_unsigned)
+    else:
+        assert path is not None  # a .zip, by the test above
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        audit = audit_export(path, trusted, allow_unsigned)
+    if not audit.ok:
+        fail(audit.problem)
+    result = audit.ledger
+    chain_keys = ", ".join(signer(k) for k in audit.chain_signed_by) or "no records"
+    console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
+                  f"{result.files_checked} files checked, {audit.chain_records} chain records "
+                  f"({len(audit.lifecycle)} about this version); root {audit.root}; ledger "
+                  f"{signer(result.signed_by)}; chain {chain_keys}")
+    raise typer.Exit(0)
+
+
+def fail(problem: str | None) -> None:
+    errors.print(f"FAILED: {problem}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -116,13 +139,18 @@ def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private ke
 def audit_repair_chain(
     model: Annotated[str, typer.Option(help="Registered model name whose chain does not verify.")],
     reason: Annotated[str, typer.Option(help="Why, for the repair record.")] = "a record did not verify",
+    allow_unsigned: AllowUnsignedOption = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Set aside the first chain record that does not verify and every record after it (moved under the
     chain's set-aside/ folder, never deleted) and append a `repair` record naming each file and its digest."""
     from govtrain.governance.chain import repair_chain
+    from govtrain.governance.signing import trusted_keys as local_trust
+    from govtrain.registry.models import set_anchor
 
-    record = repair_chain(load_config(config).chain_dir, model, reason)
+    cfg = load_config(config)
+    record = repair_chain(cfg.chain_dir, model, reason, local_trust(cfg.governance.public_keys), allow_unsigned)
+    set_anchor(cfg, model, record)
     details = record["details"]
     console.print(f"{model}: kept {details['kept_records']} record(s); set aside "
                   f"{', '.join(f['file'] for f in details['set_aside'])} ({details['problem']}) under "

@@ -60,5 +60,6 @@ def user_errors(func: Callable) -> Callable:
 
 
 KeyOption = Annotated[list[str] | None, typer.Option(
-    "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: governance.public_keys.")]
+    "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: this machine's "
+                           "trusted keys (<state>/keys/trusted.pub) and governance.public_keys.")]
 ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]

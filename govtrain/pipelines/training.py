@@ -47,8 +47,12 @@ def build_training_pipeline(config: Config | None = None):
                                        train_data=splits["train"], val_data=splits["val"], test_data=splits["test"],
                                        parent_evidence=train.outputs["evidence"]), "evaluate")
             with dsl.If(evaluate.outputs["Output"] == "pass", name="model-gate-passed"):
-                k8s(register_op(config_json=config_json, run_id=run_id, model=evaluate.outputs["calibrated_model"],
-                                train_data=splits["train"], parent_evidence=evaluate.outputs["evidence"]), "register")
+                register = k8s(register_op(config_json=config_json, run_id=run_id,
+                                           model=evaluate.outputs["calibrated_model"], train_data=splits["train"],
+                                           parent_evidence=evaluate.outputs["evidence"]), "register")
+                # A retry completes the version the failed attempt created (publish.version_of_run), never
+                # makes a second one: an MLflow outage mid-registration heals without a person.
+                register.set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2.0)
             with dsl.Else(name="model-gate-failed"):
                 k8s(seal_op(config_json=config_json, run_id=run_id, stopped_at="evaluate",
                             evidence=evaluate.outputs["evidence"]), "seal")

@@ -11,20 +11,31 @@ from pathlib import Path
 from typing import Any
 
 from govtrain.core.config import Config
-from govtrain.governance import chain
+from govtrain.governance import chain, signing
 from govtrain.governance.audit import MANIFEST, ModelAudit, audit_bundle, render_html, render_markdown, report_data
 from govtrain.governance.hashing import canonical_json
 from govtrain.governance.ledger import LEDGER_FILE
-from govtrain.registry.models import CHAMPION, client_for, fetch_bundle, parse_ref, resolve
+from govtrain.registry.models import (
+    CHAMPION,
+    chain_anchor,
+    client_for,
+    fetch_bundle,
+    fetch_model_into,
+    incomplete,
+    parse_ref,
+    resolve,
+)
 
 
 @contextmanager
 def fetched(config: Config, ref_text: str) -> Iterator[tuple[Any, Path]]:
-    """(model version, its sealed bundle downloaded from MLflow), removed again afterwards."""
+    """(model version, its sealed bundle downloaded from MLflow with the model's own files under model/, which
+    verify compares with the digests the ledger lists), removed again afterwards."""
     client = client_for(config.tracking_uri)
     version = resolve(client, parse_ref(ref_text))
     bundle = fetch_bundle(client, version)
     try:
+        fetch_model_into(version, bundle)
         yield version, bundle
     finally:
         shutil.rmtree(bundle.parent, ignore_errors=True)
@@ -38,16 +49,22 @@ def _removed_after(path: Path) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
-def _audit_fetched(config: Config, version: Any, bundle: Path, trusted: list[str] | None) -> ModelAudit:
+def _audit_fetched(config: Config, version: Any, bundle: Path, trusted: list[str] | None,
+                   allow_unsigned: bool = False) -> ModelAudit:
     return audit_bundle(version.name, version.version, bundle, config.chain_dir,
-                  trusted or config.governance.public_keys or None, version.tags.get("govtrain.ledger_root"))
+                        trusted or signing.trusted_keys(config.governance.public_keys),
+                        version.tags.get("govtrain.ledger_root"),
+                        chain_anchor(client_for(config.tracking_uri), version.name), allow_unsigned)
 
 
-def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None) -> ModelAudit:
+def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None,
+                allow_unsigned: bool = False) -> ModelAudit:
     """Through MLflow: fetch the version's bundle and check it, its registry tag and its chain; for
     NAME@champion also that the alias is where the chain's last promotion or rollback put it."""
     with fetched(config, ref_text) as (version, bundle):
-        result = _audit_fetched(config, version, bundle, trusted)
+        result = _audit_fetched(config, version, bundle, trusted, allow_unsigned)
+    if incomplete(version):  # said first: it explains a missing chain record, and what completes it
+        result.ok, result.problem = False, incomplete(version)
     alias = parse_ref(ref_text).alias
     if result.ok and alias == CHAMPION:
         moved = chain.alias_discrepancy(chain.read_chain(config.chain_dir, version.name), CHAMPION, version.name,
@@ -70,7 +87,8 @@ def export(config: Config, ref_text: str, out: Path) -> Path:
             for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
                 archive.write(path, f"chain/records/{path.name}")
             manifest = {"model": version.name, "version": str(version.version),
-                        "root": version.tags.get("govtrain.ledger_root"), "public_keys": config.governance.public_keys}
+                        "root": version.tags.get("govtrain.ledger_root"), "public_keys": config.governance.public_keys,
+                        "chain_head": chain_anchor(client_for(config.tracking_uri), version.name)}
             archive.writestr(MANIFEST, canonical_json(manifest))
         tmp.replace(out)  # the zip appears whole or not at all
     return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from govtrain.core.config import Config
-from govtrain.governance import chain
+from govtrain.governance import chain, signing
 from govtrain.governance.evidence import blocks
 from govtrain.governance.ledger import verify
 from govtrain.registry.model_card import description, with_approvals
@@ -16,9 +16,12 @@ from govtrain.registry.models import (
     CHAMPION,
     ModelRef,
     RegistryError,
+    append_anchored,
     client_for,
     current_alias,
     fetch_bundle,
+    fetch_model_into,
+    incomplete,
     resolve,
 )
 
@@ -38,9 +41,12 @@ class AliasMove:
 
 def check_version(config: Config, client: Any, version: Any) -> dict:
     """The version's verified ledger; refuses if it does not verify or did not pass every gate."""
+    if incomplete(version):
+        raise Refused(incomplete(version))
     bundle = fetch_bundle(client, version)
     try:
-        result = verify(bundle, trusted_keys=config.governance.public_keys or None)
+        fetch_model_into(version, bundle)  # the files a server would load, against the ledger's digests
+        result = verify(bundle, trusted_keys=signing.trusted_keys(config.governance.public_keys))
         if not result.ok:
             raise Refused(f"{version.name}/{version.version}: its ledger does not verify: {result.problem}")
         ledger = json.loads((bundle / "ledger.json").read_bytes())
@@ -60,10 +66,10 @@ def _move(config: Config, client: Any, model: str, step: str, target: Any, previ
     previous_root = previous.tags.get("govtrain.ledger_root") if previous else None
     client.set_registered_model_alias(model, CHAMPION, target.version)
     try:
-        record = chain.append(config.chain_dir, model, step, version=str(target.version),
-                              model_root=ledger["root"],
-                              details={"alias": CHAMPION, "from_version": from_version, "to_version": target.version,
-                                       "approver": approver, "reason": reason, "previous_root": previous_root})
+        record = append_anchored(config, model, step, version=str(target.version), model_root=ledger["root"],
+                                 details={"alias": CHAMPION, "from_version": from_version,
+                                          "to_version": target.version, "approver": approver, "reason": reason,
+                                          "previous_root": previous_root})
     except Exception:
         # No alias move without its record: put the alias back.
         if previous:
@@ -128,7 +134,7 @@ def champion_stack(records: list[dict]) -> list[str]:
 def rollback(config: Config, model: str, approver: str, reason: str) -> AliasMove:
     client = client_for(config.tracking_uri)
     records = chain.read_chain(config.chain_dir, model)
-    check = chain.verify_chain(config.chain_dir, model)
+    check = chain.verify_chain(config.chain_dir, model, signing.trusted_keys(config.governance.public_keys))
     if not check.ok:
         raise Refused(f"{model}: its chain does not verify: {check.problem}")
     stack = champion_stack(records)

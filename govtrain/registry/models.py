@@ -10,6 +10,8 @@ from typing import Any
 
 CHAMPION = "champion"  # the approved, served version; moved only by registry.lifecycle
 CHALLENGER = "challenger"  # the newest registered version, set by registration
+STATE_TAG = "govtrain.registration"  # "incomplete" from creation until alias and chain record exist, then "complete"
+ANCHOR_TAG = "govtrain.chain_head"  # "<seq>:<hash>" of the chain's newest record, outside the chain
 
 REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))?$")
 
@@ -45,6 +47,46 @@ def client_for(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri)
 
 
+def append_anchored(config: Any, model: str, step: str, **fields: Any) -> dict:
+    """A chain record (governance/chain.py), then its anchor as the registered model's tag, so records cut
+    off the end of the chain show. The record stands once appended: an anchor that cannot be written is
+    said on stderr and left one behind, which verifies (and the next append moves it on)."""
+    import sys
+
+    from govtrain.governance import chain
+
+    record = chain.append(config.chain_dir, model, step, **fields)
+    try:
+        set_anchor(config, model, record)
+    except Exception as exc:  # the registry is another system: its failure must not undo the record
+        print(f"warning: chain record {record['seq']} of {model} appended, but its anchor was not written "
+              f"({str(exc).splitlines()[0][:160]})", file=sys.stderr)
+    return record
+
+
+def set_anchor(config: Any, model: str, record: dict) -> None:
+    from govtrain.governance import chain
+
+    client_for(config.tracking_uri).set_registered_model_tag(model, ANCHOR_TAG, chain.anchor_of(record))
+
+
+def incomplete(version: Any) -> str | None:
+    """Why a version may not be promoted or pass an audit because its registration did not finish, or None."""
+    if version.tags.get(STATE_TAG) != "incomplete":
+        return None
+    return (f"{version.name}/{version.version}: its registration is incomplete (no challenger alias or chain record "
+            f"yet); a retry of pipeline run {version.tags.get('govtrain.run_id')} completes it")
+
+
+def chain_anchor(client: Any, model: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(model).tags.get(ANCHOR_TAG)
+    except MlflowException:
+        return None
+
+
 def resolve(client: Any, ref: ModelRef) -> Any:
     """The ModelVersion a reference names; NAME alone means @champion, else the newest version."""
     from mlflow.exceptions import MlflowException
@@ -75,6 +117,23 @@ def fetch_bundle(client: Any, version: Any, dest: Path | None = None) -> Path:
     if not (bundle / "ledger.json").is_file():
         raise RegistryError(f"model {version.name}/{version.version}: its MLflow run has no evidence/ledger.json")
     return bundle
+
+
+def download_model(uri: str, dest: Path) -> Path:
+    """A logged model's folder (MLmodel, code/, artifacts/, requirements...) downloaded under dest."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest)))
+    return local if local.is_dir() else local.parent
+
+
+def fetch_model_into(version: Any, bundle: Path) -> None:
+    """The version's model files from the artifact store into bundle/model, where verify compares them with
+    the digests its ledger lists."""
+    import shutil
+
+    root = download_model(version.source, bundle.parent / "model-download")
+    shutil.move(str(root), str(bundle / "model"))
 
 
 def load_version_model(version: Any, dest: Path | None = None) -> Any:

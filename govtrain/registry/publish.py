@@ -17,9 +17,17 @@ from typing import Any, TypedDict
 from govtrain.core.config import Config
 from govtrain.core.files import write_durably
 from govtrain.governance import chain
+from govtrain.governance.hashing import sha256_file
 from govtrain.model import PYFUNC_FILE
 from govtrain.registry.model_card import description, model_card
-from govtrain.registry.models import CHALLENGER, CHAMPION, current_alias, fetch_bundle
+from govtrain.registry.models import (
+    CHALLENGER,
+    CHAMPION,
+    STATE_TAG,
+    append_anchored,
+    current_alias,
+    fetch_bundle,
+)
 from govtrain.registry.runs import RUN_ID_TAG, pipeline_run
 
 
@@ -57,7 +65,34 @@ def target(config: Config, client: Any, run_id: str) -> Target:
     return Target(client, mlflow_run_id, current_alias(client, registry.model_name, CHAMPION))
 
 
-def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, ledger: dict, details: dict,
+@dataclass
+class LoggedModel:
+    """The model as logged to the pipeline run's MLflow run, and its files as MLflow stores them."""
+    model_id: str
+    files: list[dict[str, Any]]  # {"name": "model/<path>", "sha256", "bytes"}
+
+
+def log_model(config: Config, where: Target, model_dir: Path, train_path: Path | None) -> LoggedModel:
+    import mlflow
+
+    with mlflow.start_run(run_id=where.mlflow_run_id):
+        info = log_servable_model(config, model_dir, train_path)
+    return LoggedModel(info.model_id, model_files(f"models:/{info.model_id}"))
+
+
+def model_files(uri: str) -> list[dict[str, Any]]:
+    """Every file of a logged model, read back from the artifact store: what a server would load."""
+    import tempfile
+
+    from govtrain.registry.models import download_model
+
+    with tempfile.TemporaryDirectory(prefix="govtrain-logged-") as tmp:
+        root = download_model(uri, Path(tmp))
+        return [{"name": f"model/{p.relative_to(root).as_posix()}", "sha256": sha256_file(p),
+                 "bytes": p.stat().st_size} for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def publish(config: Config, where: Target, logged: LoggedModel, bundle_dir: Path, ledger: dict, details: dict,
             train_path: Path | None, started: float) -> Registration:
     """Log everything the version needs, then create it: a crash before the version exists leaves no
     version without its evidence, and a rerun (version_of_run) completes the one it created."""
@@ -76,18 +111,20 @@ def publish(config: Config, where: Target, model_dir: Path, bundle_dir: Path, le
         mlflow.log_text(card_md, "model_card/model_card.md")
         mlflow.log_text(card_html, "model_card/model_card.html")
         mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: ledger["run_id"]})
-        info = log_servable_model(config, model_dir, train_path)
-        tags = version_tags(by_step, ledger, config)
+        tags = version_tags(by_step, ledger, config) | {STATE_TAG: "incomplete"}  # until finish_registration
         if train_path is not None:
             tags.update(log_reference_profile(config, train_path))
         ensure_registered_model(client, registry.model_name)
-        version = client.create_model_version(registry.model_name, source=f"models:/{info.model_id}",
-                                              run_id=run.info.run_id, model_id=info.model_id, tags=tags,
+        version = client.create_model_version(registry.model_name, source=f"models:/{logged.model_id}",
+                                              run_id=run.info.run_id, model_id=logged.model_id, tags=tags,
                                               description=description(card_md))
         try:
             finish_registration(config, client, version, ledger, details)
         except Exception:
-            client.delete_model_version(registry.model_name, version.version)
+            try:
+                client.delete_model_version(registry.model_name, version.version)
+            except Exception:  # MLflow is gone: the version stays, marked incomplete, refused
+                pass
             raise
     return write_result(config, version, ledger["root"], bundle_dir, started)
 
@@ -126,8 +163,9 @@ def finish_registration(config: Config, client: Any, version: Any, ledger: dict,
         client.set_registered_model_alias(name, CHALLENGER, version.version)
     records = chain.read_chain(config.chain_dir, name)
     if chain.registered_root(records, str(version.version)) is None:
-        chain.append(config.chain_dir, name, "register", version=str(version.version),
-                     model_root=ledger["root"], details={"run_id": ledger["run_id"], "alias": CHALLENGER, **details})
+        append_anchored(config, name, "register", version=str(version.version), model_root=ledger["root"],
+                        details={"run_id": ledger["run_id"], "alias": CHALLENGER, **details})
+    client.set_model_version_tag(name, version.version, STATE_TAG, "complete")  # last: everything above exists
 
 
 def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Path, started: float) -> Registration:
