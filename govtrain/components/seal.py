@@ -6,6 +6,7 @@ from pathlib import Path
 from govtrain.core.config import Config
 from govtrain.governance.evidence import StepEvidence, adopt_mirror
 from govtrain.governance.ledger import seal
+from govtrain.governance.rmf import STEP_RMF
 from govtrain.registry.runs import end_pipeline_run
 
 
@@ -26,6 +27,17 @@ def seal_errored_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path
     evidence.details = {"failed_step": failed_step, "error": message}
     evidence.finish("error")
     return seal(work_dir, bundle_dir, run_id=run_id, outcome=f"error at {failed_step}: {message}")
+
+
+def seal_interrupted_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path, run_id: str, step: str,
+                         signal_name: str, killed: int) -> dict:
+    """An `interrupted` record naming the step that was running and the signal, on top of every step that
+    finished, then seal."""
+    finished = [d for d in evidence_dirs if (d / "HEAD").is_file()]
+    evidence = StepEvidence("interrupted", work_dir, run_id=run_id, config_digest="", parents=finished)
+    evidence.details = {"step": step, "signal": signal_name, "children_killed_after_grace": killed}
+    evidence.finish("interrupted", rmf=STEP_RMF["seal"])
+    return seal(work_dir, bundle_dir, run_id=run_id, outcome=f"interrupted at {step} by {signal_name}")
 
 
 def seal_on_exit(mirror_root: Path, bundle_dir: Path, run_id: str, state: str, failed_task: str,

@@ -17,6 +17,7 @@ from govtrain.pipelines.cli_common import (
     ModelNameOption,
     app,
     console,
+    errors,
     expectations_app,
     user_errors,
 )
@@ -49,6 +50,7 @@ def demo_data(
 @user_errors
 def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Run the whole pipeline locally (kfp.local) and print a summary. Exit 0 registered, 1 failed gate."""
+    from govtrain.pipelines.interrupt import Interrupted
     from govtrain.pipelines.run import run_local
     from govtrain.pipelines.summary import print_summary
 
@@ -60,7 +62,12 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
         raise ConfigError(f"{exc} (sealed evidence: {seal_rejected(state, 'config', str(exc))})") from exc
     console.print(f"running govtrain pipeline on {cfg.dataset.path} (state: {state})")
-    result = run_local(cfg, state)
+    try:
+        result = run_local(cfg, state)
+    except Interrupted as stopped:
+        errors.print(f"interrupted: {stopped.name} during {stopped.step}; every child process stopped; sealed "
+                     f"evidence: {stopped.run_dir}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(stopped.exit_code) from None
     console.print()
     print_summary(result, console)
     raise typer.Exit(0 if result.registered else 1)

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -18,10 +19,12 @@ from typing import Any, TextIO
 from govtrain.components.prepare import check_columns
 from govtrain.core.config import Config
 from govtrain.core.state import mark_latest, run_stamp
+from govtrain.pipelines.interrupt import Interrupted, interruptible, stop_descendants
 from govtrain.registry.runs import end_pipeline_run
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
+TASK_START = re.compile(r"Executing task '([\w-]+)'")
 ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(DataError|ConfigError|TrainingError|MlflowException|\w+Error): (.+)$")
 
 
@@ -118,6 +121,30 @@ def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, 
     return run_dir
 
 
+def running_step(log_path: Path) -> str:
+    """The step kfp.local had started and not finished, as the evidence names steps (train-op -> train)."""
+    text = ANSI.sub("", log_path.read_text(errors="replace"))
+    done = {m.group(1) for m in TASK_DONE.finditer(text)}
+    running = [name for name in TASK_START.findall(text) if name not in done]
+    return running[-1].removesuffix("-op").replace("-", "_") if running else "before the first step"
+
+
+def seal_interrupted(config: Config, signum: int, pipeline_root: Path, state: Path, run_id: str,
+                     log_path: Path) -> Interrupted:
+    """Stop every child, seal what finished plus an `interrupted` record, end the MLflow run KILLED."""
+    from govtrain.components.seal import seal_interrupted_run
+
+    killed = stop_descendants(signum)
+    interrupted = Interrupted(signum, running_step(log_path), state / "runs" / run_id)
+    assert interrupted.step is not None and interrupted.run_dir is not None
+    seal_interrupted_run(sorted(pipeline_root.glob("*/*/evidence")), pipeline_root / "interrupt-evidence",
+                         interrupted.run_dir, run_id, interrupted.step, interrupted.name, killed)
+    shutil.copyfile(log_path, interrupted.run_dir / "pipeline.log")
+    end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, "KILLED",
+                     f"interrupted by {interrupted.name} during {interrupted.step}")
+    return interrupted
+
+
 def seal_rejected(state: Path, stage: str, message: str) -> Path:
     """A run refused before any step ran (bad config, missing column, unreadable file) still leaves a
     sealed ledger whose one record says why (MANAGE 4.3)."""
@@ -158,7 +185,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     stop = threading.Event()
     started = time.perf_counter()
     failure: Exception | None = None
-    with output_to(log_path) as terminal:
+    with output_to(log_path) as terminal, interruptible():
         watcher = threading.Thread(target=follow, args=(log_path, terminal if show_progress else None, stop),
                                    daemon=True)
         watcher.start()
@@ -166,11 +193,10 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
             training_pipeline(config_json=config.to_json(), run_id=f"local-{stamp}")
         except Exception as exc:  # the step's own message is in the log
             failure = exc
-        except KeyboardInterrupt:  # Ctrl-C: the run is over, its MLflow run must not stay RUNNING
+        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (interrupt.py): stopped, sealed, KILLED
             stop.set()
-            end_pipeline_run(config.tracking_uri, config.registry.experiment, f"local-{stamp}", "KILLED",
-                             "interrupted")
-            raise
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            raise seal_interrupted(config, signum, pipeline_root, state, f"local-{stamp}", log_path) from None
         stop.set()
         watcher.join(timeout=5)
     seconds = time.perf_counter() - started
