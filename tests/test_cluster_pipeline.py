@@ -108,6 +108,23 @@ def test_credentials_are_required_keys_never_optional(tmp_path):
             "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
 
 
+@pytest.mark.parametrize("pipeline,signing", [("training", {"exec-register-op", "exec-seal-op", "exec-seal-op-2",
+                                                                "exec-seal-on-exit-op"}),
+                                               ("drift", {"exec-drift-op"})])
+def test_the_signing_key_is_mounted_only_where_evidence_is_sealed_or_appended(tmp_path, pipeline, signing):
+    spec, platform = compiled(tmp_path, pipeline=pipeline)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounted = {name for name, settings in executors.items() if settings.get("secretAsVolume")}
+    assert mounted == signing
+    for name in mounted:
+        [volume] = executors[name]["secretAsVolume"]
+        assert (volume["secretName"], volume["mountPath"], volume["optional"]) == (
+            "govtrain-signing-key", "/var/run/govtrain/signing", False)
+    with_env = {name for name, ex in spec["deploymentSpec"]["executors"].items()
+                if any(e["name"] == "GOVTRAIN_SIGNING_KEY_FILE" for e in ex["container"].get("env", []))}
+    assert with_env == signing  # prepare, validate, leakage, gates, train and evaluate never hold the key
+
+
 def test_the_drift_task_is_never_cached_and_keys_its_record_by_run(tmp_path):
     spec, _ = compiled(tmp_path, pipeline="drift")
     [(_, name, task)] = list(tasks(spec))

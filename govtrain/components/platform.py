@@ -5,6 +5,10 @@ from kfp.dsl import PipelineTask
 
 from govtrain.core.config import Config
 from govtrain.governance.evidence import MIRROR_ENV
+from govtrain.governance.signing import KEY_FILE_ENV
+
+SIGNING_STEPS = ("register", "seal", "drift")  # the steps that seal a ledger or append to a chain
+SIGNING_MOUNT = "/var/run/govtrain/signing"
 
 
 def on_cluster(task: PipelineTask, config: Config | None, step: str, *, cache: bool = True) -> PipelineTask:
@@ -31,6 +35,10 @@ def on_cluster(task: PipelineTask, config: Config | None, step: str, *, cache: b
         # Not optional: KFP before 2.15 ignores the flag, so "optional" would only hide a missing key here.
         kubernetes.use_secret_as_env(task, secret_name=cluster.credentials_secret,
                                      secret_key_to_env={key: key for key in cluster.credentials_keys})
+    if step in SIGNING_STEPS and cluster.signing_key_secret:
+        # Only here: a step that neither seals nor appends never holds the key that makes evidence trusted.
+        kubernetes.use_secret_as_volume(task, secret_name=cluster.signing_key_secret, mount_path=SIGNING_MOUNT)
+        task.set_env_variable(KEY_FILE_ENV, f"{SIGNING_MOUNT}/signing.key")
     if step == "train" and cluster.train_step_gpus:
         task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(cluster.train_step_gpus)
         for label, value in cluster.gpu_node_selector.items():
@@ -64,6 +72,8 @@ def platform_summary(config: Config) -> dict:
         "work_volume": f"{cluster.work_volume_claim} at {cluster.work_mount} (every step)",
         "credentials_secret": (f"{cluster.credentials_secret}: {', '.join(cluster.credentials_keys)} (all required)"
                                if cluster.credentials_secret else "none"),
+        "signing_key": (f"Secret {cluster.signing_key_secret} at {SIGNING_MOUNT}, only in {', '.join(SIGNING_STEPS)}"
+                        if cluster.signing_key_secret else "none: ledgers unsigned, audit verify refuses them"),
         "resources": {step: size.model_dump(exclude_none=True) for step, size in cluster.resources.items()},
         "training": training_summary(config),
         "gpu_node_selector": cluster.gpu_node_selector or "none",

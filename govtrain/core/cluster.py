@@ -92,6 +92,10 @@ class ClusterSpec(_Strict):
     credentials_secret: str | None = "govtrain-mlflow"
     credentials_keys: list[str] = Field(default_factory=lambda: [
         "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+    # Secret with the Ed25519 signing key (key `signing.key`: base64 of the 32-byte seed), mounted read-only
+    # only into the steps that seal a ledger or append to a chain (register, seal, drift); None: unsigned
+    # on the cluster, which every `audit verify` then refuses. Rotation: docs/cluster.md.
+    signing_key_secret: str | None = "govtrain-signing-key"
     service_account: str = "govtrain-pipeline"  # has the Role in infra/base/rbac.yaml
     # `govtrain deploy`: the predictor's identity (KServe reads its S3 credentials through it) and where
     # the MLflow server stores artifacts (its --artifacts-destination), to find a version's files.
