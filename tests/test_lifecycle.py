@@ -146,6 +146,9 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
     assert "| evidenced |" in rows["MEASURE 2.11"]  # fairness by gender, measured and gated by evaluate
     assert "| gap |" in rows["GOVERN 1.1"] and "needs a human artefact" in rows["GOVERN 1.1"]
     assert "<table>" in html.read_text() and "alice" in html.read_text()
+    # No auth app on this server: the report says plainly that nobody vouched for these names.
+    assert f"- registered by: {getpass.getuser()} (identity not authenticated)" in md.read_text()
+    assert "by alice (identity not authenticated): first champion" in md.read_text()
 
     # A scheduled drift run retried by Kubernetes (same Job name as idempotency key) leaves one MLflow run
     # and one chain record: the retry reports the first attempt's record.

@@ -153,6 +153,17 @@ def _artefact_status(link: Any) -> tuple[str, str]:
     return "artefact linked", f"{link.title or link.file.name} (sha256 {digest[:12]}…)"
 
 
+NOT_AUTHENTICATED = "identity not authenticated"
+
+
+def who(name: str, identity: dict | None) -> str:
+    """A name as the records vouch for it: "alice (authenticated: MLflow basic-auth at …)" or
+    "root (identity not authenticated)"."""
+    if identity and identity.get("authenticated"):
+        return f"{name} (authenticated: {identity.get('by')})"
+    return f"{name} ({NOT_AUTHENTICATED})"
+
+
 def report_data(config: Config, audit: ModelAudit, ledger: dict) -> dict[str, Any]:
     rows = coverage(config, ledger, audit.lifecycle, audit.ok)
     functions: dict[str, dict[str, int]] = {}
@@ -164,10 +175,13 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict) -> dict[str, An
     not_measured = sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})
     approvals = [r for r in audit.lifecycle if r["step"] in ("promote", "rollback")]
     drift = [r for r in audit.lifecycle if r["step"] == "drift"]
+    register = next((r for r in ledger["records"] if r["step"] == "register"), None)
+    identity = register["details"].get("registered_by") if register else None
+    registered_by = who(identity["user"] if identity else register["actor"], identity) if register else "-"
     return {"model": audit.model, "version": audit.version, "root": audit.root, "verified": audit.ok,
             "problem": audit.problem, "records": audit.ledger.records, "chain_records": audit.chain_records,
             "signed_by": audit.ledger.signed_by, "functions": functions, "rows": rows, "gates": gates,
-            "approvals": approvals, "drift": drift, "not_measured": not_measured}
+            "approvals": approvals, "drift": drift, "not_measured": not_measured, "registered_by": registered_by}
 
 
 def check_verdict(check: dict[str, Any]) -> str:
@@ -180,7 +194,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [f"# AI RMF audit report: {data['model']} version {data['version']}", "",
              f"- ledger root `{data['root']}`: {ok}",
              f"- {data['records']} pipeline records, {data['chain_records']} chain records, "
-             f"signed by: {data['signed_by'] or 'not signed'}", "", "## Coverage by function", "",
+             f"signed by: {data['signed_by'] or 'not signed'}", f"- registered by: {data['registered_by']}", "",
+             "## Coverage by function", "",
              "| function | evidenced | artefact linked | gap |", "|---|---|---|---|"]
     lines += [f"| {f} | {c['evidenced']} | {c['artefact linked']} | {c['gap']} |" for f, c in data["functions"].items()]
     lines += ["", "## Subcategories", "", "| id | title | status | records / artefact / gap |", "|---|---|---|---|"]
@@ -191,7 +206,8 @@ def render_markdown(data: dict[str, Any]) -> str:
               f"| {g['threshold']} | {check_verdict(g)} |" for g in data["gates"]]
     lines += ["", "## Approvals", ""]
     lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "
-              f"by {r['details']['approver']}: {r['details']['reason']}" for r in data["approvals"]] or ["- none"]
+              f"by {who(r['details']['approver'], r['details'].get('approver_identity'))}: {r['details']['reason']}"
+              for r in data["approvals"]] or ["- none"]
     lines += ["", "## Drift history", ""]
     lines += [f"- {r['finished']}: {r['decision']} ({r['details'].get('summary', '')})"
               for r in data["drift"]] or ["- none"]
@@ -221,7 +237,8 @@ tr.ok td:nth-child(3){{background:#d9f2d9}}tr.linked td:nth-child(3){{background
 tr.gap td:nth-child(3){{background:#fbe0dc}}code{{font-size:90%}}</style></head><body>
 <h1>AI RMF audit report: {escape(data['model'])} version {escape(data['version'])}</h1>
 <p>Ledger root <code>{escape(str(data['root']))}</code>: <b>{escape(verdict)}</b>. {data['records']} pipeline records,
-{data['chain_records']} chain records, signed by: {escape(str(data['signed_by'] or 'not signed'))}.</p>
+{data['chain_records']} chain records, signed by: {escape(str(data['signed_by'] or 'not signed'))}.
+Registered by {escape(data['registered_by'])}.</p>
 <h2>Coverage by function</h2>
 {table(["function", "evidenced", "artefact linked", "gap"],
        [[f, c["evidenced"], c["artefact linked"], c["gap"]] for f, c in data["functions"].items()])}
@@ -235,7 +252,8 @@ tr.gap td:nth-child(3){{background:#fbe0dc}}code{{font-size:90%}}</style></head>
 <h2>Approvals</h2>
 {table(["when", "action", "from", "to", "approver", "reason"],
        [[r["finished"], r["step"], r["details"]["from_version"] or "-", r["details"]["to_version"],
-         r["details"]["approver"], r["details"]["reason"]] for r in data["approvals"]])}
+         who(r["details"]["approver"], r["details"].get("approver_identity")), r["details"]["reason"]]
+        for r in data["approvals"]])}
 <h2>Drift history</h2>
 {table(["when", "decision", "summary"],
        [[r["finished"], r["decision"], r["details"].get("summary", "")] for r in data["drift"]])}

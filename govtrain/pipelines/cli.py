@@ -252,11 +252,17 @@ def expectations_init(
 def server(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 120.0,
+    auth: Annotated[bool, typer.Option("--auth", help="MLflow's basic-auth app: every request names a user, so "
+                                                      "registrations and approvals are authenticated.")] = False,
+    admin_password_file: Annotated[Path | None, typer.Option(
+        help="With --auth, the admin's password on first start (else $MLFLOW_AUTH_ADMIN_PASSWORD).")] = None,
 ) -> None:
     """Start the MLflow tracking server on the embedded store (127.0.0.1), wait until it is healthy."""
     from govtrain.registry.server import EmbeddedServer
 
-    with EmbeddedServer(state_dir(), port) as running:
+    if admin_password_file is not None:
+        os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password_file.read_text().strip()
+    with EmbeddedServer(state_dir(), port, auth=auth) as running:
         running.wait_healthy(timeout)
         console.print(f"MLflow tracking server at {running.url} (store {running.store}); Ctrl-C to stop")
         raise typer.Exit(running.wait())

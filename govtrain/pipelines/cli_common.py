@@ -28,7 +28,10 @@ _debug = False
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
 ModelNameOption = Annotated[str, typer.Option(help="Registered model name.")]
-ApproverOption = Annotated[str, typer.Option(help="Who approves.")]
+ApproverOption = Annotated[str | None, typer.Option(
+    help="Who approves. With MLflow's basic-auth app the approver is the logged-in user "
+         "(MLFLOW_TRACKING_USERNAME) and another name is refused; without it, default the OS user, "
+         "recorded as not authenticated.")]
 ReasonOption = Annotated[str, typer.Option(help="Why.")]
 
 

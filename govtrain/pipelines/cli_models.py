@@ -25,8 +25,8 @@ from govtrain.pipelines.cli_common import (
 def promote(
     model: ModelNameOption,
     version: Annotated[str, typer.Option(help="Version to make champion.")],
-    approver: ApproverOption,
     reason: ReasonOption,
+    approver: ApproverOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
@@ -39,8 +39,8 @@ def promote(
 @user_errors
 def rollback(
     model: ModelNameOption,
-    approver: ApproverOption,
     reason: ReasonOption,
+    approver: ApproverOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
@@ -58,8 +58,11 @@ def print_move(move_alias: Callable) -> None:
     except Refused as exc:
         errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} "
-                  f"(record {move.record['hash'][:12]})")
+    from govtrain.governance.audit import who
+
+    details = move.record["details"]
+    console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} by "
+                  f"{who(details['approver'], details['approver_identity'])} (record {move.record['hash'][:12]})")
 
 
 @app.command()

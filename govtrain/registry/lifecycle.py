@@ -11,6 +11,7 @@ from govtrain.core.config import Config
 from govtrain.governance import chain, signing
 from govtrain.governance.evidence import blocks
 from govtrain.governance.ledger import verify
+from govtrain.registry.identity import Identity, whoami
 from govtrain.registry.model_card import description, with_approvals
 from govtrain.registry.models import (
     CHAMPION,
@@ -60,8 +61,9 @@ def check_version(config: Config, client: Any, version: Any) -> dict:
     return ledger
 
 
-def _move(config: Config, client: Any, model: str, step: str, target: Any, previous: Any, approver: str,
+def _move(config: Config, client: Any, model: str, step: str, target: Any, previous: Any, who: Identity,
           reason: str, ledger: dict) -> AliasMove:
+    approver = who.name
     from_version = previous.version if previous else None
     previous_root = previous.tags.get("govtrain.ledger_root") if previous else None
     client.set_registered_model_alias(model, CHAMPION, target.version)
@@ -69,7 +71,7 @@ def _move(config: Config, client: Any, model: str, step: str, target: Any, previ
         record = append_anchored(config, model, step, version=str(target.version), model_root=ledger["root"],
                                  details={"alias": CHAMPION, "from_version": from_version,
                                           "to_version": target.version, "approver": approver, "reason": reason,
-                                          "previous_root": previous_root})
+                                          "previous_root": previous_root, "approver_identity": who.record()})
     except Exception:
         # No alias move without its record: put the alias back.
         if previous:
@@ -104,20 +106,39 @@ def _current(client: Any, model: str) -> Any:
         return None
 
 
-def promote(config: Config, model: str, version: str, approver: str, reason: str) -> AliasMove:
+def approver_identity(config: Config, claimed: str | None) -> Identity:
+    """Who approves: the authenticated MLflow user when the server vouches for one (a different --approver is
+    refused: the approver is whoever logs in), else the claimed name or the OS user, marked not authenticated."""
+    who = whoami(config.tracking_uri)
+    if who.authenticated:
+        if claimed and not who.same_person(claimed):
+            raise Refused(f"--approver {claimed!r} is not the authenticated MLflow user {who.name!r}: the approver "
+                          f"is whoever logs in")
+        return who
+    return Identity(claimed or who.name, False, who.by)
+
+
+def check_duties(config: Config, model: str, version: str, ledger: dict, approver: Identity) -> None:
+    """Separation of duties: the approver is not who registered the version (case-normalised)."""
+    if not config.governance.separation_of_duties:
+        return
+    register = next(r for r in ledger["records"] if r["step"] == "register")
+    registrar = register["details"].get("registered_by", {}).get("user") or register["actor"]
+    if approver.same_person(registrar):
+        raise Refused(f"{model}/{version}: approver {approver.name!r} registered it (as {registrar!r}; separation "
+                      f"of duties, governance.separation_of_duties)")
+
+
+def promote(config: Config, model: str, version: str, approver: str | None, reason: str) -> AliasMove:
     client = client_for(config.tracking_uri)
+    who = approver_identity(config, approver)
     target = resolve(client, ModelRef(model, version=str(version)))
     ledger = check_version(config, client, target)
-    if config.governance.separation_of_duties:
-        register = next(r for r in ledger["records"] if r["step"] == "register")
-        actor = register["actor"]
-        if approver in (actor, actor.split("@")[0]):
-            raise Refused(f"{model}/{version}: approver {approver!r} started the run that trained it "
-                          f"(separation of duties; governance.separation_of_duties)")
+    check_duties(config, model, str(version), ledger, who)
     previous = _current(client, model)
     if previous and previous.version == target.version:
         raise Refused(f"{model}/{version} is already the champion")
-    return _move(config, client, model, "promote", target, previous, approver, reason, ledger)
+    return _move(config, client, model, "promote", target, previous, who, reason, ledger)
 
 
 def champion_stack(records: list[dict]) -> list[str]:
@@ -131,8 +152,9 @@ def champion_stack(records: list[dict]) -> list[str]:
     return stack
 
 
-def rollback(config: Config, model: str, approver: str, reason: str) -> AliasMove:
+def rollback(config: Config, model: str, approver: str | None, reason: str) -> AliasMove:
     client = client_for(config.tracking_uri)
+    who = approver_identity(config, approver)
     records = chain.read_chain(config.chain_dir, model)
     check = chain.verify_chain(config.chain_dir, model, signing.trusted_keys(config.governance.public_keys))
     if not check.ok:
@@ -143,7 +165,8 @@ def rollback(config: Config, model: str, approver: str, reason: str) -> AliasMov
     previous = _current(client, model)
     target = resolve(client, ModelRef(model, version=stack[-2]))
     ledger = check_version(config, client, target)
-    return _move(config, client, model, "rollback", target, previous, approver, reason, ledger)
+    check_duties(config, model, str(target.version), ledger, who)
+    return _move(config, client, model, "rollback", target, previous, who, reason, ledger)
 
 
 def alias_check(config: Config, model: str) -> str | None:

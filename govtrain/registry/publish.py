@@ -19,6 +19,7 @@ from govtrain.core.files import write_durably
 from govtrain.governance import chain
 from govtrain.governance.hashing import sha256_file
 from govtrain.model import PYFUNC_FILE
+from govtrain.registry.identity import whoami
 from govtrain.registry.model_card import description, model_card
 from govtrain.registry.models import (
     CHALLENGER,
@@ -53,6 +54,7 @@ class Target:
         """For the register record: the new version's ledger names the champion it would replace."""
         champion = self.champion
         return {"tracking_uri": config.tracking_uri, "mlflow_run_id": self.mlflow_run_id,
+                "registered_by": whoami(config.tracking_uri).record(),
                 "model_name": config.registry.model_name, "alias": CHALLENGER,
                 "previous_champion": ({"version": champion.version,
                                        "ledger_root": champion.tags.get("govtrain.ledger_root")} if champion else None)}

@@ -1,5 +1,10 @@
 """A real `mlflow server` on the embedded store (sqlite + a local artifact root in the state folder),
-on 127.0.0.1 only. `govtrain server`/`ui` and the tests start it the same way."""
+on 127.0.0.1 only. `govtrain server`/`ui` and the tests start it the same way.
+
+With auth=True it runs MLflow's basic-auth app (users in <state>/basic_auth.db, every user may read and
+edit, so one user registers and another approves; who did what is then vouched for by the server). The
+admin's password comes from MLFLOW_AUTH_ADMIN_PASSWORD (MLflow's own variable; `govtrain server --auth
+--admin-password-file F` sets it from a file) and is needed only the first time, when the admin is made."""
 from __future__ import annotations
 
 import os
@@ -14,22 +19,47 @@ from govtrain.core.state import embedded_tracking_uri
 
 
 class EmbeddedServer:
-    def __init__(self, state: Path, port: int):
-        self.state, self.port = Path(state), port
+    def __init__(self, state: Path, port: int, auth: bool = False):
+        self.state, self.port, self.auth = Path(state), port, auth
         self.url = f"http://127.0.0.1:{port}"
         self.store = embedded_tracking_uri(self.state)
         self.proc: subprocess.Popen  # started by __enter__
 
     def __enter__(self) -> EmbeddedServer:
         self.state.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        app = []
+        if self.auth:
+            env.update(self._auth_env())
+            app = ["--app-name", "basic-auth"]
         log = open(self.state / "mlflow-server.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "mlflow", "server", *app, "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", "1", "--backend-store-uri", self.store,
              "--artifacts-destination", (self.state / "mlartifacts").as_uri()],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         log.close()
         return self
+
+    def _auth_env(self) -> dict[str, str]:
+        import secrets
+
+        from govtrain.registry.team import upgrade_databases
+
+        users = self.state / "basic_auth.db"
+        if not users.exists() and not os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+            raise RuntimeError("the first `govtrain server --auth` makes the admin: set MLFLOW_AUTH_ADMIN_PASSWORD "
+                               "or pass --admin-password-file")
+        ini = self.state / "basic_auth.ini"
+        ini.write_text(f"[mlflow]\ndefault_permission = EDIT\ndatabase_uri = sqlite:///{users}\n"
+                       f"admin_username = {os.environ.get('MLFLOW_AUTH_ADMIN_USERNAME', 'admin')}\n"
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                       "auth_cache_ttl_seconds = 60\n")  # one PBKDF2 check per user a minute, not per request
+        upgrade_databases(self.store, ini, log=lambda _: None)
+        # Sessions of the UI are signed with this; one per server start is enough on one machine.
+        return {"MLFLOW_AUTH_CONFIG_PATH": str(ini),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY",
+                                                                 secrets.token_urlsafe(32))}
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
