@@ -4,6 +4,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import stat
 
 import pytest
@@ -177,7 +178,6 @@ def test_model_files_listed_in_the_ledger_are_checked_when_supplied(home, tmp_pa
     seal(tmp_path / "ev", tmp_path / "bundle", run_id="r1", outcome="registered")
     bundle = tmp_path / "bundle"
     assert verify(bundle).ok and verify(bundle).model_files_checked == 0  # not supplied: digests only
-    import shutil
     shutil.copytree(model, bundle / "model")
     assert verify(bundle).model_files_checked == 2
     (bundle / "model" / "code" / "extra.py").write_text("import os\n")  # a file added beside the code
@@ -185,3 +185,21 @@ def test_model_files_listed_in_the_ledger_are_checked_when_supplied(home, tmp_pa
     (bundle / "model" / "code" / "extra.py").unlink()
     (bundle / "model" / "MLmodel").unlink()
     assert verify(bundle).problem.endswith("file model/MLmodel is missing")
+
+
+def test_a_deleted_or_replaced_run_folder_shows_in_the_chain_of_runs(home, tmp_path):
+    from govtrain.governance.sealed_runs import record_run
+
+    runs = home / "runs"
+    for name in ("local-1", "local-2", "local-3"):
+        bundle = sealed(tmp_path, name)
+        shutil.copytree(bundle, runs / name)
+        record_run(home / "chains", runs / name, json.loads((bundle / "ledger.json").read_bytes()))
+    out = govtrain("audit", "runs", "--config", tmp_path / "none.yaml")
+    assert out.returncode == 0 and "OK: 3 sealed runs recorded" in out.stdout
+    shutil.rmtree(runs / "local-2")  # the insider's cleanup of an embarrassing run
+    shutil.copyfile(runs / "local-1" / "ledger.json", runs / "local-3" / "ledger.json")  # and a swap
+    out = govtrain("audit", "runs", "--config", tmp_path / "none.yaml")
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("FAILED: run r1 (sealed ")
+    assert f"{runs / 'local-2'} is gone (and 1 more)" in out.stderr

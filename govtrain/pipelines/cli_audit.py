@@ -155,3 +155,24 @@ def audit_repair_chain(
     console.print(f"{model}: kept {details['kept_records']} record(s); set aside "
                   f"{', '.join(f['file'] for f in details['set_aside'])} ({details['problem']}) under "
                   f"{details['set_aside_folder']}; repair record {record['hash'][:12]}")
+
+
+@audit_app.command("runs")
+@user_errors
+def audit_runs(
+    public_key: KeyOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Every run sealed here is still where it was sealed: the chain of runs verifies (each record signed
+    by a trusted key) and each run folder holds the ledger it recorded. Exit 0, or 1 naming what is gone."""
+    from govtrain.governance.chain import verify_chain
+    from govtrain.governance.sealed_runs import RUNS, missing_runs
+
+    chain_dir = load_config(config).chain_dir if config.is_file() else state_dir() / "chains"
+    check = verify_chain(chain_dir, RUNS, trusted_keys(public_key, config))
+    if not check.ok:
+        fail(check.problem)
+    count, problems = missing_runs(chain_dir, state_dir() / "runs")
+    if problems:
+        fail(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    console.print(f"OK: {count} sealed runs recorded, every folder present with the ledger it sealed")

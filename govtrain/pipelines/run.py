@@ -140,12 +140,21 @@ def seal_interrupted(config: Config, signum: int, pipeline_root: Path, state: Pa
     seal_interrupted_run(sorted(pipeline_root.glob("*/*/evidence")), pipeline_root / "interrupt-evidence",
                          interrupted.run_dir, run_id, interrupted.step, interrupted.name, killed)
     shutil.copyfile(log_path, interrupted.run_dir / "pipeline.log")
+    note_sealed(config.chain_dir, interrupted.run_dir)
     end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, "KILLED",
                      f"interrupted by {interrupted.name} during {interrupted.step}")
     return interrupted
 
 
-def seal_rejected(state: Path, stage: str, message: str) -> Path:
+def note_sealed(chain_dir: Path, run_dir: Path) -> Path:
+    """Every sealed run goes into the chain of runs (governance/sealed_runs.py): a deleted folder shows."""
+    from govtrain.governance.sealed_runs import record_run
+
+    record_run(chain_dir, run_dir, json.loads((run_dir / "ledger.json").read_bytes()))
+    return run_dir
+
+
+def seal_rejected(state: Path, stage: str, message: str, chain_dir: Path | None = None) -> Path:
     """A run refused before any step ran (bad config, missing column, unreadable file) still leaves a
     sealed ledger whose one record says why (MANAGE 4.3)."""
     import tempfile
@@ -156,7 +165,7 @@ def seal_rejected(state: Path, stage: str, message: str) -> Path:
     run_dir = state / "runs" / run_id
     with tempfile.TemporaryDirectory() as work:
         seal_errored_run([], Path(work), run_dir, run_id, stage, message)
-    return run_dir
+    return note_sealed(chain_dir or state / "chains", run_dir)
 
 
 def find_bundle(pipeline_root: Path) -> Path | None:
@@ -173,7 +182,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     try:
         preflight(config)
     except ValueError as exc:
-        run_dir = seal_rejected(state, "preflight", str(exc))
+        run_dir = seal_rejected(state, "preflight", str(exc), config.chain_dir)
         raise type(exc)(f"{exc} (sealed evidence: {run_dir})") from exc
     stamp = run_stamp()
     pipeline_root = state / "kfp" / stamp
@@ -202,7 +211,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     seconds = time.perf_counter() - started
     if failure is not None:
         message = last_error(log_path)
-        run_dir = seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message)
+        run_dir = note_sealed(config.chain_dir, seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message))
         end_pipeline_run(config.tracking_uri, config.registry.experiment, f"local-{stamp}", "FAILED",
                          f"error: {message}")
         raise PipelineFailed(f"{message} (log: {log_path}; sealed evidence: {run_dir})") from failure
@@ -219,6 +228,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
             (run_dir / "data").mkdir(exist_ok=True)
             shutil.copyfile(path, run_dir / "data" / f"{split}.parquet")
     shutil.copyfile(log_path, run_dir / "pipeline.log")
+    note_sealed(config.chain_dir, run_dir)
     mark_latest(state, ledger["run_id"])
     registration_file = run_dir / "registration.json"
     registration = json.loads(registration_file.read_text()) if registration_file.is_file() else None

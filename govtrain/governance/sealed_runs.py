@@ -1,0 +1,38 @@
+"""Every run sealed on this machine, as a chain of its own (<chain_dir>/.runs): one signed record per sealed
+ledger, naming the run, its outcome and its root. A run folder deleted, or replaced by another ledger,
+then shows (`govtrain audit runs`), as a model's chain shows a missing promotion."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from govtrain.governance import chain
+from govtrain.governance.ledger import LEDGER_FILE
+
+RUNS = ".runs"  # not a name MLflow gives a model: the chain of runs sits beside the model chains
+
+
+def record_run(chain_dir: Path, run_dir: Path, ledger: dict) -> dict:
+    return chain.append(chain_dir, RUNS, "seal", version=None, model_root=ledger["root"],
+                        details={"run_id": ledger["run_id"], "outcome": ledger["outcome"], "folder": run_dir.name})
+
+
+def missing_runs(chain_dir: Path, runs_dir: Path) -> tuple[int, list[str]]:
+    """(sealed runs recorded, one line per run whose folder is gone or holds another ledger)."""
+    problems = []
+    records = chain.read_chain(chain_dir, RUNS)
+    for record in records:
+        details = record["details"]
+        ledger_path = runs_dir / details["folder"] / LEDGER_FILE
+        name = f"run {details['run_id']} (sealed {record['finished']}, {details['outcome']})"
+        if not ledger_path.is_file():
+            problems.append(f"{name}: {ledger_path.parent} is gone")
+            continue
+        try:
+            root = json.loads(ledger_path.read_bytes()).get("root")
+        except ValueError:
+            root = None
+        if root != record["model_root"]:
+            problems.append(f"{name}: {ledger_path} is not the ledger that was sealed (root {str(root)[:12]}…, "
+                            f"recorded {record['model_root'][:12]}…)")
+    return len(records), problems
