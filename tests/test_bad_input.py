@@ -1,6 +1,7 @@
 """The catalogue of malformed inputs: each `govtrain run` must exit non-zero with one line naming the
 file and the column, row or key; print no traceback; register nothing; and leave a sealed ledger whose
 last record is the error. The runs go in parallel (each is its own process) to keep the suite short."""
+import gzip
 import json
 import os
 import subprocess
@@ -101,6 +102,10 @@ CASES = {
     "wrong delimiter": (None, lambda f, d: csv(f, d / "credit.csv", sep=";"), {},
                         ["credit.csv: the header is one column holding ';'"]),
     "non-UTF-8 bytes": (None, raw_bytes(non_utf8), {}, ["credit.csv: line 6 is not UTF-8"]),
+    "gzip saved as .csv": (None, raw_bytes(lambda f: gzip.compress(f.to_csv(index=False).encode())), {},
+                           ["credit.csv: gzip-compressed file: name it credit.csv.gz"]),
+    "named .csv.gz, not gzip": (None, raw_bytes(lambda f: f.to_csv(index=False).encode(), "credit.csv.gz"), {},
+                                ["credit.csv.gz: named .gz but not gzip-compressed"]),
     "corrupt parquet": (None, truncated, {}, ["credit.parquet: cannot read as parquet"]),
     "duplicated column names": (None,
                                 raw_bytes(lambda f: f.rename(columns={"income": "age"}).to_csv(index=False).encode()),

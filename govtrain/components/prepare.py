@@ -20,7 +20,7 @@ def required_columns(config: Config) -> list[str]:
 def check_columns(config: Config) -> None:
     """Fail early, naming the file and the first missing column."""
     spec = config.dataset
-    present = set(table_columns(spec.path, spec.file_format))
+    present = set(table_columns(spec.path, spec.file_format, spec.csv))
     roles: dict[str | None, tuple[str, str]] = {
              spec.target: ("target", "target"), spec.entity_id: ("entity_id", "entity_id"),
              spec.timestamp: ("timestamp", "timestamp"),
@@ -58,7 +58,7 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
     spec = config.dataset
     evidence = StepEvidence("prepare", evidence_dir, run_id=run_id, config_digest=config.digest())
     check_columns(config)
-    frame = read_table(spec.path, spec.file_format, required_columns(config))
+    frame = read_table(spec.path, spec.file_format, required_columns(config), spec.csv)
     if frame.empty:
         raise DataError(f"{spec.path}: has a header but no rows")
     if len(frame) < 30:

@@ -26,9 +26,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CsvOptions(_Strict):
+    """How a CSV file is written (a UTF-8 byte-order mark is accepted whatever the encoding says)."""
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    decimal: str = Field(".", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    na_values: list[str] = Field(default_factory=list)  # beside pandas' own: "", "NA", "NaN", "null", ...
+
+
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+
+
 class DatasetSpec(_Strict):
     path: Path
-    format: Literal["csv", "parquet"] | None = None  # None: taken from the file suffix
+    format: Literal["csv", "parquet"] | None = None  # None: taken from the file suffix (data.csv.gz is csv)
+    csv: CsvOptions = Field(default_factory=CsvOptions)
     target: str
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
@@ -42,7 +54,15 @@ class DatasetSpec(_Strict):
 
     @property
     def file_format(self) -> str:
-        return self.format or ("csv" if self.path.suffix.lower() == ".csv" else "parquet")  # as io.format_of
+        return self.format or format_by_suffix(self.path)
+
+
+def format_by_suffix(path: Path) -> str:
+    """csv for name.csv and name.csv.gz (.bz2, .xz, .zst); parquet otherwise."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
+        suffixes = suffixes[:-1]
+    return "csv" if suffixes and suffixes[-1] == ".csv" else "parquet"
 
     @model_validator(mode="after")
     def _has_features(self) -> DatasetSpec:

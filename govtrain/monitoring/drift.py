@@ -33,13 +33,13 @@ HTML_SAMPLE_ROWS = 10_000
 def load_batch(path: Path, name: str, config: Config) -> pd.DataFrame:
     """The batch's feature columns, or a one-line DataError naming the file, column and problem."""
     spec = config.dataset
-    present = set(read_columns(path))  # the schema only, read once
+    present = set(read_columns(path, spec.csv))  # the schema only, read once
     missing = [c for c in spec.features if c not in present]
     if missing:
         raise DataError(f"{path}: column {missing[0]!r} not found ({name} batch)")
     # The label comes along when the batch has it, for target and performance drift.
     labelled = spec.target in present
-    frame = read_table(path, columns=[*spec.features, *([spec.target] if labelled else [])])
+    frame = read_table(path, columns=[*spec.features, *([spec.target] if labelled else [])], options=spec.csv)
     if len(frame) == 0:
         raise DataError(f"{path}: the {name} batch has no rows")
     for column in spec.numeric:
@@ -112,7 +112,8 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
         per_column, share, drifted = dataset_drift(reference, current, spec.numeric, spec.categorical,
                                                    config.monitoring.drift_share, config.monitoring.column_tests)
         html, raw = rendering.result()
-    extra = sorted(set(read_columns(current_path)) - set(spec.features) - {spec.target, spec.entity_id, spec.timestamp})
+    extra = sorted(set(read_columns(current_path, spec.csv)) - set(spec.features)
+                   - {spec.target, spec.entity_id, spec.timestamp})
     of_model = model_drift(config, model, {"reference": reference, "current": current}) if model is not None else {}
     if of_model.get("prediction", {}).get("drifted"):
         drifted = True
@@ -126,10 +127,10 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
     return DriftResult(drifted, share, config.monitoring.drift_share, per_column, html, raw, summary_path)
 
 
-def read_columns(path: Path) -> list[str]:
+def read_columns(path: Path, options: Any = None) -> list[str]:
     from govtrain.data.io import format_of, table_columns
 
-    return table_columns(path, format_of(path))
+    return table_columns(path, format_of(path), options)
 
 
 WEBHOOK_ENV = URL_ENV  # where drift alerts go (monitoring/webhook.py)

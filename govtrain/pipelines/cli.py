@@ -236,7 +236,7 @@ def expectations_init(
     if path.exists() and not force:
         raise ValueError(f"{path}: already exists; edit it, or pass --force to replace it")
     cfg = load_config(config) if config else None
-    frame = read_table(data, columns=required_columns(cfg) if cfg else None)
+    frame = read_table(data, columns=required_columns(cfg) if cfg else None, options=cfg.dataset.csv if cfg else None)
     if frame.empty:
         raise ValueError(f"{data}: no rows to profile")
     draft = draft_suite(frame, suite, source=data.name, target=cfg.dataset.target if cfg else None, margin=margin)

@@ -41,7 +41,7 @@ def shifted_batch(config: Config, test: pd.DataFrame) -> tuple[pd.DataFrame, str
     if config.evaluation.ood_data is not None:
         from govtrain.data.io import read_table
 
-        return read_table(config.evaluation.ood_data), str(config.evaluation.ood_data.name)
+        return read_table(config.evaluation.ood_data, options=config.dataset.csv), str(config.evaluation.ood_data.name)
     shifted = test.copy()
     for column in config.dataset.numeric:
         shifted[column] = shifted[column] + 2.0 * shifted[column].std()
