@@ -65,7 +65,8 @@ GATES: tuple[Gate, ...] = (
           threshold="max_category_determinism"),
     # evaluate: the model gate on the test split
     Gate("evaluate.roc_auc", "test ROC AUC", "gates.min_auc", "min", _PERF),
-    Gate("evaluate.ece", "expected calibration error after temperature scaling", "gates.max_ece", "max",
+    Gate("evaluate.ece", "expected calibration error after temperature scaling, beyond the 95th percentile of "
+         "what a perfectly calibrated model shows on as many rows", "gates.max_ece", "max",
          ("MEASURE 2.5", "MEASURE 2.6")),
     Gate("evaluate.noise_auc_ratio", "AUC under Gaussian noise / clean AUC", "gates.min_noise_auc_ratio", "min",
          ("MEASURE 2.6", "MEASURE 2.7")),

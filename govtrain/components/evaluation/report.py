@@ -53,7 +53,10 @@ def markdown(report: dict) -> str:
     lines += ["", "## Calibration", "", f"- temperature fitted on the validation split: {report['temperature']:.4f}",
               f"- ECE {before['ece']:.4f} -> {cal['ece']:.4f}; adaptive ECE {before['adaptive_ece']:.4f} -> "
               f"{cal['adaptive_ece']:.4f}; MCE {before['mce']:.4f} -> {cal['mce']:.4f}; Brier {cal['brier']:.4f}; "
-              f"NLL {before['nll']:.4f} -> {cal['nll']:.4f}", "- figure: reliability.png"]
+              f"NLL {before['nll']:.4f} -> {cal['nll']:.4f}",
+              f"- gated: ECE beyond sampling noise {cal['ece_excess']:.4f} (a calibrated model's ECE on these "
+              f"{cal['rows']} rows: mean {cal['ece_noise_mean']:.4f}, 95th percentile {cal['ece_noise_q95']:.4f})",
+              "- figure: reliability.png"]
     rob = report["robustness"]
     lines += ["", "## Robustness", ""]
     lines += [f"- noise {r['severity']}: AUC {r['roc_auc']:.4f}, accuracy {r['accuracy']:.4f}" for r in rob["noise"]]

@@ -115,7 +115,7 @@ class Stopwatch:
         self.timings[name], self._clock = now - self._clock, now
 
 
-def calibrate(model_dir: Path, out_dir: Path, data: Splits) -> dict[str, Any]:
+def calibrate(model_dir: Path, out_dir: Path, data: Splits, seed: int = 0) -> dict[str, Any]:
     """Temperature scaling fitted on val; everything after it is measured on the model as it will ship."""
     raw = LoadedModel(model_dir)
     x_num, x_cat = raw.features.tensors(data.test)
@@ -124,8 +124,9 @@ def calibrate(model_dir: Path, out_dir: Path, data: Splits) -> dict[str, Any]:
     proba = metrics.proba_from_logits(logits, temperature)
     return {"model": write_calibrated(model_dir, out_dir, temperature), "x_num": x_num, "x_cat": x_cat,
             "proba": proba, "temperature": temperature,
-            "before": metrics.calibration(data.y("test"), metrics.proba_from_logits(logits)),
-            "after": metrics.calibration(data.y("test"), proba)}
+            "before": metrics.calibration(data.y("test"), metrics.proba_from_logits(logits),
+                                          seed=seed),
+            "after": metrics.calibration(data.y("test"), proba, seed=seed)}
 
 
 def robustness_suite(config: Config, model: LoadedModel, x_num: torch.Tensor, x_cat: torch.Tensor,
@@ -168,7 +169,7 @@ def ood_detection(config: Config, model: LoadedModel, test: pd.DataFrame, proba:
 def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) -> None:
     """Every evaluate row of governance.gates.GATES, each against its configured threshold."""
     evidence.gate("evaluate.roc_auc", found["performance"]["roc_auc"], config)
-    evidence.gate("evaluate.ece", found["calibration"]["ece"], config)
+    evidence.gate("evaluate.ece", found["calibration"]["ece_excess"], config)  # above sampling noise
     evidence.gate("evaluate.noise_auc_ratio", found["noise_auc_ratio"], config)
     for column in config.dataset.sensitive:  # slices are reported, sensitive attributes are gated
         for metric in ("demographic_parity_difference", "equalized_odds_difference"):
@@ -186,7 +187,7 @@ def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) 
 def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch: Stopwatch) -> dict[str, Any]:
     """Every measurement of the model gate, phase by phase, on the calibrated model."""
     spec, y = config.evaluation, data.y("test")
-    cal = calibrate(model_dir, out_dir, data)
+    cal = calibrate(model_dir, out_dir, data, config.evaluation.seed)
     model, proba, x_num, x_cat = cal["model"], cal["proba"], cal["x_num"], cal["x_cat"]
     watch.lap("calibration")
     found: dict[str, Any] = {"model": model, "proba": proba, "temperature": cal["temperature"],
@@ -256,7 +257,8 @@ def headline(found: dict[str, Any], rows: int) -> dict[str, Any]:
     """The record's metrics: what the summary, the model card and MLflow show."""
     cal, cost = found["calibration"], found["latency"]
     return {**{k: round(v, 6) for k, v in found["performance"].items()},
-            **{k: round(cal[k], 6) for k in ("ece", "adaptive_ece", "mce", "brier", "nll")},
+            **{k: round(cal[k], 6) for k in ("ece", "ece_noise_q95", "ece_excess", "adaptive_ece", "mce", "brier",
+                                             "nll")},
             "ece_before_scaling": round(found["calibration_before"]["ece"], 6),
             "temperature": round(found["temperature"], 6), "noise_auc": round(found["noise_auc"], 6),
             "noise_auc_ratio": round(found["noise_auc_ratio"], 6),
