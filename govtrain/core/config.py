@@ -94,7 +94,7 @@ class SplitSpec(_Strict):
 
 
 class ValidationSpec(_Strict):
-    suite: Path = Path("expectations/demo_credit.json")
+    suite: Path | None = None  # None: a structural suite drafted from the train split, "not reviewed"
 
 
 class LeakCheck(_Strict):
@@ -222,7 +222,7 @@ class EvaluationSpec(_Strict):
 
 class RegistrySpec(_Strict):
     tracking_uri: str | None = None  # None: the embedded sqlite store in the state folder
-    model_name: str = "govtrain-credit"
+    model_name: str = ""  # "": the config file's stem (credit.yaml registers "credit")
     experiment: str = "govtrain"
     # For the model card (MAP 1.1, MAP 2.2): what the model is for, where it must not be used, and the
     # datasheet of its data (motivation, collection, preprocessing, known gaps...). Free text.
@@ -340,6 +340,8 @@ def load_config(path: str | Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_error_line(path, exc)) from exc
+    if not config.registry.model_name:
+        config.registry.model_name = path.stem
     return resolve(config, path.parent)
 
 
@@ -348,9 +350,12 @@ def resolve(config: Config, base: Path) -> Config:
     base = base.resolve()
     data = config.model_copy(deep=True)
     data.dataset.path = (base / data.dataset.path).resolve()
-    data.validation.suite = (base / data.validation.suite).resolve()
+    if data.validation.suite is not None:
+        data.validation.suite = (base / data.validation.suite).resolve()
     if data.training.checkpoint_dir is not None:
         data.training.checkpoint_dir = (base / data.training.checkpoint_dir).resolve()
+    if not data.registry.model_name:  # a config built in code, with no file to name it after
+        data.registry.model_name = "govtrain-model"
     if data.registry.tracking_uri is None:
         data.registry.tracking_uri = embedded_tracking_uri()
     if data.evaluation.ood_data is not None:

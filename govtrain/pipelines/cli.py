@@ -227,8 +227,8 @@ def expectations_init(
     import re
 
     from govtrain.components.prepare import required_columns
-    from govtrain.components.suite_draft import draft_suite
     from govtrain.data.io import read_table
+    from govtrain.data.suite_draft import draft_suite
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", suite):
         raise ValueError(f"--suite {suite!r}: use letters, digits, '_', '-' or '.'")

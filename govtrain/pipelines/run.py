@@ -51,7 +51,8 @@ def preflight(config: Config) -> None:
     from govtrain.components.validate import load_suite
 
     check_columns(config)
-    load_suite(config.validation.suite)
+    if config.validation.suite is not None:
+        load_suite(config.validation.suite)
 
 
 @contextmanager

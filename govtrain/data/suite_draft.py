@@ -20,10 +20,24 @@ def _expectation(kind: str, severity: str, note: str | None = None, **kwargs: An
 
 
 def _type_names(series: pd.Series) -> list[str]:
-    """What GE compares: the dtype, or for object columns the Python type of each value."""
+    """What GE compares: the dtype, or for object columns the Python type of each value. An integer column
+    also admits float64, the type prepare gives every numeric feature (so a suite drafted from the raw file
+    passes the splits made of it)."""
     if series.dtype == object:
         return sorted({type(v).__name__ for v in series.dropna()}) or ["str"]
+    if pd.api.types.is_integer_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return sorted({str(series.dtype), "float64"})
     return [str(series.dtype)]
+
+
+def structural_suite(frame: pd.DataFrame, name: str, *, source: str, target: str | None) -> dict[str, Any]:
+    """Only the critical part of a draft (column set, types, complete columns, label values): what a run with no
+    reviewed suite (validation.suite unset) checks, drafted from its own train split."""
+    draft = draft_suite(frame, name, source=source, target=target)
+    draft["expectations"] = [e for e in draft["expectations"] if e["meta"]["severity"] == "critical"]
+    draft["meta"] = {"description": f"Structural suite drafted from {source} ({len(frame)} rows) because no "
+                                    "reviewed suite is configured (validation.suite)."}
+    return draft
 
 
 def draft_suite(frame: pd.DataFrame, name: str, *, source: str, target: str | None = None,
