@@ -157,6 +157,11 @@ CASES = {
     "short CSV row": (None, raw_bytes(short_row), {}, ["credit.csv: line 10 has 16 fields; the header has 18"]),
     "a column of one value": (lambda f: f.assign(region="north"), "parquet", {},
                               ["credit.parquet: feature 'region' holds the same value 'north' in every row"]),
+    "three uninformative columns": (lambda f: f.assign(age=7.0, income=np.nan, region="north"), "parquet", {},
+                                    ["credit.parquet: 3 features cannot inform a model: 'age' holds the same value "
+                                     "'7.0' in every row; 'income' is empty in every row; 'region' holds the same "
+                                     "value 'north' in every row (remove them from dataset.categorical and "
+                                     "dataset.numeric)"]),
     "suite with an unknown severity": (None, "parquet", "bad-severity",
                                        ["bad_suite.json: expectations[0].meta.severity is 'urgent'"]),
 }

@@ -49,14 +49,26 @@ def check_numeric(frame: pd.DataFrame, column: str, path) -> pd.Series:
     return converted.astype(float)
 
 
-def check_informative(values: pd.Series, column: str, section: str, path) -> None:
-    """A feature must vary: all-empty or single-valued columns cannot inform a model."""
+def uninformative(values: pd.Series) -> str | None:
+    """Why a feature cannot inform a model (empty, or one value in every row), or None."""
     present = values.dropna()
     if present.empty:
-        raise DataError(f"{path}: feature {column!r} is empty in every row (remove it from dataset.{section})")
+        return "is empty in every row"
     if present.nunique() == 1 and present.size == len(values):
-        raise DataError(f"{path}: feature {column!r} holds the same value {str(present.iloc[0])[:40]!r} in every row "
-                        f"(remove it from dataset.{section})")
+        return f"holds the same value {str(present.iloc[0])[:40]!r} in every row"
+    return None
+
+
+def check_informative(problems: list[tuple[str, str, str]], path) -> None:
+    """Every feature that cannot inform a model, in one line (fixing one must not reveal the next)."""
+    if len(problems) == 1:
+        column, section, reason = problems[0]
+        raise DataError(f"{path}: feature {column!r} {reason} (remove it from dataset.{section})")
+    if problems:
+        listed = "; ".join(f"{column!r} {reason}" for column, _, reason in problems)
+        sections = " and ".join(sorted({f"dataset.{section}" for _, section, _ in problems}))
+        raise DataError(f"{path}: {len(problems)} features cannot inform a model: {listed} (remove them from "
+                        f"{sections})")
 
 
 def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -64,11 +76,14 @@ def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     spec, path = config.dataset, config.dataset.path
     check_target(frame, config)
     frame = frame.copy()
+    problems: list[tuple[str, str, str]] = []
     for column in spec.numeric:
         frame[column] = check_numeric(frame, column, path)
-        check_informative(frame[column], column, "numeric", path)
+        problems += [(column, "numeric", why) for why in [uninformative(frame[column])] if why]
     for column in spec.categorical:
-        check_informative(frame[column], column, "categorical", path)
+        problems += [(column, "categorical", why) for why in [uninformative(frame[column])] if why]
+    check_informative(problems, path)
+    for column in spec.categorical:
         lengths = frame[column].astype("string").str.len()
         too_long = lengths > MAX_STRING_LENGTH
         if too_long.any():
