@@ -98,6 +98,9 @@ def test_drift_exit_codes(small_data, tmp_path):
     assert same.returncode == 0 and "no drift" in same.stdout
     bad = govtrain("drift", "--current", tmp_path / "nope.parquet", "--reference", small_data.data, "--config", config)
     assert_one_line_error(bad, "nope.parquet: data file not found")
+    # Neither --reference nor --model: an error, never the newest run's train split picked silently.
+    unsaid = govtrain("drift", "--current", small_data.current, "--config", config)
+    assert_one_line_error(unsaid, "drift needs a reference: give --reference FILE or --model NAME[@alias]")
 
 
 def test_audit_verify_exit_codes(tmp_path):

@@ -49,12 +49,11 @@ def drift_job(config: Config, current: Path, reference: Path | None = None, mode
         version = resolve(client_for(config.tracking_uri), parse_ref(model))
         if reference is None:
             reference = reference_sample(version, state_dir() / "drift" / "reference")
-    if reference is None:
+    if reference is None:  # never a silent pick: the newest run may be of another dataset
         latest = latest_run_dir(state_dir())
-        if latest is None or not (latest / "data" / "train.parquet").is_file():
-            raise FileNotFoundError("no --reference or --model given and no local run with a train split; "
-                                    "run `govtrain run` first")
-        reference = latest / "data" / "train.parquet"
+        hint = (f" (the newest local run's train split is {latest / 'data' / 'train.parquet'})"
+                if latest is not None and (latest / "data" / "train.parquet").is_file() else "")
+        raise ValueError(f"drift needs a reference: give --reference FILE or --model NAME[@alias]{hint}")
     out_dir = out_dir or state_dir() / "drift" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     result = run_drift(config, current, reference, out_dir, model=load_version_model(version) if version else None)
     job = DriftJob(result, version)

@@ -137,8 +137,8 @@ def submit(
 def drift(
     current: Annotated[Path, typer.Option(help="The current batch (CSV or Parquet).")],
     reference: Annotated[Path | None,
-                         typer.Option(help="Reference batch; default: the --model version's stored reference, else "
-                                           "the latest local train split.")] = None,
+                         typer.Option(help="Reference batch; default: the --model version's stored reference "
+                                           "(one of the two is required).")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     out: Annotated[Path | None, typer.Option(help="Report folder; default under the state folder.")] = None,
     model: Annotated[str | None,
