@@ -164,3 +164,27 @@ def test_a_memorising_model_shows_higher_membership_inference_auc(small_data):
     memorising = mia(fit(features, members, target, [256, 256], 1500, 0.0))
     regularised = mia(fit(features, members, target, [8], 15, 0.1))
     assert memorising > 0.65 and memorising > regularised + 0.15, (memorising, regularised)
+
+
+def test_the_baseline_gap_catches_a_network_worse_than_the_simple_model(tmp_path):
+    """A planted problem: the label is a threshold rule on one feature, which trees learn at once; a
+    'network' credited with AUC 0.6 is 0.3+ behind, and the gap gate fails it."""
+    from govtrain.components.evaluation.baseline import baseline
+    from govtrain.core.config import Config
+    from govtrain.governance.evidence import StepEvidence
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=4000), "noise": rng.normal(size=4000),
+                          "city": rng.choice(["a", "b", "c"], 4000)})
+    y = ((frame["x"] > 0.3) ^ (frame["city"] == "c")).to_numpy().astype(int)
+    found = baseline(frame[:3000], y[:3000], frame[3000:].assign(city=lambda f: f["city"].replace("a", "zz")),
+                     y[3000:], ["x", "noise"], ["city"], network_auc=0.6, seed=0)
+    assert found["roc_auc"] > 0.9 and found["gap"] == pytest.approx(found["roc_auc"] - 0.6)
+    config = Config.model_validate({"dataset": {"path": "x.csv", "target": "y", "numeric": ["x"]},
+                                    "gates": {"max_gap_to_baseline": 0.02}})
+    evidence = StepEvidence("evaluate", tmp_path / "ev", run_id="r", config_digest="c")
+    assert evidence.gate("evaluate.baseline_gap", found["gap"], config) is False
+    assert evidence.gate("evaluate.baseline_gap", -0.01, config) is True
+    assert StepEvidence("evaluate", tmp_path / "ev", run_id="r", config_digest="c").gate(
+        "evaluate.baseline_gap", found["gap"], Config.model_validate(
+            {"dataset": {"path": "x.csv", "target": "y", "numeric": ["x"]}})) is None  # default: reported only

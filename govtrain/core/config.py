@@ -199,6 +199,7 @@ class GateSpec(_Strict):
     min_ood_auroc: float | None = Field(None, ge=0, le=1)
     max_latency_p99_ms: float | None = Field(None, gt=0)  # at batch 1
     max_champion_auc_drop: float | None = Field(0.01, ge=0)  # absolute: champion AUC - ours
+    max_gap_to_baseline: float | None = None  # HistGradientBoosting's test AUC - ours; None: reported only
     max_champion_auc_drop_relative: float | None = Field(0.02, ge=0)  # relative to the champion's AUC
 
 

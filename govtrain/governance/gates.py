@@ -78,6 +78,8 @@ GATES: tuple[Gate, ...] = (
     Gate("evaluate.ood_auroc", "out-of-distribution detection AUROC", "gates.min_ood_auroc", "min", ("MEASURE 2.6",)),
     Gate("evaluate.latency_p99_ms", "p99 latency at batch 1 (ms)", "gates.max_latency_p99_ms", "max",
          ("MEASURE 2.3",)),
+    Gate("evaluate.baseline_gap", "test ROC AUC of HistGradientBoosting on the same split minus the network's",
+         "gates.max_gap_to_baseline", "max", _PERF),
     Gate("evaluate.champion_auc_drop", "champion AUC minus ours", "gates.max_champion_auc_drop", "max", _CHAMPION),
     Gate("evaluate.champion_auc_drop_relative", "(champion AUC minus ours) / champion AUC",
          "gates.max_champion_auc_drop_relative", "max", _CHAMPION),

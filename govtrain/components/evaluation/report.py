@@ -49,6 +49,9 @@ def markdown(report: dict) -> str:
     lines += ["", "## Performance (test)", ""]
     lines += [f"- {k}: {v:.4f} (95% CI {report['confidence_intervals'].get(k)})" for k,
               v in report["performance"].items()]
+    base = report["baseline"]
+    lines += [f"- baseline {base['model']} on the same split: ROC AUC {base['roc_auc']:.4f} vs the network's "
+              f"{base['network_roc_auc']:.4f} (gap {base['gap']:+.4f}; gates.max_gap_to_baseline)"]
     cal, before = report["calibration"], report["calibration_before"]
     lines += ["", "## Calibration", "", f"- temperature fitted on the validation split: {report['temperature']:.4f}",
               f"- ECE {before['ece']:.4f} -> {cal['ece']:.4f}; adaptive ECE {before['adaptive_ece']:.4f} -> "

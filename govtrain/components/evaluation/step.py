@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from govtrain.components.evaluation import fairness, metrics, privacy, report, robustness
+from govtrain.components.evaluation.baseline import baseline
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Check, Record, StepEvidence
 from govtrain.governance.gates import rmf_of
@@ -171,6 +172,7 @@ def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) 
     evidence.gate("evaluate.roc_auc", found["performance"]["roc_auc"], config)
     evidence.gate("evaluate.ece", found["calibration"]["ece_excess"], config)  # above sampling noise
     evidence.gate("evaluate.noise_auc_ratio", found["noise_auc_ratio"], config)
+    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config)
     for column in config.dataset.sensitive:  # slices are reported, sensitive attributes are gated
         for metric in ("demographic_parity_difference", "equalized_odds_difference"):
             evidence.gate(f"evaluate.fairness.{metric}", found["fairness"][column][metric], config,
@@ -209,6 +211,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("ood")
     found["latency"] = latency(model, x_num, x_cat, spec.latency_repeats)
     watch.lap("latency")
+    found["baseline"] = baseline(data.train, data.y("train"), data.test, y, config.dataset.numeric,
+                                 config.dataset.categorical, found["performance"]["roc_auc"], spec.seed)
+    watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data.test, y, found["performance"]["roc_auc"])
     except Exception as exc:  # the registry being unreachable must not hide the rest of the evaluation
@@ -231,7 +236,7 @@ def full_report(data: Splits, found: dict[str, Any], checks: list[Check], spec: 
         "performance": found["performance"], "confidence_intervals": found["confidence_intervals"],
         "temperature": found["temperature"], "calibration_before": found["calibration_before"],
         "calibration": found["calibration"], "robustness": robust, "fairness": found["fairness"],
-        "privacy": found["privacy"], "ood": found["ood"], "latency": found["latency"],
+        "privacy": found["privacy"], "ood": found["ood"], "latency": found["latency"], "baseline": found["baseline"],
         "champion": found["champion"] or "no champion in the registry: nothing to compare with",
         "checks": [{**c, "rmf": rmf_of(c["id"])} for c in checks],
         "roc_curve": {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
@@ -264,6 +269,7 @@ def headline(found: dict[str, Any], rows: int) -> dict[str, Any]:
             "noise_auc_ratio": round(found["noise_auc_ratio"], 6),
             "pgd_auc": round(found["robustness"]["attacks"][1]["roc_auc"], 6),
             "mia_auc": round(found["privacy"]["mia_auc"], 6), "ood_auroc": round(found["ood"]["auroc"], 6),
+            "baseline_roc_auc": round(found["baseline"]["roc_auc"], 6),
             "latency_p99_ms_batch1": round(cost["1"]["p99_ms"], 4), "test_rows": rows}
 
 
