@@ -5,6 +5,8 @@ import multiprocessing as mp
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def _child(fn: Callable[[], object], queue: mp.Queue) -> None:
@@ -24,6 +26,21 @@ def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
     result = queue.get()
     proc.join()
     return result
+
+
+def demo_splits(folder: Path, rows: int) -> tuple[Any, dict[str, Path], int]:
+    """The demo table, its first 80 % as train.parquet and the rest as val.parquet: (files, paths, train rows)."""
+    import pandas as pd
+
+    from govtrain.pipelines import demo_data
+
+    files = demo_data.write_demo_data(folder / "data", rows)
+    frame = pd.read_parquet(files.data)
+    cut = int(len(frame) * 0.8)
+    paths = {"train": folder / "train.parquet", "val": folder / "val.parquet"}
+    frame[:cut].to_parquet(paths["train"])
+    frame[cut:].to_parquet(paths["val"])
+    return files, paths, cut
 
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> None:

@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 from safetensors.torch import load_file
 
-from benchmarks.harness import table
+from benchmarks.harness import demo_splits, table
 from govtrain.components.train.step import RESTART_SAFE_ENV, write_job
 from govtrain.core.config import Config
 from govtrain.pipelines import demo_data
@@ -86,12 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = demo_data.write_demo_data(tmp / "data", args.rows)
-        frame = pd.read_parquet(files.data)
-        cut = int(len(frame) * 0.8)
-        paths = {"train": tmp / "train.parquet", "val": tmp / "val.parquet"}
-        frame[:cut].to_parquet(paths["train"])
-        frame[cut:].to_parquet(paths["val"])
+        files, paths, cut = demo_splits(tmp, args.rows)
         config = Config.model_validate({
             "dataset": {"path": str(files.data), "target": demo_data.TARGET, "numeric": demo_data.NUMERIC,
                         "categorical": demo_data.CATEGORICAL},

@@ -19,12 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from benchmarks.harness import measure, table
+from benchmarks.harness import demo_splits, measure, table
 from govtrain.components.train.step import RESTART_SAFE_ENV, write_job
 from govtrain.core.config import Config
 from govtrain.model.features import FeatureSpec
@@ -84,12 +83,7 @@ def main() -> None:
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = demo_data.write_demo_data(tmp / "data", args.rows)
-        frame = pd.read_parquet(files.data)
-        cut = int(len(frame) * 0.8)
-        paths = {"train": tmp / "train.parquet", "val": tmp / "val.parquet"}
-        frame[:cut].to_parquet(paths["train"])
-        frame[cut:].to_parquet(paths["val"])
+        files, paths, cut = demo_splits(tmp, args.rows)
         for device in devices:
             rows_out = []
             for batch in args.batch_size:
