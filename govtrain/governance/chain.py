@@ -150,6 +150,7 @@ def verify_chain(chain_dir: Path, model: str, trusted: list[str] | None = None,
     """Every record's hash, name, sequence, link and signature (by a trusted key: default signing.trusted_keys()),
     stopping at the first that does not hold."""
     result = ChainVerification(True)
+    trusted = signing.trusted_keys() if trusted is None else trusted  # read once, not per record
     previous: dict | None = None
     for path in _files(chain_path(chain_dir, model)):
         seq, file_hash = RECORD_NAME.match(path.name).groups()  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from govtrain.core.config import ConfigError, load_config
+from govtrain.core.config import Config, ConfigError, load_config
 from govtrain.core.state import state_dir
 from govtrain.pipelines.cli_common import (
     DEFAULT_CONFIG,
@@ -23,14 +23,16 @@ AllowUnsignedOption = Annotated[bool, typer.Option(
     "--allow-unsigned", help="Accept a ledger or chain record with no signature (hashes still checked).")]
 
 
-def trusted_keys(given: list[str] | None, config: Path) -> list[str]:
+def trusted_keys(given: list[str] | None, config: Path | Config) -> list[str]:
     """The keys --public-key names; else this machine's trusted keys plus governance.public_keys of the config
     (when the config file exists: a run folder or a zip can be checked without one)."""
     from govtrain.governance.signing import trusted_keys as local_trust
 
     if given:
         return list(given)
-    return local_trust(load_config(config).governance.public_keys if config.is_file() else [])
+    if isinstance(config, Path):
+        return local_trust(load_config(config).governance.public_keys if config.is_file() else [])
+    return local_trust(config.governance.public_keys)
 
 
 def signer(key: str | None) -> str:
@@ -145,11 +147,10 @@ def audit_repair_chain(
     """Set aside the first chain record that does not verify and every record after it (moved under the
     chain's set-aside/ folder, never deleted) and append a `repair` record naming each file and its digest."""
     from govtrain.governance.chain import repair_chain
-    from govtrain.governance.signing import trusted_keys as local_trust
     from govtrain.registry.models import set_anchor
 
     cfg = load_config(config)
-    record = repair_chain(cfg.chain_dir, model, reason, local_trust(cfg.governance.public_keys), allow_unsigned)
+    record = repair_chain(cfg.chain_dir, model, reason, trusted_keys(None, cfg), allow_unsigned)
     set_anchor(cfg, model, record)
     details = record["details"]
     console.print(f"{model}: kept {details['kept_records']} record(s); set aside "
@@ -168,8 +169,9 @@ def audit_runs(
     from govtrain.governance.chain import verify_chain
     from govtrain.governance.sealed_runs import RUNS, missing_runs
 
-    chain_dir = load_config(config).chain_dir if config.is_file() else state_dir() / "chains"
-    check = verify_chain(chain_dir, RUNS, trusted_keys(public_key, config))
+    cfg = load_config(config) if config.is_file() else None
+    chain_dir = cfg.chain_dir if cfg else state_dir() / "chains"
+    check = verify_chain(chain_dir, RUNS, trusted_keys(public_key, cfg or config))
     if not check.ok:
         fail(check.problem)
     count, problems = missing_runs(chain_dir, state_dir() / "runs")

@@ -136,15 +136,14 @@ def seal_interrupted(config: Config, signum: int, pipeline_root: Path, state: Pa
     from govtrain.components.seal import seal_interrupted_run
 
     killed = stop_descendants(signum)
-    interrupted = Interrupted(signum, running_step(log_path), state / "runs" / run_id)
-    assert interrupted.step is not None and interrupted.run_dir is not None
+    step, run_dir, name = running_step(log_path), state / "runs" / run_id, signal.Signals(signum).name
     seal_interrupted_run(sorted(pipeline_root.glob("*/*/evidence")), pipeline_root / "interrupt-evidence",
-                         interrupted.run_dir, run_id, interrupted.step, interrupted.name, killed)
-    shutil.copyfile(log_path, interrupted.run_dir / "pipeline.log")
-    note_sealed(config.chain_dir, interrupted.run_dir)
+                         run_dir, run_id, step, name, killed)
+    shutil.copyfile(log_path, run_dir / "pipeline.log")
+    note_sealed(config.chain_dir, run_dir)
     end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, "KILLED",
-                     f"interrupted by {interrupted.name} during {interrupted.step}")
-    return interrupted
+                     f"interrupted by {name} during {step}")
+    return Interrupted(signum, step, run_dir)
 
 
 def note_sealed(chain_dir: Path, run_dir: Path) -> Path:

@@ -63,8 +63,8 @@ def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None,
     NAME@champion also that the alias is where the chain's last promotion or rollback put it."""
     with fetched(config, ref_text) as (version, bundle):
         result = _audit_fetched(config, version, bundle, trusted, allow_unsigned)
-    if incomplete(version):  # said first: it explains a missing chain record, and what completes it
-        result.ok, result.problem = False, incomplete(version)
+    if unfinished := incomplete(version):  # said first: it explains a missing chain record, and what completes it
+        result.ok, result.problem = False, unfinished
     alias = parse_ref(ref_text).alias
     if result.ok and alias == CHAMPION:
         moved = chain.alias_discrepancy(chain.read_chain(config.chain_dir, version.name), CHAMPION, version.name,

@@ -42,8 +42,8 @@ class AliasMove:
 
 def check_version(config: Config, client: Any, version: Any) -> dict:
     """The version's verified ledger; refuses if it does not verify or did not pass every gate."""
-    if incomplete(version):
-        raise Refused(incomplete(version))
+    if unfinished := incomplete(version):
+        raise Refused(unfinished)
     bundle = fetch_bundle(client, version)
     try:
         fetch_model_into(version, bundle)  # the files a server would load, against the ledger's digests

@@ -138,12 +138,10 @@ def fetch_model_into(version: Any, bundle: Path) -> None:
 
 def load_version_model(version: Any, dest: Path | None = None) -> Any:
     """The version's trained model (safetensors + model.json, temperature included), no pickle."""
-    import mlflow
-
     from govtrain.model.network import CONFIG_FILE, LoadedModel
 
     dest = Path(dest or tempfile.mkdtemp(prefix="govtrain-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=str(dest)))
+    local = download_model(f"models:/{version.name}/{version.version}", dest)
     return LoadedModel(next(p.parent for p in local.rglob(CONFIG_FILE)))
 
 
