@@ -54,11 +54,10 @@ def served(small_data, mlflow_server, isolated_state, tmp_path_factory):
     return run, f"served-credit/{run.registration['version']}"
 
 
-@pytest.mark.slow
-def test_a_registered_version_serves_over_rest_where_govtrain_is_not_installed(served, small_data, mlflow_server,
-                                                                                 tmp_path):
-    run, ref = served
-    (tmp_path / "hide").mkdir()
+def ask_served(mlflow_server: str, ref: str, rows: pd.DataFrame, tmp_path: Path) -> list[dict]:
+    """Serve `models:/<ref>` with `mlflow models serve` (a real process on 127.0.0.1, govtrain hidden from its
+    interpreter), post the rows over REST, stop the server by its process group; returns the predictions."""
+    (tmp_path / "hide").mkdir(exist_ok=True)
     (tmp_path / "hide" / "sitecustomize.py").write_text(HIDE_GOVTRAIN)
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "hide"), "MLFLOW_TRACKING_URI": mlflow_server,
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -70,7 +69,6 @@ def test_a_registered_version_serves_over_rest_where_govtrain_is_not_installed(s
         server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{ref}",
                                    "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
                                   env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    rows = pd.read_parquet(run.run_dir / "data" / "test.parquet").head(20)
     body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}).encode()
     try:
         deadline = time.monotonic() + 180
@@ -79,8 +77,7 @@ def test_a_registered_version_serves_over_rest_where_govtrain_is_not_installed(s
                 request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                                  headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=30) as response:
-                    answer = json.loads(response.read())
-                break
+                    return json.loads(response.read())["predictions"]
             except (urllib.error.URLError, ConnectionError):
                 log_text = (tmp_path / "serve.log").read_text(errors="replace")
                 assert server.poll() is None and time.monotonic() < deadline, log_text[-3000:]
@@ -88,9 +85,18 @@ def test_a_registered_version_serves_over_rest_where_govtrain_is_not_installed(s
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    served_scores = [p["probability"] for p in answer["predictions"]]
+
+
+@pytest.mark.slow
+def test_a_registered_version_serves_over_rest_where_govtrain_is_not_installed(served, small_data, mlflow_server,
+                                                                                 tmp_path):
+    run, ref = served
+    rows = pd.read_parquet(run.run_dir / "data" / "test.parquet").head(20)
+    answer = ask_served(mlflow_server, ref, rows, tmp_path)
+    served_scores = [p["probability"] for p in answer]
     local = load_version_model(resolve(client_for(mlflow_server), parse_ref(ref)), tmp_path / "local")
     assert served_scores == pytest.approx(local.predict_proba(rows).tolist(), abs=1e-6)
+    assert [p["label"] for p in answer] == (local.predict_proba(rows) >= 0.5).astype(int).tolist()
 
 
 @pytest.mark.slow

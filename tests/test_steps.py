@@ -10,6 +10,7 @@ from govtrain.components.train.step import train
 from govtrain.data.io import DataError
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import LoadedModel, build_model, save_model
+from govtrain.model.task import Task
 from govtrain.pipelines import demo_data
 
 
@@ -43,13 +44,17 @@ def test_time_split_puts_the_newest_rows_in_test(small_data, write_config):
     assert times[labels == "val"].max() <= times[labels == "test"].min()
 
 
-def test_prepare_rejects_a_non_binary_target(tmp_path, write_config):
+def test_prepare_rejects_a_class_too_rare_to_learn_and_test(tmp_path, write_config):
+    """A third label in one row makes the target multiclass (inferred); that class cannot be in train and test."""
     frame = pd.read_parquet(demo_data.write_demo_data(tmp_path / "d", 200).data)
     frame.loc[17, demo_data.TARGET] = 2
     bad = tmp_path / "bad.csv"
     frame.to_csv(bad, index=False)
-    with pytest.raises(DataError, match=r"bad\.csv: target 'default' must be 0/1, found '2'"):
+    with pytest.raises(DataError, match=r"bad\.csv: (target 'default' holds '2' in row 18, a class of 1 row\(s\) "
+                                        r"none of which is in the train split|the (val|test) split has)"):
         run_prepare(write_config(bad), tmp_path)
+    with pytest.raises(DataError, match=r"bad\.csv: target 'default' has 3 classes, but dataset.task is binary"):
+        run_prepare(write_config(bad, dataset={"task": "binary"}), tmp_path)
 
 
 def test_features_map_unseen_and_missing_categories_to_unknown():
@@ -68,7 +73,8 @@ def test_known_bad_model_fails_the_gate(small_data, write_config, tmp_path):
     features = FeatureSpec.fit(train_frame, config.dataset.numeric, config.dataset.categorical)
     torch.manual_seed(0)
     model = build_model(features, 8, [16])
-    save_model(model, features, tmp_path / "model", embedding_dim=8, hidden=[16])
+    save_model(model, features, tmp_path / "model", embedding_dim=8, hidden=[16],
+               task=Task.fit(train_frame[demo_data.TARGET]))
     record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-prepare", tmp_path / "ev-eval", "t1")
     assert record["decision"] == "fail"
     auc = next(c for c in record["checks"] if c["id"] == "evaluate.roc_auc")

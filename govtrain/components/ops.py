@@ -126,9 +126,12 @@ def evaluate_op(config_json: str, run_id: str, model: Input[Model], train_data: 
                       Path(evidence.path), run_id, calibrated_dir=Path(calibrated_model.path))
     for name, value in record["metrics"].items():
         metrics.log_metric(name, value)
-    roc = record["details"]["roc_curve"]
-    classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
-    classification.log_confusion_matrix(["0", "1"], record["details"]["confusion_matrix"])
+    details = record["details"]
+    if "roc_curve" in details:  # binary
+        roc = details["roc_curve"]
+        classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    if "confusion_matrix" in details:  # binary and multiclass; regression has none
+        classification.log_confusion_matrix(details["classes"], details["confusion_matrix"])
     return record["decision"]
 
 

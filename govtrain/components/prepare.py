@@ -9,6 +9,7 @@ from govtrain.core.config import Config
 from govtrain.data.io import SPLITS, DataError, read_table, table_columns
 from govtrain.data.table_checks import check_table
 from govtrain.governance.evidence import Record, StepEvidence
+from govtrain.model.task import Task, infer_kind, label_keys
 
 
 def required_columns(config: Config) -> list[str]:
@@ -33,11 +34,27 @@ def check_columns(config: Config) -> None:
             raise DataError(f"{spec.path}: {role} {column!r} not found (config dataset.{key})")
 
 
+def classes_of(frame: pd.DataFrame, config: Config) -> np.ndarray | None:
+    """The class of every row for a classification target (the strata of a random split), else None."""
+    target = frame[config.dataset.target]
+    if (config.dataset.task or infer_kind(target)) == "regression":
+        return None
+    return label_keys(target).fillna("").to_numpy(dtype=object)
+
+
 def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
     """An array of "train"/"val"/"test", one per row, by the configured strategy."""
     fr, strategy, seed = config.split.fractions, config.split.strategy, config.split.seed
     n = len(frame)
-    if strategy == "random":
+    strata = classes_of(frame, config) if strategy == "random" and config.split.stratify else None
+    if strata is not None:
+        # Each class spread over the splits in the configured fractions, as scikit-learn's stratify= does:
+        # a small table's splits then share its class balance instead of drifting apart by chance.
+        rng, position = np.random.default_rng(seed), np.empty(n)
+        for stratum in np.unique(strata):
+            rows = np.flatnonzero(strata == stratum)
+            position[rows[rng.permutation(len(rows))]] = (np.arange(len(rows)) + rng.random()) / len(rows)
+    elif strategy == "random":
         position = np.empty(n)
         position[np.random.default_rng(seed).permutation(n)] = np.arange(n) / n
     elif strategy == "group":
@@ -51,6 +68,27 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
         # Oldest rows train, newest test: the model is judged on the future it will meet.
         position = frame[config.dataset.timestamp].rank(method="first").to_numpy() / n - 1e-12
     return np.where(position < fr.train, "train", np.where(position < fr.train + fr.val, "val", "test"))
+
+
+def split_task(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> Task:
+    """The task, fitted on the train split; every class of val and test must be one train has."""
+    spec = config.dataset
+    target = frame[spec.target]
+    for name in SPLITS:
+        if target[labels == name].nunique() < 2:
+            raise DataError(f"{spec.path}: the {name} split has fewer than two distinct targets; add rows or change "
+                            f"split.fractions")
+    task = Task.fit(target[labels == "train"], spec.task, spec.positive_label)
+    if task.kind != "regression":
+        keys = label_keys(target)
+        unseen = ~keys.isin(task.classes).to_numpy()
+        if unseen.any():
+            row = int(np.flatnonzero(unseen)[0])
+            count = int((keys == keys.iloc[row]).sum())
+            raise DataError(f"{spec.path}: target {spec.target!r} holds {str(target.iloc[row])!r} in row {row + 1}, a "
+                            f"class of {count} row(s) none of which is in the train split; a class this rare cannot "
+                            "be learned and tested: add rows of it or drop them")
+    return task
 
 
 def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_id: str) -> Record:
@@ -67,18 +105,18 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
     evidence.add_input(spec.path.name, spec.path, rows=len(frame))
 
     labels = split_labels(frame, config)
-    for name in SPLITS:
-        part = frame[labels == name].reset_index(drop=True)
-        if part.empty or part[spec.target].nunique() < 2:
-            raise DataError(f"{spec.path}: the {name} split has fewer than two classes; add rows or change "
-                            f"split.fractions")
+    task = split_task(frame, labels, config)
+    parts = {name: frame[labels == name].reset_index(drop=True) for name in SPLITS}
+    for name, part in parts.items():
         out = Path(out_paths[name])
         out.parent.mkdir(parents=True, exist_ok=True)
         part.to_parquet(out, index=False)
         evidence.add_data_output(f"data/{name}.parquet", out, rows=len(part))
         evidence.metrics[f"{name}_rows"] = len(part)
-        evidence.metrics[f"{name}_positive_rate"] = round(float(part[spec.target].mean()), 6)
+        evidence.metrics.update({f"{name}_{k}": v for k, v in task.summary(part[spec.target]).items()})
     evidence.details = {
+        "task": {**task.to_dict(), "rule": "stated in dataset.task" if spec.task else "inferred from the target "
+                 "(govtrain.model.task: bool/string or <= 20 whole numbers: classes; other numbers: regression)"},
         "strategy": config.split.strategy,
         "seed": config.split.seed,
         "columns": {"numeric": spec.numeric, "categorical": spec.categorical, "target": spec.target,

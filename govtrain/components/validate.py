@@ -111,7 +111,7 @@ def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path
     frames = read_splits({name: split_paths[name] for name in SPLITS}, evidence)
     if suite_path is None:  # a minimal config: check the structure, and say that nobody reviewed a suite
         suite = structural_suite(frames["train"], "structural", source="the train split",
-                                 target=config.dataset.target)
+                                 target=config.dataset.target, task=config.dataset.task)
         suite_path = evidence.write_json("structural_suite.json", suite)
         not_measured.append("expectations a person reviewed (validation.suite is unset): only the structural "
                             "suite drafted from the train split (columns, types, complete columns, labels) ran")

@@ -42,6 +42,8 @@ class DatasetSpec(_Strict):
     format: Literal["csv", "parquet"] | None = None  # None: taken from the file suffix (data.csv.gz is csv)
     csv: CsvOptions = Field(default_factory=CsvOptions)
     target: str
+    task: Literal["binary", "multiclass", "regression"] | None = None  # None: inferred from the target (stated)
+    positive_label: str | int | bool | None = None  # binary: None takes 1 / true / yes, else the larger value
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     entity_id: str | None = None
@@ -56,14 +58,6 @@ class DatasetSpec(_Strict):
     def file_format(self) -> str:
         return self.format or format_by_suffix(self.path)
 
-
-def format_by_suffix(path: Path) -> str:
-    """csv for name.csv and name.csv.gz (.bz2, .xz, .zst); parquet otherwise."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
-        suffixes = suffixes[:-1]
-    return "csv" if suffixes and suffixes[-1] == ".csv" else "parquet"
-
     @model_validator(mode="after")
     def _has_features(self) -> DatasetSpec:
         if not self.features:
@@ -73,6 +67,14 @@ def format_by_suffix(path: Path) -> str:
             raise ValueError(f"column {sorted(c for c in clash if c)[0]!r} is both a feature and the "
                              f"target/id/timestamp")
         return self
+
+
+def format_by_suffix(path: Path) -> str:
+    """csv for name.csv and name.csv.gz (.bz2, .xz, .zst); parquet otherwise."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
+        suffixes = suffixes[:-1]
+    return "csv" if suffixes and suffixes[-1] == ".csv" else "parquet"
 
 
 class Fractions(_Strict):
@@ -91,6 +93,7 @@ class SplitSpec(_Strict):
     strategy: Literal["random", "group", "time"] = "random"
     fractions: Fractions = Field(default_factory=Fractions)
     seed: int = 0
+    stratify: bool = True  # random split of a classification target: every class in the same shares per split
 
 
 class ValidationSpec(_Strict):
@@ -129,7 +132,8 @@ class TemporalCheck(LeakCheck):
 
 
 class TargetCheck(LeakCheck):
-    threshold: float = Field(0.98, gt=0.5, le=1)  # the best single-feature ROC AUC that passes
+    threshold: float = Field(0.98, gt=0.5, le=1)  # the best single-feature ROC AUC that passes (classification)
+    max_single_feature_r2: float = Field(0.95, gt=0, le=1)  # regression: the best single-feature R^2 that passes
     max_category_determinism: float = Field(0.8, gt=0, le=1)  # uncertainty coefficient U(label | category)
     min_category_rows: int = Field(30, ge=1)  # rarer categories are pooled, so ids cannot look predictive
 
@@ -188,8 +192,14 @@ class TrainingSpec(_Strict):
 
 
 class GateSpec(_Strict):
-    """Thresholds of the model gate; a None threshold is measured and reported but not gated."""
-    min_auc: float = Field(0.75, ge=0, le=1)
+    """Thresholds of the model gate; a None threshold is measured and reported but not gated. Each task
+    reads the rows that concern it (evaluate.* in governance/gates.py says which)."""
+    min_auc: float = Field(0.75, ge=0, le=1)  # binary
+    min_macro_f1: float | None = Field(0.5, ge=0, le=1)  # multiclass
+    min_r2: float | None = Field(0.3, le=1)  # regression
+    min_interval_coverage: float | None = Field(0.85, ge=0, le=1)  # regression, at evaluation.interval_level
+    max_group_error_rate_difference: float | None = Field(0.15, ge=0, le=1)  # multiclass: worst - best group
+    max_group_error_ratio: float | None = Field(1.5, ge=1)  # regression: mean absolute error, worst / best group
     max_ece: float = Field(0.05, ge=0, le=1)  # after temperature scaling (the model ships with it)
     min_noise_auc_ratio: float = Field(0.9, ge=0, le=1)
     noise_severity: float = Field(0.5, ge=0)  # the named severity the ratio is read at (x each feature's std)
@@ -209,6 +219,7 @@ class EvaluationSpec(_Strict):
     noise_severities: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0])
     missing_rates: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3, 0.5])
     swap_rate: float = Field(0.1, ge=0, le=1)
+    interval_level: float = Field(0.9, gt=0, lt=1)  # regression: the split-conformal interval served with predictions
     attack_rows: int = Field(2000, ge=50)
     attack_epsilon: float = Field(0.1, gt=0)  # L-inf, in standardised units
     pgd_steps: int = Field(10, ge=2)

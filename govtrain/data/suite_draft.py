@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from govtrain.model.task import infer_kind
+
 MAX_CATEGORIES = 50  # more distinct values than this: an identifier or free text, not a value set
 
 
@@ -30,10 +32,11 @@ def _type_names(series: pd.Series) -> list[str]:
     return [str(series.dtype)]
 
 
-def structural_suite(frame: pd.DataFrame, name: str, *, source: str, target: str | None) -> dict[str, Any]:
+def structural_suite(frame: pd.DataFrame, name: str, *, source: str, target: str | None,
+                     task: str | None = None) -> dict[str, Any]:
     """Only the critical part of a draft (column set, types, complete columns, label values): what a run with no
     reviewed suite (validation.suite unset) checks, drafted from its own train split."""
-    draft = draft_suite(frame, name, source=source, target=target)
+    draft = draft_suite(frame, name, source=source, target=target, task=task)
     draft["expectations"] = [e for e in draft["expectations"] if e["meta"]["severity"] == "critical"]
     draft["meta"] = {"description": f"Structural suite drafted from {source} ({len(frame)} rows) because no "
                                     "reviewed suite is configured (validation.suite)."}
@@ -41,8 +44,10 @@ def structural_suite(frame: pd.DataFrame, name: str, *, source: str, target: str
 
 
 def draft_suite(frame: pd.DataFrame, name: str, *, source: str, target: str | None = None,
-                margin: float = 0.1) -> dict[str, Any]:
-    """A suite describing `frame`: numeric ranges widened by `margin` x the observed range on each side."""
+                margin: float = 0.1, task: str | None = None) -> dict[str, Any]:
+    """A suite describing `frame`: numeric ranges widened by `margin` x the observed range on each side. A
+    classification target's label set is critical; a regression target (stated, or inferred by
+    govtrain.model.task's rule) gets a range like any number."""
     rows = len(frame)
     expectations = [_expectation("expect_table_columns_to_match_set", "critical",
                                  column_set=list(frame.columns), exact_match=False)]
@@ -62,7 +67,7 @@ def draft_suite(frame: pd.DataFrame, name: str, *, source: str, target: str | No
         if values.empty:
             continue
         distinct = values.nunique()
-        if column == target:
+        if column == target and (task or infer_kind(values)) != "regression":
             expectations.append(_expectation("expect_column_values_to_be_in_set", "critical", column=column,
                                              value_set=sorted(values.unique().tolist())))
         elif pd.api.types.is_bool_dtype(series) or (not pd.api.types.is_numeric_dtype(series)

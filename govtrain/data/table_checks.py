@@ -11,6 +11,7 @@ import pandas as pd
 
 from govtrain.core.config import Config
 from govtrain.data.io import DataError
+from govtrain.model.task import Task, TaskError
 
 MAX_STRING_LENGTH = 1000  # longer categorical values are pasted documents or corrupt exports
 
@@ -19,17 +20,26 @@ def first_row(mask: np.ndarray | pd.Series) -> int:
     return int(np.flatnonzero(np.asarray(mask))[0]) + 1
 
 
-def check_target(frame: pd.DataFrame, config: Config) -> None:
-    path, target = config.dataset.path, frame[config.dataset.target]
+def check_target(frame: pd.DataFrame, config: Config) -> Task:
+    """The target is filled in every row and fits its task (stated or inferred); returns the task."""
+    spec = config.dataset
+    path, target = spec.path, frame[spec.target]
     if target.isna().any():
         raise DataError(f"{path}: target {target.name!r} is empty in row {first_row(target.isna())}")
-    numeric = pd.to_numeric(target, errors="coerce")
-    bad = numeric.isna() | ~numeric.isin([0, 1])
-    if bad.any():
-        row = first_row(bad)
-        raise DataError(f"{path}: target {target.name!r} must be 0/1, found {str(target.iloc[row - 1])!r} in row {row}")
-    if numeric.nunique() < 2:
-        raise DataError(f"{path}: target {target.name!r} has a single class ({int(numeric.iloc[0])} in every row)")
+    if spec.task == "regression" and not pd.api.types.is_numeric_dtype(target):
+        bad = pd.to_numeric(target, errors="coerce").isna()
+        if bad.any():
+            row = first_row(bad)
+            raise DataError(f"{path}: target {target.name!r} holds {str(target.iloc[row - 1])[:40]!r} in row {row}; "
+                            "a regression target must be a number")
+        target = pd.to_numeric(target)
+    if target.nunique() < 2:
+        raise DataError(f"{path}: target {target.name!r} has a single value ({str(target.iloc[0])[:40]!r} in every "
+                        "row)")
+    try:
+        return Task.fit(target, spec.task, spec.positive_label)
+    except TaskError as exc:
+        raise DataError(f"{path}: {exc}") from exc
 
 
 def check_numeric(frame: pd.DataFrame, column: str, path) -> pd.Series:
@@ -74,8 +84,9 @@ def check_informative(problems: list[tuple[str, str, str]], path) -> None:
 def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     """Check every configured column; returns the frame with numerics as float64 and the timestamp parsed."""
     spec, path = config.dataset, config.dataset.path
-    check_target(frame, config)
     frame = frame.copy()
+    if check_target(frame, config).kind == "regression":
+        frame[spec.target] = pd.to_numeric(frame[spec.target]).astype(float)
     problems: list[tuple[str, str, str]] = []
     for column in spec.numeric:
         frame[column] = check_numeric(frame, column, path)

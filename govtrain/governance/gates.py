@@ -56,33 +56,49 @@ GATES: tuple[Gate, ...] = (
     _leak("near_duplicates", "share of a later split's rows near-duplicating an earlier one"),
     _leak("entity_overlap", "entity ids present in two splits (count)"),
     _leak("temporal", "share of val/test rows dated before the newest train row plus min_gap"),
-    _leak("class_balance", "largest gap in positive rate between two splits"),
+    _leak("class_balance", "largest gap in a class's share (binary: the positive rate) between two splits"),
     _leak("unseen_categories", "share of val/test rows with a category train never saw"),
     _leak("train_conflicts", "share of train rows sharing features with a differing label", rmf=("MEASURE 2.7",)),
     _leak("label_errors", "share of sampled train rows whose label the model doubts", rmf=("MEASURE 2.7",)),
-    _leak("target.single_feature_auc", "best single-feature ROC AUC"),
+    _leak("target.single_feature_auc", "best single-feature ROC AUC (multiclass: one class against the rest)"),
+    _leak("target.single_feature_r2", "best single-feature R^2 of a regression target (binned or per-category "
+          "means)", threshold="max_single_feature_r2"),
     _leak("target.category_determinism", "largest uncertainty coefficient U(label | category)",
           threshold="max_category_determinism"),
     # evaluate: the model gate on the test split
-    Gate("evaluate.roc_auc", "test ROC AUC", "gates.min_auc", "min", _PERF),
-    Gate("evaluate.ece", "expected calibration error after temperature scaling, beyond the 95th percentile of "
-         "what a perfectly calibrated model shows on as many rows", "gates.max_ece", "max",
+    Gate("evaluate.roc_auc", "test ROC AUC (binary)", "gates.min_auc", "min", _PERF),
+    Gate("evaluate.macro_f1", "test macro-averaged F1 (multiclass)", "gates.min_macro_f1", "min", _PERF),
+    Gate("evaluate.r2", "test R^2 (regression)", "gates.min_r2", "min", _PERF),
+    Gate("evaluate.interval_coverage", "share of test rows inside the split-conformal prediction interval fitted on "
+         "val (regression)", "gates.min_interval_coverage", "min", ("MEASURE 2.5", "MEASURE 2.6")),
+    Gate("evaluate.ece", "expected calibration error after temperature scaling (multiclass: top-label), beyond "
+         "the 95th percentile of what a perfectly calibrated model shows on as many rows", "gates.max_ece", "max",
          ("MEASURE 2.5", "MEASURE 2.6")),
     Gate("evaluate.noise_auc_ratio", "AUC under Gaussian noise / clean AUC", "gates.min_noise_auc_ratio", "min",
          ("MEASURE 2.6", "MEASURE 2.7")),
+    Gate("evaluate.noise_metric_ratio", "headline metric kept under Gaussian noise: macro-F1 noisy / clean, or "
+         "RMSE clean / noisy", "gates.min_noise_auc_ratio", "min", ("MEASURE 2.6", "MEASURE 2.7")),
     Gate("evaluate.fairness.demographic_parity_difference", "demographic parity difference of a sensitive attribute",
          "gates.max_demographic_parity_difference", "max", ("MEASURE 2.11",)),
     Gate("evaluate.fairness.equalized_odds_difference", "equalized odds difference of a sensitive attribute",
          "gates.max_equalized_odds_difference", "max", ("MEASURE 2.11",)),
+    Gate("evaluate.fairness.error_rate_difference", "error rate of the worst group minus the best (multiclass)",
+         "gates.max_group_error_rate_difference", "max", ("MEASURE 2.11",)),
+    Gate("evaluate.fairness.error_ratio", "mean absolute error of the worst group / the best (regression)",
+         "gates.max_group_error_ratio", "max", ("MEASURE 2.11",)),
     Gate("evaluate.mia_auc", "membership-inference attack AUC", "gates.max_mia_auc", "max", ("MEASURE 2.10",)),
     Gate("evaluate.ood_auroc", "out-of-distribution detection AUROC", "gates.min_ood_auroc", "min", ("MEASURE 2.6",)),
     Gate("evaluate.latency_p99_ms", "p99 latency at batch 1 (ms)", "gates.max_latency_p99_ms", "max",
          ("MEASURE 2.3",)),
-    Gate("evaluate.baseline_gap", "test ROC AUC of HistGradientBoosting on the same split minus the network's",
+    Gate("evaluate.baseline_gap", "how much better HistGradientBoosting does on the same split: ROC AUC or "
+         "macro-F1 minus the network's, or the network's RMSE / its RMSE - 1",
          "gates.max_gap_to_baseline", "max", _PERF),
     Gate("evaluate.champion_auc_drop", "champion AUC minus ours", "gates.max_champion_auc_drop", "max", _CHAMPION),
     Gate("evaluate.champion_auc_drop_relative", "(champion AUC minus ours) / champion AUC",
          "gates.max_champion_auc_drop_relative", "max", _CHAMPION),
+    Gate("evaluate.champion_metric_drop_relative", "how much worse than the champion, relative: macro-F1 "
+         "(champion - ours) / champion, or RMSE (ours - champion) / champion", "gates.max_champion_auc_drop_relative",
+         "max", _CHAMPION),
 )
 
 BY_ID = {gate.id: gate for gate in GATES}

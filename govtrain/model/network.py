@@ -11,15 +11,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from govtrain.model.features import FeatureSpec
+from govtrain.model.task import Task
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 
 
 class TabularMLP(nn.Module):
-    """Numerics and one embedding per categorical, concatenated, through an MLP to 2 logits."""
+    """Numerics and one embedding per categorical, concatenated, through an MLP to the task's outputs
+    (a logit per class, or one number for regression)."""
 
-    def __init__(self, n_numeric: int, cardinalities: list[int], embedding_dim: int, hidden: list[int]):
+    def __init__(self, n_numeric: int, cardinalities: list[int], embedding_dim: int, hidden: list[int],
+                 outputs: int = 2):
         super().__init__()
         self.embeddings = nn.ModuleList(nn.Embedding(card, embedding_dim) for card in cardinalities)
         layers: list[nn.Module] = []
@@ -27,7 +30,7 @@ class TabularMLP(nn.Module):
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
-        layers.append(nn.Linear(width, 2))
+        layers.append(nn.Linear(width, outputs))
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
@@ -35,17 +38,21 @@ class TabularMLP(nn.Module):
         return self.mlp(torch.cat(parts, dim=1))
 
 
-def build_model(features: FeatureSpec, embedding_dim: int, hidden: list[int]) -> TabularMLP:
-    return TabularMLP(len(features.numeric), features.cardinalities(), embedding_dim, hidden)
+def build_model(features: FeatureSpec, embedding_dim: int, hidden: list[int], outputs: int = 2) -> TabularMLP:
+    return TabularMLP(len(features.numeric), features.cardinalities(), embedding_dim, hidden, outputs)
+
+
+# A model saved before tasks existed is the binary 0/1 classifier it was then.
+LEGACY_TASK = {"kind": "binary", "target": "label", "classes": ["0", "1"]}
 
 
 def save_model(model: nn.Module, features: FeatureSpec, out_dir: Path, *, embedding_dim: int,
-               hidden: list[int], temperature: float = 1.0) -> None:
+               hidden: list[int], task: Task, temperature: float = 1.0) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))
     config = {"architecture": "TabularMLP", "embedding_dim": embedding_dim, "hidden": hidden,
-              "temperature": temperature, "features": features.to_dict()}
+              "temperature": temperature, "features": features.to_dict(), "task": task.to_dict()}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
@@ -57,7 +64,8 @@ class LoadedModel:
         config = json.loads((model_dir / CONFIG_FILE).read_text())
         self.features = FeatureSpec(**config["features"])
         self.temperature = float(config.get("temperature", 1.0))
-        self.model = build_model(self.features, config["embedding_dim"], config["hidden"])
+        self.task = Task(**config.get("task", LEGACY_TASK))
+        self.model = build_model(self.features, config["embedding_dim"], config["hidden"], self.task.outputs)
         self.model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
         self.model.eval()
 
@@ -67,9 +75,40 @@ class LoadedModel:
         return torch.cat(chunks) / self.temperature
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class, one per row."""
+        """Probability of the positive class, one per row (binary models)."""
         x_num, x_cat = self.features.tensors(frame)
         return self.proba_from_tensors(x_num, x_cat)
 
     def proba_from_tensors(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> np.ndarray:
         return torch.softmax(self.logits(x_num, x_cat), dim=1)[:, 1].numpy()
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.outputs_from_tensors(*self.features.tensors(frame))
+
+    def outputs_from_tensors(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> np.ndarray:
+        """Classification: the probability of every class (rows x classes); regression: the prediction in
+        the target's units."""
+        if self.task.kind == "regression":
+            return self.task.unscale(self.logits(x_num, x_cat).double().numpy())
+        return torch.softmax(self.logits(x_num, x_cat).double(), dim=1).numpy()
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """What the served model answers, per row.
+
+        binary: `label` and `probability` (of the positive class); multiclass: `label` and
+        `probability_<class>` for each class; regression: `prediction`, and `lower`/`upper` of the
+        split-conformal interval when evaluate has fitted one (at task.interval_level)."""
+        out = self.outputs(frame)
+        task = self.task
+        if task.kind == "regression":
+            answer = pd.DataFrame({"prediction": out})
+            if task.interval is not None:
+                answer["lower"], answer["upper"] = out - task.interval, out + task.interval
+            return answer
+        answer = pd.DataFrame({"label": task.decode(out.argmax(axis=1))})
+        if task.kind == "binary":
+            answer["probability"] = out[:, 1]
+        else:
+            for k, name in enumerate(task.classes):
+                answer[f"probability_{name}"] = out[:, k]
+        return answer

@@ -12,8 +12,8 @@ class GovtrainModel(PythonModel):
         self.model = LoadedModel(context.artifacts["model_dir"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        """Probability of the positive class per row, with the model's temperature applied."""
-        return pd.DataFrame({"probability": self.model.predict_proba(model_input)})
+        """Labels and class probabilities, or predictions and their interval (LoadedModel.predict)."""
+        return self.model.predict(model_input)
 
 
 mlflow.models.set_model(GovtrainModel())

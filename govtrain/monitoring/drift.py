@@ -77,24 +77,48 @@ def evidently_html(config: Config, reference: pd.DataFrame, current: pd.DataFram
 
 
 def model_drift(config: Config, model: Any, frames: dict[str, pd.DataFrame]) -> dict:
-    """Prediction drift on the model's scores, and target and performance drift when both batches carry
-    the label. Reported beside the feature columns; prediction drift also counts as drift."""
-    from sklearn.metrics import roc_auc_score
-
+    """Prediction drift on the model's outputs (binary: the positive probability; multiclass: the predicted
+    class; regression: the prediction), and target and performance drift when both batches carry the label.
+    Reported beside the feature columns; prediction drift also counts as drift."""
     from govtrain.monitoring.engine import column_drift
 
-    target = config.dataset.target
-    scores = {name: pd.Series(model.predict_proba(frame)) for name, frame in frames.items()}
-    out = {"prediction": column_drift(scores["reference"], scores["current"], numeric=True)}
+    target, task = config.dataset.target, model.task
+    outputs = {name: model.outputs(frame) for name, frame in frames.items()}
+    if task.kind == "multiclass":
+        shown = {name: pd.Series(task.decode(out.argmax(axis=1))).astype("string") for name, out in outputs.items()}
+    else:
+        shown = {name: pd.Series(out[:, 1] if task.kind == "binary" else out) for name, out in outputs.items()}
+    out = {"prediction": column_drift(shown["reference"], shown["current"], numeric=task.kind != "multiclass")}
     if all(target in frame.columns for frame in frames.values()):
         labels = {name: frame[target] for name, frame in frames.items()}
-        out["target"] = column_drift(labels["reference"], labels["current"], numeric=False)
-        auc = {name: float(roc_auc_score(labels[name], scores[name])) if labels[name].nunique() == 2 else None
-               for name in frames}
-        before, now = auc["reference"], auc["current"]
-        out["performance"] = {"reference_auc": before, "current_auc": now,
-                              "auc_drop": before - now if before is not None and now is not None else None}
+        out["target"] = column_drift(labels["reference"], labels["current"], numeric=task.kind == "regression")
+        out["performance"] = performance_drift(task, labels, outputs)
     return out
+
+
+def performance_drift(task: Any, labels: dict[str, pd.Series], outputs: dict[str, Any]) -> dict:
+    """The task's headline metric on each labelled batch (ROC AUC, accuracy, RMSE) and how much worse it got."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    scores: dict[str, float | None] = {}
+    for name, values in labels.items():
+        if task.kind == "regression":
+            scores[name] = float(np.sqrt(np.mean((values.astype(float).to_numpy() - outputs[name]) ** 2)))
+            continue
+        try:
+            y = task.encode(values, f"the {name} batch's ")
+        except ValueError as exc:  # a label the model has no class for is itself a finding
+            return {"error": str(exc)}
+        if task.kind == "binary":
+            scores[name] = float(roc_auc_score(y, outputs[name][:, 1])) if len(set(y)) == 2 else None
+        else:
+            scores[name] = float(np.mean(outputs[name].argmax(axis=1) == y))
+    metric = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}[task.kind]
+    before, now = scores["reference"], scores["current"]
+    worse = None if before is None or now is None else (now - before if metric == "rmse" else before - now)
+    change = "rmse_rise" if metric == "rmse" else f"{metric}_drop"
+    return {f"reference_{metric}": before, f"current_{metric}": now, change: worse}
 
 
 def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path,

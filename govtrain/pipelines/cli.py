@@ -171,9 +171,13 @@ def drift(
         p = details["prediction"]
         console.print(f"prediction drift: {p['method']} {p['value']:.4f} (threshold {p['threshold']}) "
                       f"{'[red]DRIFT[/]' if p['drifted'] else 'ok'}")
-    if "performance" in details and details["performance"]["auc_drop"] is not None:
-        perf = details["performance"]
-        console.print(f"labelled batch: AUC {perf['current_auc']:.4f} vs {perf['reference_auc']:.4f} on the reference")
+    perf = details.get("performance", {})
+    metric = next((k.removeprefix("current_") for k in perf if k.startswith("current_")), None)
+    if metric and perf[f"current_{metric}"] is not None and perf[f"reference_{metric}"] is not None:
+        console.print(f"labelled batch: {metric} {perf[f'current_{metric}']:.4f} vs {perf[f'reference_{metric}']:.4f} "
+                      "on the reference")
+    elif "error" in perf:
+        console.print(f"labelled batch: {perf['error']}")
     console.print(f"report: {result.html}\nsummary: {result.summary}")
     if job.webhook is not None:
         hook = job.webhook
@@ -239,7 +243,8 @@ def expectations_init(
     frame = read_table(data, columns=required_columns(cfg) if cfg else None, options=cfg.dataset.csv if cfg else None)
     if frame.empty:
         raise ValueError(f"{data}: no rows to profile")
-    draft = draft_suite(frame, suite, source=data.name, target=cfg.dataset.target if cfg else None, margin=margin)
+    draft = draft_suite(frame, suite, source=data.name, target=cfg.dataset.target if cfg else None, margin=margin,
+                        task=cfg.dataset.task if cfg else None)
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(draft, indent=2) + "\n")
     critical = sum(e["meta"]["severity"] == "critical" for e in draft["expectations"])

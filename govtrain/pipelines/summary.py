@@ -57,6 +57,11 @@ def print_summary(run: LocalRun, console: Console) -> None:
                                  str(shown))
         console.print(expectations)
 
+    task = records.get("prepare", {}).get("details", {}).get("task")
+    if task:
+        classes = f" ({len(task['classes'])} classes)" if task["kind"] == "multiclass" else ""
+        positive = f" (positive class {task['classes'][1]!r})" if task["kind"] == "binary" else ""
+        console.print(f"task: {task['kind']}{classes}{positive}, {task['rule']}", markup=False)
     if "train" in records:
         train = records["train"]
         m, d = train["metrics"], train["details"]

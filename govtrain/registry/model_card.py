@@ -15,6 +15,27 @@ def _records(ledger: dict) -> dict[str, dict]:
     return {r["step"]: r for r in ledger["records"]}
 
 
+def task_line(task: dict | None) -> str:
+    if not task:
+        return "- binary (a run from before tasks were recorded)"
+    what = {"binary": f"binary, positive class `{task['classes'][-1]}`" if task["classes"] else "binary",
+            "multiclass": f"multiclass, {len(task['classes'])} classes: {', '.join(task['classes'][:20])}",
+            "regression": f"regression of a number (mean {task['mean']:.4g}, std {task['std']:.4g})"}[task["kind"]]
+    return f"- {what}; {task.get('rule', '')}"
+
+
+def calibration_lines(metrics: dict) -> list[str]:
+    if "interval_coverage" in metrics:
+        return [f"- split-conformal {metrics['interval_level']:.0%} interval, +/- {metrics['interval_half_width']} "
+                f"(fitted on val): covers {metrics['interval_coverage']} of test rows"]
+    top = "top-label " if "classwise_ece" in metrics else ""
+    lines = [f"- {top}ECE (15 equal-width bins): {metrics.get('ece')}, beyond sampling noise "
+             f"{metrics.get('ece_excess')}"]
+    if "classwise_ece" in metrics:
+        lines.append(f"- classwise ECE: {metrics['classwise_ece']}")
+    return [*lines, f"- Brier score: {metrics.get('brier')}"]
+
+
 def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[Section]:
     by_step = _records(ledger)
     reg, ds = config.registry, config.dataset
@@ -23,6 +44,7 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
     sections: list[Section] = [
         ("Intended use", [reg.intended_use]),
         ("Limitations", [f"- {item}" for item in reg.limitations] or ["- none stated"]),
+        ("Task", [task_line(prepare.get("details", {}).get("task"))]),
         ("Data", ([f"- source `{ds.path.name}`, target `{ds.target}`, {len(ds.numeric)} numeric and "
                    f"{len(ds.categorical)} categorical features; sensitive attributes: "
                    f"{', '.join(ds.sensitive) or 'none'}",
@@ -39,10 +61,9 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
                       f"{train.get('metrics', {}).get('gpu_seconds')} GPU-seconds, cost "
                       f"{train.get('metrics', {}).get('cost')}"]),
         ("Test metrics", (["metric", "value"], [[k, v] for k, v in metrics.items()])),
-        ("Calibration", [f"- ECE (15 equal-width bins): {metrics.get('ece')}",
-                         f"- Brier score: {metrics.get('brier')}"]),
-        ("Robustness", [f"- ROC AUC kept under Gaussian noise of {config.gates.noise_severity} std: "
-                        f"{metrics.get('noise_auc_ratio')} of clean"]),
+        ("Calibration", calibration_lines(metrics)),
+        ("Robustness", [f"- headline metric kept under Gaussian noise of {config.gates.noise_severity} std: "
+                        f"{metrics.get('noise_auc_ratio', metrics.get('noise_metric_ratio'))} of clean"]),
         # The card is the version's description (5000 characters in MLflow): what each check measures is in
         # the audit report and the run summary, which read governance/gates.py.
         ("Gates", (["check", "value", "threshold", "result"],  # data_gate repeats its inputs' checks

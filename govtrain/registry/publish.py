@@ -147,7 +147,7 @@ def log_servable_model(config: Config, model_dir: Path, train_path: Path | None)
         spec = config.dataset
         train = pd.read_parquet(train_path, columns=[*spec.numeric, *spec.categorical])
         example = input_example(train, spec.numeric, spec.categorical)
-        output = pd.DataFrame({"probability": LoadedModel(model_dir).predict_proba(example)})
+        output = LoadedModel(model_dir).predict(example)
         signature = mlflow.models.infer_signature(example, output)
     with tempfile.TemporaryDirectory(prefix="govtrain-code-") as staging:
         return mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_FILE),
@@ -233,6 +233,7 @@ def log_reference_profile(config: Config, train_path: Path) -> dict[str, str]:
     import pandas as pd
 
     from govtrain.governance.hashing import sha256_file
+    from govtrain.model.task import Task
 
     spec = config.dataset
     train = pd.read_parquet(train_path, columns=[*spec.features, spec.target])
@@ -244,7 +245,7 @@ def log_reference_profile(config: Config, train_path: Path) -> dict[str, str]:
                                "missing": float(sample[c].isna().mean())} for c in spec.numeric},
                "categorical": {c: sample[c].astype("string").value_counts(normalize=True, dropna=False).head(50)
                                .rename(index=str).to_dict() for c in spec.categorical},
-               "target_rate": float(sample[spec.target].mean())}
+               "target": Task.fit(train[spec.target], spec.task, spec.positive_label).summary(sample[spec.target])}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reference.parquet"
         sample.to_parquet(path, index=False)

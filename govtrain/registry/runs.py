@@ -80,9 +80,10 @@ class EpochLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        names = ("train_loss", "val_loss", "val_auc", "samples_per_second", "world_size")
+        names = ("train_loss", "val_loss", "val_auc", "val_accuracy", "val_rmse", "samples_per_second", "world_size")
         try:
-            self.client.log_batch(self.run_id, metrics=[Metric(n, float(stats[n]), now, stats["epoch"]) for n in names])
+            self.client.log_batch(self.run_id, metrics=[Metric(n, float(stats[n]), now, stats["epoch"])
+                                                        for n in names if n in stats])
         except Exception as exc:
             log.warning("could not log epoch %s to MLflow: %s", stats["epoch"], exc)
             self.client = None

@@ -29,3 +29,16 @@ def by_attribute(frame: pd.DataFrame, column: str, y: np.ndarray, proba: np.ndar
     eo = max((max(tprs) - min(tprs)) if len(tprs) > 1 else 0.0, (max(fprs) - min(fprs)) if len(fprs) > 1 else 0.0)
     return {"groups": groups, "demographic_parity_difference": float(dp), "equalized_odds_difference": float(eo),
             "groups_judged": len(judged)}
+
+
+def error_gaps(frame: pd.DataFrame, column: str, errors: np.ndarray, min_group: int) -> dict:
+    """Multiclass and regression: the mean per-row error of each group (error rate, or absolute error), and
+    across the groups large enough to judge, the largest difference and the ratio of the worst to the best."""
+    groups = {}
+    for value, index in frame.groupby(frame[column].astype("string").fillna("<missing>")).indices.items():
+        groups[str(value)] = {"rows": int(len(index)), "mean_error": float(errors[index].mean()),
+                              "gated": len(index) >= min_group}
+    judged = [g["mean_error"] for g in groups.values() if g["gated"]]
+    worst, best = (max(judged), min(judged)) if len(judged) > 1 else (0.0, 0.0)
+    return {"groups": groups, "groups_judged": len(judged), "error_difference": float(worst - best),
+            "error_ratio": float(worst / best) if best > 0 else (1.0 if worst == 0 else float("inf"))}

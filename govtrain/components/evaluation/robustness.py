@@ -6,8 +6,13 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from govtrain.components.evaluation.task_metrics import performance
+
 
 def _scores(model, x_num, x_cat, y) -> dict[str, float]:
+    """The task's metrics on perturbed inputs (binary: ROC AUC and accuracy)."""
+    if model.task.kind != "binary":
+        return performance(model.task.kind, y, model.outputs_from_tensors(x_num, x_cat))
     proba = model.proba_from_tensors(x_num, x_cat)
     return {"roc_auc": float(roc_auc_score(y, proba)), "accuracy": float(np.mean((proba >= 0.5) == y))}
 
@@ -41,15 +46,18 @@ def category_swaps(model, x_num, x_cat, y, rate: float, cardinalities: list[int]
 
 
 def attack(model, x_num, x_cat, y, epsilon: float, steps: int, seed: int) -> dict:
-    """L-inf attack on the standardised numerics: FGSM when steps == 1, PGD (random start) otherwise."""
+    """L-inf attack on the standardised numerics, raising the task's loss: FGSM when steps == 1, PGD (random
+    start) otherwise."""
     torch.manual_seed(seed)
     net = model.model
-    target = torch.as_tensor(y, dtype=torch.long)
+    task = model.task
+    target = (torch.as_tensor((y - task.mean) / task.std, dtype=torch.float32) if task.kind == "regression"
+              else torch.as_tensor(y, dtype=torch.long))
     delta = torch.zeros_like(x_num) if steps == 1 else (torch.rand_like(x_num) * 2 - 1) * epsilon
     step_size = epsilon if steps == 1 else 2.5 * epsilon / steps
     for _ in range(steps):
         delta.requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(net(x_num + delta, x_cat) / model.temperature, target)
+        loss = task.loss(net(x_num + delta, x_cat) / model.temperature, target)  # the loss the attack raises
         (grad,) = torch.autograd.grad(loss, delta)
         delta = (delta.detach() + step_size * grad.sign()).clamp(-epsilon, epsilon)
     return {"epsilon": epsilon, "steps": steps, **_scores(model, x_num + delta, x_cat, y)}

@@ -5,65 +5,31 @@ registry's champion. Writes the calibrated model (the temperature ships with it)
 """
 from __future__ import annotations
 
-import json
-import shutil
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from govtrain.components.evaluation import fairness, metrics, privacy, report, robustness
+from govtrain.components.evaluation import fairness, metrics, privacy, report
 from govtrain.components.evaluation.baseline import baseline
+from govtrain.components.evaluation.common import (
+    Splits,
+    Stopwatch,
+    latency,
+    robustness_suite,
+    sample,
+    shifted_batch,
+    write_calibrated,
+)
+from govtrain.components.evaluation.multitask import evaluate_task
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Check, Record, StepEvidence
 from govtrain.governance.gates import rmf_of
 from govtrain.governance.rmf import NOT_MEASURED_BY_EVALUATE
-from govtrain.model.network import CONFIG_FILE, LoadedModel
-
-
-def write_calibrated(model_dir: Path, out_dir: Path, temperature: float) -> LoadedModel:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in model_dir.iterdir():
-        if path.is_file():
-            shutil.copyfile(path, out_dir / path.name)
-    config = json.loads((out_dir / CONFIG_FILE).read_text())
-    config["temperature"] = temperature
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-    return LoadedModel(out_dir)
-
-
-def shifted_batch(config: Config, test: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    if config.evaluation.ood_data is not None:
-        from govtrain.data.io import read_table
-
-        return read_table(config.evaluation.ood_data, options=config.dataset.csv), str(config.evaluation.ood_data.name)
-    shifted = test.copy()
-    for column in config.dataset.numeric:
-        shifted[column] = shifted[column] + 2.0 * shifted[column].std()
-    return shifted, "test split with every numeric feature shifted by +2 std"
-
-
-def latency(model: LoadedModel, x_num: torch.Tensor, x_cat: torch.Tensor, repeats: int) -> dict[str, dict]:
-    out, threads = {}, torch.get_num_threads()
-    torch.set_num_threads(1)  # per-request latency on one core, as a single-threaded server would see it
-    for batch in (1, 1024):
-        n = min(batch, len(x_num))
-        times = []
-        for i in range(repeats if batch == 1 else max(repeats // 10, 10)):
-            start = (i * n) % max(len(x_num) - n, 1)
-            began = time.perf_counter()
-            model.proba_from_tensors(x_num[start:start + n], x_cat[start:start + n])
-            times.append((time.perf_counter() - began) * 1000)
-        out[str(batch)] = {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
-                           "rows_per_second": float(n / (np.median(times) / 1000))}
-    torch.set_num_threads(threads)
-    return out
+from govtrain.model.network import LoadedModel
 
 
 def champion_comparison(config: Config, test: pd.DataFrame, y: np.ndarray, auc: float) -> dict | None:
@@ -79,41 +45,11 @@ def champion_comparison(config: Config, test: pd.DataFrame, y: np.ndarray, auc: 
         if found is None:
             return None
         version, model = found
+        if model.task.kind != "binary":
+            return {"version": version.version, "note": f"the champion is a {model.task.kind} model: not comparable"}
         champion_auc = float(roc_auc_score(y, model.predict_proba(test)))
     return {"version": version.version, "champion_auc": champion_auc, "auc": auc,
             "drop": champion_auc - auc, "relative_drop": (champion_auc - auc) / champion_auc}
-
-
-def sample(n: int, size: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).choice(n, size=min(size, n), replace=False))
-
-
-@dataclass
-class Splits:
-    """The three splits as frames, with their labels as int arrays."""
-    train: pd.DataFrame
-    val: pd.DataFrame
-    test: pd.DataFrame
-    target: str
-
-    def __post_init__(self) -> None:
-        self._labels = {name: getattr(self, name)[self.target].to_numpy().astype(int)
-                        for name in ("train", "val", "test")}
-
-    def y(self, name: str) -> np.ndarray:
-        return self._labels[name]
-
-
-class Stopwatch:
-    """Seconds per phase, for the evaluation report (where the time of the gate goes)."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._clock = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name], self._clock = now - self._clock, now
 
 
 def calibrate(model_dir: Path, out_dir: Path, data: Splits, seed: int = 0) -> dict[str, Any]:
@@ -128,21 +64,6 @@ def calibrate(model_dir: Path, out_dir: Path, data: Splits, seed: int = 0) -> di
             "before": metrics.calibration(data.y("test"), metrics.proba_from_logits(logits),
                                           seed=seed),
             "after": metrics.calibration(data.y("test"), proba, seed=seed)}
-
-
-def robustness_suite(config: Config, model: LoadedModel, x_num: torch.Tensor, x_cat: torch.Tensor,
-                     y: np.ndarray) -> dict[str, Any]:
-    spec = config.evaluation
-    severities = sorted({*spec.noise_severities, config.gates.noise_severity})
-    rows = sample(len(y), spec.attack_rows, spec.seed)
-    attacks = [{"name": name, **robustness.attack(model, x_num[rows], x_cat[rows], y[rows], spec.attack_epsilon,
-                                                   steps, spec.seed)}
-               for name, steps in (("FGSM", 1), ("PGD", spec.pgd_steps))]
-    return {"noise": robustness.noise(model, x_num, x_cat, y, severities, spec.seed),
-            "missing": robustness.missingness(model, x_num, x_cat, y, spec.missing_rates, spec.seed),
-            "swaps": robustness.category_swaps(model, x_num, x_cat, y, spec.swap_rate,
-                                               model.features.cardinalities(), spec.seed),
-            "attacks": attacks, "attack_rows": len(rows)}
 
 
 def membership_inference(config: Config, model: LoadedModel, data: Splits, proba: np.ndarray) -> dict[str, Any]:
@@ -281,14 +202,18 @@ def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], pare
     frames = {name: pd.read_parquet(path) for name, path in split_paths.items()}
     for name, frame in frames.items():
         evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=len(frame))
-    data = Splits(frames["train"], frames["val"], frames["test"], config.dataset.target)
+    data = Splits.of(frames, config)
+    if data.task.kind != "binary":
+        return evaluate_task(config, model_dir, data, evidence,
+                             calibrated_dir or evidence_dir.parent / "calibrated_model")
     watch = Stopwatch()
     found = measure(config, model_dir, calibrated_dir or evidence_dir.parent / "calibrated_model", data, watch)
     record_gates(evidence, config, found)
     full = full_report(data, found, evidence.checks, config.evaluation, watch.timings)
     write_report_files(evidence, full)
     evidence.metrics = headline(found, len(data.test))
-    evidence.details = {"confidence_intervals": full["confidence_intervals"], "roc_curve": full["roc_curve"],
+    evidence.details = {"task": data.task.to_dict(), "classes": data.task.classes,
+                        "confidence_intervals": full["confidence_intervals"], "roc_curve": full["roc_curve"],
                         "confusion_matrix": full["confusion_matrix"], "champion": full["champion"],
                         "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
     return evidence.finish(not_measured=NOT_MEASURED_BY_EVALUATE)

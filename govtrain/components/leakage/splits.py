@@ -40,10 +40,17 @@ def temporal(paths: dict, column: str, min_gap: str) -> dict[str, dict]:
     return found
 
 
-def class_balance(data: EncodedSplits, label: str) -> dict:
-    """Positive rate per split and the largest gap between two splits."""
-    rates = {s: float(np.mean(data.numeric[s][label])) for s in data.rows}
-    return {"positive_rate": rates, "gap": max(rates.values()) - min(rates.values())}
+def class_balance(data: EncodedSplits, label: str, classes: list[str]) -> dict:
+    """Each class's share per split and the largest gap between two splits (binary: the positive rate)."""
+    shares = {s: np.bincount(data.numeric[s][label].astype(int), minlength=len(classes)) / data.rows[s]
+              for s in data.rows}
+    gaps = {name: float(max(v[k] for v in shares.values()) - min(v[k] for v in shares.values()))
+            for k, name in enumerate(classes)}
+    found = {"share": {s: dict(zip(classes, map(float, v), strict=True)) for s, v in shares.items()},
+             "gap_by_class": gaps, "gap": max(gaps.values())}
+    if len(classes) == 2:
+        found["positive_rate"] = {s: float(v[1]) for s, v in shares.items()}
+    return found
 
 
 def unseen_categories(data: EncodedSplits, columns: list[str]) -> dict[str, dict]:

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -20,6 +22,7 @@ from govtrain.components.leakage.encode import read_encoded
 from govtrain.core.config import Config, LeakCheck
 from govtrain.data.io import SPLITS
 from govtrain.governance.evidence import Record, StepEvidence
+from govtrain.model.task import Task
 
 
 def column_kinds(schema: pa.Schema, columns: list[str]) -> tuple[list[str], list[str]]:
@@ -82,7 +85,19 @@ def train_conflicts(checks: Checks, hashes: duplicates.RowHashes) -> None:
         checks.gate("train_conflicts", found["fraction"])
 
 
-def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat: list[str]) -> None:
+def encode_labels(data: Any, paths: dict[str, Path], config: Config) -> Task:
+    """The label of every split as numbers the checks compare: class indices of the task fitted on train
+    (labels of any type), or the target itself for regression."""
+    spec = config.dataset
+    labels = {name: pd.read_parquet(path, columns=[spec.target])[spec.target] for name, path in paths.items()}
+    task = Task.fit(labels["train"], spec.task, spec.positive_label)
+    for name, values in labels.items():
+        encoded = values.astype("float64").to_numpy() if task.kind == "regression" else task.encode(values)
+        data.numeric[name][spec.target] = encoded.astype(np.float64)
+    return task
+
+
+def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat: list[str], task: Task) -> None:
     """Entity overlap, temporal order, class balance and unseen categories between the splits."""
     config, settings, spec = checks.config, checks.config.leakage, checks.config.dataset
     entity_id, timestamp = spec.entity_id, spec.timestamp
@@ -97,22 +112,31 @@ def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat
         checks.gate_each("temporal", found, "fraction")
     else:
         checks.not_measured.append("temporal leakage (not a time split; set leakage.temporal.always to check anyway)")
-    found = checks.run("class_balance", settings.class_balance, lambda: splits.class_balance(data, spec.target))
-    if found is not None:
-        checks.gate("class_balance", found["gap"])
+    if task.kind == "regression":
+        checks.not_measured.append("class balance (a regression target has no classes; drift compares its "
+                                   "distribution)")
+    else:
+        found = checks.run("class_balance", settings.class_balance,
+                           lambda: splits.class_balance(data, spec.target, task.classes))
+        if found is not None:
+            checks.gate("class_balance", found["gap"])
     found = checks.run("unseen_categories", settings.unseen_categories,
                        lambda: splits.unseen_categories(data, features_cat))
     checks.gate_each("unseen_categories", found, "fraction")
 
 
-def model_checks(checks: Checks, data: Any, features_num: list[str], features_cat: list[str]) -> int:
+def model_checks(checks: Checks, data: Any, features_num: list[str], features_cat: list[str], task: Task) -> int:
     """Target leakage and label errors, on a seeded sample of train rows; returns the sample size."""
     config, settings = checks.config, checks.config.leakage
     rows = target.sample_rows(data.rows["train"], settings.sample_rows, config.split.seed)
     label = data.numeric["train"][config.dataset.target][rows]
     tgt = settings.target
+    if task.kind == "regression":
+        regression_target_check(checks, data, rows, label, features_num, features_cat)
+        checks.not_measured.append("label errors (regression: no class to doubt)")
+        return len(rows)
     found = checks.run("target", tgt, lambda: {
-        "sample_rows": len(rows),
+        "sample_rows": len(rows), "classes": len(task.classes),
         "auc": target.single_feature_auc(data, rows, label, features_num, features_cat, tgt.min_category_rows),
         "category_determinism": target.category_determinism(data, rows, label, features_cat, tgt.min_category_rows)})
     if found is not None:
@@ -131,6 +155,19 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
     if found is not None:
         checks.gate("label_errors", found["fraction"])
     return len(rows)
+
+
+def regression_target_check(checks: Checks, data: Any, rows: Any, label: Any, features_num: list[str],
+                            features_cat: list[str]) -> None:
+    """Target leakage for a number: the R^2 one feature alone reaches (its binned or per-category mean)."""
+    tgt = checks.config.leakage.target
+    found = checks.run("target", tgt, lambda: {"sample_rows": len(rows), "r2": target.single_feature_r2(
+        data, rows, label, features_num, features_cat, tgt.min_category_rows)})
+    if found is not None:
+        worst = max(found["r2"], key=found["r2"].get)
+        found["worst_feature"] = worst
+        checks.gate("target.single_feature_r2", found["r2"][worst])
+        checks.evidence.metrics["worst_single_feature_r2"] = round(found["r2"][worst], 6)
 
 
 def near_duplicates_method(near: Any, features_num: list[str]) -> dict[str, Any]:
@@ -162,6 +199,7 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
     checks.report["columns"] = {"content": content, "features": spec.features, "label": spec.target}
     started = time.perf_counter()
     data = read_encoded(paths, numeric, categorical, ids=[spec.entity_id] if spec.entity_id else [])
+    task = encode_labels(data, paths, config)
     checks.timings["read_and_encode"] = time.perf_counter() - started
 
     tick = time.perf_counter()
@@ -176,9 +214,9 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
         near_job = background.submit(checks.run, "near_duplicates", near, lambda: duplicates.near_duplicates(
             data, features_num, features_cat, tolerance=near.tolerance, tables=near.tables,
             cell_width=near.cell_width, exclude=exact_masks, seed=config.split.seed))
-        split_checks(checks, data, paths, features_cat)
+        split_checks(checks, data, paths, features_cat, task)
         train_conflicts(checks, hashes)
-        sample_rows = model_checks(checks, data, features_num, features_cat)
+        sample_rows = model_checks(checks, data, features_num, features_cat, task)
         found = near_job.result()
     if found is not None:
         checks.gate_each("near_duplicates", found, "fraction")

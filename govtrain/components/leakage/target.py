@@ -27,6 +27,18 @@ def pooled(codes: np.ndarray, min_rows: int) -> np.ndarray:
 
 def single_feature_auc(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str],
                        categorical: list[str], min_category_rows: int) -> dict[str, float]:
+    """ROC AUC of each feature alone; with more than two classes, one class against the rest, the best
+    class per feature (a feature that singles out one class leaks it)."""
+    classes = np.unique(label)
+    if len(classes) <= 2:
+        return _binary_auc(data, rows, (label == classes[-1]).astype(float), numeric, categorical, min_category_rows)
+    per_class = [_binary_auc(data, rows, (label == k).astype(float), numeric, categorical, min_category_rows)
+                 for k in classes]
+    return {column: max(scores[column] for scores in per_class) for column in per_class[0]}
+
+
+def _binary_auc(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str],
+                categorical: list[str], min_category_rows: int) -> dict[str, float]:
     """ROC AUC of each feature alone (either direction; missing values tried as lowest and as highest;
     categories scored by their label rate)."""
     scores = {}
@@ -48,6 +60,29 @@ def single_feature_auc(data: EncodedSplits, rows: np.ndarray, label: np.ndarray,
     return scores
 
 
+def single_feature_r2(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str],
+                      categorical: list[str], min_category_rows: int, bins: int = 20) -> dict[str, float]:
+    """R^2 of predicting a numeric target by one feature alone: the mean target of the feature's quantile bin
+    (missing values a bin of their own), or of its category (rare ones pooled). The correlation ratio, so a
+    non-linear copy of the target is caught as well as a linear one."""
+    def explained(groups: np.ndarray) -> float:
+        _, inverse = np.unique(groups, return_inverse=True)
+        means = np.bincount(inverse, weights=label) / np.bincount(inverse)
+        total = float(((label - label.mean()) ** 2).sum())
+        return 1.0 - float(((label - means[inverse]) ** 2).sum()) / total if total > 0 else 0.0
+
+    scores = {}
+    for column in numeric:
+        values = data.numeric["train"][column][rows]
+        finite = np.isfinite(values)
+        edges = (np.unique(np.quantile(values[finite], np.linspace(0, 1, bins + 1)[1:-1])) if finite.any()
+                 else np.empty(0))
+        scores[column] = explained(np.where(finite, np.searchsorted(edges, values), -1))
+    for column in categorical:
+        scores[column] = explained(pooled(data.codes["train"][column][rows], min_category_rows))
+    return scores
+
+
 def category_determinism(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, categorical: list[str],
                          min_category_rows: int) -> dict[str, float]:
     """Theil's uncertainty coefficient U(label | category): the share of the label's entropy the
@@ -56,11 +91,12 @@ def category_determinism(data: EncodedSplits, rows: np.ndarray, label: np.ndarra
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
 
-    base = entropy(np.bincount(label.astype(int), minlength=2) / len(label))
+    width = max(int(label.max()) + 1, 2)
+    base = entropy(np.bincount(label.astype(int), minlength=width) / len(label))
     found = {}
     for column in categorical:
         _, inverse = np.unique(pooled(data.codes["train"][column][rows], min_category_rows), return_inverse=True)
-        table = np.zeros((inverse.max() + 1, 2))
+        table = np.zeros((inverse.max() + 1, width))
         np.add.at(table, (inverse, label.astype(int)), 1)
         weights = table.sum(1) / len(label)
         conditional = sum(w * entropy(r / r.sum()) for w, r in zip(weights, table, strict=True))
@@ -92,13 +128,14 @@ def label_errors(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numer
     saw them (out-of-fold), the simple form of confident learning."""
     x = design_matrix(data, rows, numeric, categorical, min_category_rows)
     y = label.astype(int)
-    folds = min(folds, int(np.bincount(y).min()))
+    classes, counts = np.unique(y, return_counts=True)
+    folds = min(folds, int(counts.min()))
     if folds < 2:
         return {"count": 0, "fraction": 0.0, "examples": [], "note": "too few rows of one class to cross-validate"}
     with threadpool_limits(1):  # one BLAS thread: the near-duplicate check has the other core
         proba = cross_val_predict(LogisticRegression(max_iter=500), x, y, method="predict_proba",
                                   cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    given = proba[np.arange(len(y)), y]
+    given = proba[np.arange(len(y)), np.searchsorted(classes, y)]  # columns: the classes of the sample
     flagged = np.flatnonzero(given < 1 - confidence)
     worst = flagged[np.argsort(given[flagged])][:MAX_EXAMPLES]
     return {"count": int(len(flagged)), "fraction": len(flagged) / len(y),

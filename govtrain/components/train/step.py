@@ -29,6 +29,7 @@ from govtrain.core.config import Config
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import CONFIG_FILE, WEIGHTS_FILE
+from govtrain.model.task import Task
 from govtrain.registry.runs import pipeline_run
 
 # torchrun shares its rendezvous TCPStore with the workers' process group by default; after a restart the
@@ -47,12 +48,14 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     spec, training = config.dataset, config.training
     train = pd.read_parquet(split_paths["train"])
     features = FeatureSpec.fit(train, spec.numeric, spec.categorical)
+    task = Task.fit(train[spec.target], spec.task, spec.positive_label)
     job_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in (("train", train), ("val", pd.read_parquet(split_paths["val"]))):
         x_num, x_cat = features.tensors(frame)
-        y = torch.from_numpy(frame[spec.target].to_numpy().astype("float32"))
+        y = torch.from_numpy(task.encode(frame[spec.target], f"{name} split: "))
         save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
+    (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
     job = TrainJob(**training.model_dump(include={"epochs", "batch_size", "lr", "weight_decay", "hidden",
                                                  "embedding_dim", "threads_per_worker", "seed"}),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run)
@@ -206,7 +209,8 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
     gpu_seconds = worker_seconds if result["device"].startswith("cuda") else 0.0
     evidence.metrics = {
         "epochs": result["epochs"], "world_size": result["world_size"], "final_train_loss": last["train_loss"],
-        "final_val_auc": last["val_auc"], "samples_per_second": last["samples_per_second"],
+        **{f"final_{k}": v for k, v in last.items() if k.startswith("val_") and k != "val_loss"},
+        "samples_per_second": last["samples_per_second"],
         "wall_seconds": round(wall, 3), "worker_seconds": round(worker_seconds, 3),
         "gpu_seconds": round(gpu_seconds, 3),
         "cost": round(worker_seconds / 3600 * training.price_per_worker_hour, 6),

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -33,6 +32,7 @@ from govtrain.components.train.job import TrainJob
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_model, save_model
+from govtrain.model.task import Task
 from govtrain.registry.runs import EpochLogger
 
 log = logging.getLogger(__name__)
@@ -70,14 +70,28 @@ def load_split(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Te
     return tensors["x_num"].to(device), tensors["x_cat"].to(device), tensors["y"].to(device)
 
 
+VAL_METRIC = {"binary": "val_auc", "multiclass": "val_accuracy", "regression": "val_rmse"}
+
+
+def val_metric(task: Task, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The task's validation metric: ROC AUC, accuracy, or RMSE in the target's units."""
+    if task.kind == "binary":
+        proba = torch.softmax(outputs, dim=1)[:, 1].cpu().numpy()
+        return {"val_auc": float(roc_auc_score(y.cpu().numpy(), proba))}
+    if task.kind == "multiclass":
+        return {"val_accuracy": float((outputs.argmax(dim=1) == y.long()).float().mean())}
+    return {"val_rmse": float(((outputs[:, 0] - y.float()) ** 2).mean().sqrt()) * task.std}
+
+
 class Trainer:
     def __init__(self, job: TrainJob, job_dir: Path, rank: int, world: int, device: torch.device):
         self.job, self.rank, self.world, self.device = job, rank, world, device
         self.features = FeatureSpec(**json.loads((job_dir / "features.json").read_text()))
+        self.task = Task(**json.loads((job_dir / "task.json").read_text()))
         self.train_data = load_split(job_dir / "train.safetensors", device)
         self.val_data = load_split(job_dir / "val.safetensors", device)
         seed_everything(job.seed)
-        model = build_model(self.features, job.embedding_dim, job.hidden).to(device)
+        model = build_model(self.features, job.embedding_dim, job.hidden, self.task.outputs).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
@@ -136,7 +150,7 @@ class Trainer:
         for start in range(0, len(order), batch):
             idx = order[start:start + batch]
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = F.cross_entropy(self.model(x_num[idx], x_cat[idx]), y[idx].long())
+                loss = self.task.loss(self.model(x_num[idx], x_cat[idx]), y[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -160,9 +174,7 @@ class Trainer:
         module.eval()
         x_num, x_cat, y = self.val_data
         logits = torch.cat([module(x_num[i:i + 65536], x_cat[i:i + 65536]) for i in range(0, len(y), 65536)]).float()
-        proba = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
-        return {"val_loss": float(F.cross_entropy(logits, y.long())), "val_auc": float(roc_auc_score(y.cpu().numpy(),
-                                                                                                     proba))}
+        return {"val_loss": float(self.task.loss(logits, y)), **val_metric(self.task, logits, y)}
 
     def train(self, out_dir: Path) -> None:
         for epoch in range(self.epochs_run, self.job.epochs):
@@ -176,12 +188,13 @@ class Trainer:
                 self.history.append(stats)
                 self._save_snapshot()
                 self.logger.log(stats)
-                log.info("epoch %d/%d loss %.4f val_auc %.4f %.0f samples/s", stats["epoch"], self.job.epochs,
-                         stats["train_loss"], stats["val_auc"], stats["samples_per_second"])
+                name = VAL_METRIC[self.task.kind]
+                log.info("epoch %d/%d loss %.4f %s %.4f %.0f samples/s", stats["epoch"], self.job.epochs,
+                         stats["train_loss"], name, stats[name], stats["samples_per_second"])
             dist.barrier()
         if self.rank == 0:
             save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
-                       hidden=self.job.hidden)
+                       hidden=self.job.hidden, task=self.task)
             progress_file = self.snapshot_dir / PROGRESS
             progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
             result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,

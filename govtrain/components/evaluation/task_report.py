@@ -1,0 +1,113 @@
+"""The evaluation report of a multiclass or regression model: evaluation.json, evaluation.md, and a figure
+(the confusion matrix, or predicted against actual with the interval and the residuals)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from govtrain.governance.evidence import StepEvidence  # noqa: E402
+
+
+def confusion_png(matrix: list[list[int]], classes: list[str], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(classes), 1.2 + 0.5 * len(classes)))
+    ax.imshow(np.asarray(matrix), cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for (i, j), count in np.ndenumerate(np.asarray(matrix)):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("Confusion matrix, test split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def residuals_png(y: np.ndarray, prediction: np.ndarray, half_width: float, path: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    low, high = float(min(y.min(), prediction.min())), float(max(y.max(), prediction.max()))
+    left.scatter(prediction, y, s=6, alpha=0.5)
+    left.plot([low, high], [low, high], color="grey", linestyle=":")
+    left.fill_between([low, high], [low - half_width, high - half_width], [low + half_width, high + half_width],
+                      color="tab:orange", alpha=0.15, label="conformal interval")
+    left.set_xlabel("predicted")
+    left.set_ylabel("actual")
+    left.legend(loc="upper left")
+    right.scatter(prediction, y - prediction, s=6, alpha=0.5)
+    right.axhline(0, color="grey", linestyle=":")
+    right.set_xlabel("predicted")
+    right.set_ylabel("residual (actual - predicted)")
+    fig.suptitle("Regression on the test split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def markdown(full: dict[str, Any]) -> str:
+    task = full["task"]
+    lines = ["# Evaluation report", "", f"Task: {task['kind']}" + (f", classes {', '.join(task['classes'])}"
+                                                                   if task["classes"] else ""),
+             f"Test rows: {full['rows']['test']}; samples: {full['samples']}", "",
+             "## Checks", "", "| check | value | threshold | result | RMF |", "|---|---|---|---|---|"]
+    lines += [f"| {c['id']} | {c['value']} | {c['threshold']} | {'pass' if c['passed'] else 'FAIL'} | "
+              f"{', '.join(c['rmf'])} |" for c in full["checks"]]
+    lines += ["", "## Performance (test)", ""]
+    lines += [f"- {k}: {v:.4f} (95% CI {full['confidence_intervals'].get(k)})" for k, v in full["performance"].items()]
+    base = full["baseline"]
+    lines += [f"- baseline {base['model']} on the same split: {base['metric']} {base[base['metric']]:.4f} vs the "
+              f"network's {base['network_' + base['metric']]:.4f} (gap {base['gap']:+.4f}; gates.max_gap_to_baseline)",
+              "", "## Calibration", ""]
+    lines += [f"- {k}: {_fmt(v)}" for k, v in full["calibration"].items() if k != "reliability"]
+    if "temperature" in full:
+        lines.append(f"- temperature fitted on the validation split: {full['temperature']:.4f}")
+    lines += ["", "## Robustness", "", f"- headline metric kept at the gated noise severity: "
+              f"{full['noise_metric_ratio']:.4f}"]
+    lines += [f"- noise {r['severity']}: {_metrics(r)}" for r in full["robustness"]["noise"]]
+    lines += [f"- missing {r['rate']}: {_metrics(r)}" for r in full["robustness"]["missing"]]
+    lines += [f"- {a['name']} (eps {a['epsilon']}, {a['steps']} steps): {_metrics(a)}"
+              for a in full["robustness"]["attacks"]]
+    lines += ["", "## Error gaps between groups", ""]
+    for column, result in full["fairness"].items():
+        lines.append(f"- {column}: difference {result['error_difference']:.4f}, ratio {result['error_ratio']:.4f} "
+                     f"({result['groups_judged']} groups judged)")
+        lines += [f"  - {g}: {m['rows']} rows, mean error {m['mean_error']:.4f}{'' if m['gated'] else ' (too small)'}"
+                  for g, m in result["groups"].items()]
+    p = full["privacy"]
+    lines += ["", "## Privacy", "", f"- membership inference AUC {p['mia_auc']:.4f} ({p['rows_each']} each)",
+              "", "## Out-of-distribution", "", f"- {full['ood'] or 'not measured for regression'}",
+              "", "## Inference cost", ""]
+    lines += [f"- batch {k}: p99 {v['p99_ms']:.3f} ms, {v['rows_per_second']:.0f} rows/s"
+              for k, v in full["latency"].items()]
+    lines += ["", "## Champion", "", f"- {full['champion']}", "", "## Seconds per part", ""]
+    lines += [f"- {k}: {v:.2f}" for k, v in full["timings"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _metrics(result: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in ("accuracy", "macro_f1", "rmse", "r2", "mae"))
+
+
+def write(evidence: StepEvidence, full: dict[str, Any], y: np.ndarray, out: np.ndarray) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if full["task"]["kind"] == "multiclass":
+            figure = "confusion_matrix.png"
+            confusion_png(full["confusion_matrix"], full["task"]["classes"], folder / figure)
+        else:
+            figure = "residuals.png"
+            residuals_png(y, out, full["calibration"]["half_width"], folder / figure)
+        (folder / "evaluation.md").write_text(markdown(full))
+        for name in (figure, "evaluation.md"):
+            evidence.add_file(name, folder / name)
+    evidence.write_json("evaluation.json", full)
