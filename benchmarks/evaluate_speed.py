@@ -19,6 +19,7 @@ from govtrain.core.config import Config
 from govtrain.governance.evidence import StepEvidence
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import LoadedModel, build_model, save_model
+from govtrain.model.task import Task
 from govtrain.pipelines import demo_data
 
 
@@ -50,7 +51,8 @@ def main() -> None:
                 optimizer.zero_grad()
                 torch.nn.functional.cross_entropy(model(x_num[i:i + 1024], x_cat[i:i + 1024]), y[i:i + 1024]).backward()
                 optimizer.step()
-        save_model(model, features, tmp / "model", embedding_dim=8, hidden=[256, 256])
+        save_model(model, features, tmp / "model", embedding_dim=8, hidden=[256, 256],
+                   task=Task.fit(train[demo_data.TARGET]))
         parent = StepEvidence("train", tmp / "ev-train", run_id="bench", config_digest="")
         parent.finish("pass")
 

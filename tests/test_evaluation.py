@@ -12,6 +12,7 @@ from govtrain.components.prepare import prepare
 from govtrain.components.train.step import train
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_model, save_model
+from govtrain.model.task import Task
 from govtrain.pipelines import demo_data
 
 
@@ -77,7 +78,8 @@ def test_random_weights_and_shuffled_labels_fail_the_gate(small_data, write_conf
     paths = prepared(config, tmp_path)
     features = FeatureSpec.fit(pd.read_parquet(paths["train"]), config.dataset.numeric, config.dataset.categorical)
     torch.manual_seed(0)
-    save_model(build_model(features, 8, [16]), features, tmp_path / "random", embedding_dim=8, hidden=[16])
+    save_model(build_model(features, 8, [16]), features, tmp_path / "random", embedding_dim=8, hidden=[16],
+               task=Task.fit(pd.read_parquet(paths["train"])[config.dataset.target]))
     random_record = evaluate(config, tmp_path / "random", paths, tmp_path / "ev-prepare", tmp_path / "ev-r", "r")
     assert random_record["decision"] == "fail" and not check(random_record, "evaluate.roc_auc")["passed"]
 

@@ -175,6 +175,8 @@ class LeakageSpec(_Strict):
 
 class TrainingSpec(_Strict):
     backend: Literal["local", "pytorchjob", "trainjob"] = "local"
+    # "mlp", or a factory "package.module:function" given (FeatureSpec, Task) that returns an nn.Module
+    model: str = Field("mlp", pattern=r"^(mlp|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
     workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob/trainjob: pods (nodes)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU

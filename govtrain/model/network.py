@@ -1,7 +1,10 @@
 """The tabular MLP, and saving/loading it as safetensors weights plus a JSON config (no pickle)."""
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,17 +45,45 @@ def build_model(features: FeatureSpec, embedding_dim: int, hidden: list[int], ou
     return TabularMLP(len(features.numeric), features.cardinalities(), embedding_dim, hidden, outputs)
 
 
+DEFAULT_NETWORK = "mlp"
+
+
+def factory_of(reference: str) -> Callable[[FeatureSpec, Task], nn.Module]:
+    """A user's network factory, "package.module:function": called with the feature spec and the task, it
+    returns an nn.Module whose forward(x_num, x_cat) gives task.outputs values per row."""
+    module_name, _, name = reference.partition(":")
+    factory = getattr(importlib.import_module(module_name), name, None)
+    if not callable(factory):
+        raise ImportError(f"{reference}: module {module_name} has no function {name!r}")
+    return factory
+
+
+def factory_source(reference: str) -> Path:
+    """The file that defines a factory: its digest goes into the evidence, and it ships with the model."""
+    module = importlib.import_module(reference.partition(":")[0])
+    return Path(inspect.getfile(module)).resolve()
+
+
+def build_network(features: FeatureSpec, task: Task, *, network: str = DEFAULT_NETWORK, embedding_dim: int = 8,
+                  hidden: list[int] | None = None) -> nn.Module:
+    """The configured network (training.model): govtrain's MLP, or a user's factory."""
+    if network == DEFAULT_NETWORK:
+        return build_model(features, embedding_dim, hidden if hidden is not None else [256, 256], task.outputs)
+    return factory_of(network)(features, task)
+
+
 # A model saved before tasks existed is the binary 0/1 classifier it was then.
 LEGACY_TASK = {"kind": "binary", "target": "label", "classes": ["0", "1"]}
 
 
 def save_model(model: nn.Module, features: FeatureSpec, out_dir: Path, *, embedding_dim: int,
-               hidden: list[int], task: Task, temperature: float = 1.0) -> None:
+               hidden: list[int], task: Task, temperature: float = 1.0, network: str = DEFAULT_NETWORK) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))
-    config = {"architecture": "TabularMLP", "embedding_dim": embedding_dim, "hidden": hidden,
-              "temperature": temperature, "features": features.to_dict(), "task": task.to_dict()}
+    config = {"architecture": "TabularMLP" if network == DEFAULT_NETWORK else network, "network": network,
+              "embedding_dim": embedding_dim, "hidden": hidden, "temperature": temperature,
+              "features": features.to_dict(), "task": task.to_dict()}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
@@ -65,7 +96,9 @@ class LoadedModel:
         self.features = FeatureSpec(**config["features"])
         self.temperature = float(config.get("temperature", 1.0))
         self.task = Task(**config.get("task", LEGACY_TASK))
-        self.model = build_model(self.features, config["embedding_dim"], config["hidden"], self.task.outputs)
+        self.network = config.get("network", DEFAULT_NETWORK)
+        self.model = build_network(self.features, self.task, network=self.network,
+                                   embedding_dim=config["embedding_dim"], hidden=config["hidden"])
         self.model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
         self.model.eval()
 

@@ -30,6 +30,29 @@ def code_package(dest: Path) -> Path:
     return root
 
 
+def factory_code(reference: str, dest: Path) -> Path:
+    """A user's network factory ("package.module:function") for code_paths, under its own dotted name: the
+    module's file, with each enclosing package's __init__.py. What else it imports must be a public package
+    (torch, numpy...) or in that file: the served model carries nothing more of the user's code."""
+    import importlib
+
+    module_name = reference.partition(":")[0]
+    parts = module_name.split(".")
+    root = dest / "factory"
+    shutil.rmtree(root, ignore_errors=True)
+    folder = root
+    for depth in range(1, len(parts)):
+        folder = folder / parts[depth - 1]
+        folder.mkdir(parents=True, exist_ok=True)
+        package = importlib.import_module(".".join(parts[:depth]))
+        init = getattr(package, "__file__", None)
+        (folder / "__init__.py").write_text(Path(init).read_text() if init else "")
+    source = importlib.import_module(module_name).__file__
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(str(source), folder / f"{parts[-1]}.py")
+    return root
+
+
 def input_example(train: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
     """One synthetic row in the training columns and dtypes: each numeric's median and each category's
     most frequent value. Aggregates, not a person's row, since the example is stored with the model."""

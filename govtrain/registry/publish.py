@@ -140,7 +140,7 @@ def log_servable_model(config: Config, model_dir: Path, train_path: Path | None)
     import pandas as pd
 
     from govtrain.model.network import LoadedModel
-    from govtrain.model.package import code_package, input_example, pinned_requirements
+    from govtrain.model.package import code_package, factory_code, input_example, pinned_requirements
 
     example = signature = None
     if train_path is not None:
@@ -149,10 +149,14 @@ def log_servable_model(config: Config, model_dir: Path, train_path: Path | None)
         example = input_example(train, spec.numeric, spec.categorical)
         output = LoadedModel(model_dir).predict(example)
         signature = mlflow.models.infer_signature(example, output)
+    network = json.loads((model_dir / "model.json").read_text()).get("network", "mlp")
     with tempfile.TemporaryDirectory(prefix="govtrain-code-") as staging:
+        code = [str(code_package(Path(staging)))]
+        if network != "mlp":  # a user's factory: its module, under its dotted name (model.package.factory_code)
+            code += [str(p) for p in factory_code(network, Path(staging)).iterdir()]
         return mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_FILE),
                                        artifacts={"model_dir": str(model_dir)},
-                                       code_paths=[str(code_package(Path(staging)))],
+                                       code_paths=code,
                                        pip_requirements=pinned_requirements(), signature=signature,
                                        input_example=example)
 

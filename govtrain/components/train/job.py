@@ -18,6 +18,7 @@ class MlflowTarget(BaseModel):
 
 class TrainJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    model: str = "mlp"  # training.model
     epochs: int
     batch_size: int
     lr: float

@@ -27,8 +27,10 @@ from safetensors.torch import save_file
 from govtrain.components.train.job import MlflowTarget, TrainJob
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Record, StepEvidence
+from govtrain.governance.hashing import sha256_file
+from govtrain.model import network as network_module
 from govtrain.model.features import FeatureSpec
-from govtrain.model.network import CONFIG_FILE, WEIGHTS_FILE
+from govtrain.model.network import CONFIG_FILE, DEFAULT_NETWORK, WEIGHTS_FILE, factory_of, factory_source
 from govtrain.model.task import Task
 from govtrain.registry.runs import pipeline_run
 
@@ -46,6 +48,11 @@ class TrainingError(RuntimeError):
 def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, checkpoint_dir: Path,
               mlflow_run: MlflowTarget | None = None) -> FeatureSpec:
     spec, training = config.dataset, config.training
+    if training.model != DEFAULT_NETWORK:  # here, not in every worker: one line instead of a torchrun trace
+        try:
+            factory_of(training.model)
+        except (ImportError, AttributeError) as exc:
+            raise TrainingError(f"training.model {training.model!r} cannot be imported here: {exc}") from exc
     train = pd.read_parquet(split_paths["train"])
     features = FeatureSpec.fit(train, spec.numeric, spec.categorical)
     task = Task.fit(train[spec.target], spec.task, spec.positive_label)
@@ -56,7 +63,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
         save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
-    job = TrainJob(**training.model_dump(include={"epochs", "batch_size", "lr", "weight_decay", "hidden",
+    job = TrainJob(**training.model_dump(include={"model", "epochs", "batch_size", "lr", "weight_decay", "hidden",
                                                  "embedding_dim", "threads_per_worker", "seed"}),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run)
     job.write(job_dir)
@@ -192,6 +199,14 @@ def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, m
         shutil.rmtree(work, ignore_errors=True)  # shard tensors and snapshots are derived; the digests name the source
 
 
+def network_evidence(network: str, evidence: StepEvidence) -> dict[str, str]:
+    """Which network trained, and the digest of the source that defines it (a user's factory or model/network.py),
+    which is also an input of the record."""
+    source = factory_source(network) if network != DEFAULT_NETWORK else Path(network_module.__file__)
+    evidence.add_input(f"code/{source.name}", source)
+    return {"model": network, "source_file": source.name, "source_sha256": sha256_file(source)}
+
+
 def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: Path, run_id: str, work: Path,
                       mlflow_run: MlflowTarget, log_path: Path, evidence: StepEvidence) -> Record:
     training = config.training
@@ -219,7 +234,7 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
     evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
                         "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
                         "price_per_worker_hour": training.price_per_worker_hour, "mlflow_run_id": mlflow_run.run_id,
-                        "history": result["history"]}
+                        "history": result["history"], "network": network_evidence(training.model, evidence)}
     if job_status is not None:
         evidence.details["job_conditions"] = job_status.get("conditions", [])
         evidence.add_file(MANIFEST_FILE, work / MANIFEST_FILE, kind="manifest")

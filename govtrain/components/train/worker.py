@@ -31,7 +31,7 @@ from torch.utils.data import DistributedSampler
 from govtrain.components.train.job import TrainJob
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
-from govtrain.model.network import build_model, save_model
+from govtrain.model.network import build_network, save_model
 from govtrain.model.task import Task
 from govtrain.registry.runs import EpochLogger
 
@@ -91,7 +91,8 @@ class Trainer:
         self.train_data = load_split(job_dir / "train.safetensors", device)
         self.val_data = load_split(job_dir / "val.safetensors", device)
         seed_everything(job.seed)
-        model = build_model(self.features, job.embedding_dim, job.hidden, self.task.outputs).to(device)
+        model = build_network(self.features, self.task, network=job.model, embedding_dim=job.embedding_dim,
+                              hidden=job.hidden).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
@@ -194,7 +195,7 @@ class Trainer:
             dist.barrier()
         if self.rank == 0:
             save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
-                       hidden=self.job.hidden, task=self.task)
+                       hidden=self.job.hidden, task=self.task, network=self.job.model)
             progress_file = self.snapshot_dir / PROGRESS
             progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
             result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
