@@ -1,4 +1,5 @@
 """The govtrain command as a user runs it: one-line errors, exit codes, compile and drift."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,28 @@ def test_drift_exit_codes(small_data, tmp_path):
     # Neither --reference nor --model: an error, never the newest run's train split picked silently.
     unsaid = govtrain("drift", "--current", small_data.current, "--config", config)
     assert_one_line_error(unsaid, "drift needs a reference: give --reference FILE or --model NAME[@alias]")
+
+
+def test_drift_of_two_tables_with_no_config_compares_the_columns_they_share(small_data, tmp_path):
+    """No config and no model: the shared columns, numbers as numbers, strings as categories, no label."""
+    import pandas as pd
+
+    reference = pd.read_parquet(small_data.data).drop(columns=["purpose"]).assign(only_here=1.0)
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    current = pd.read_parquet(small_data.current).assign(new_column="x")
+    current.to_parquet(tmp_path / "current.parquet", index=False)
+    result = govtrain("drift", "--reference", tmp_path / "reference.csv", "--current", tmp_path / "current.parquet",
+                      "--out", tmp_path / "d", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "d" / "drift_summary.json").read_text())
+    columns = {c["column"]: c for c in summary["columns"]}
+    assert "purpose" not in columns and "only_here" not in columns and "new_column" not in columns
+    assert {"income", "gender", "default"} <= set(columns)  # the label too: without a config it is a column
+    assert columns["income"]["method"] != columns["gender"]["method"]  # numeric vs categorical test
+    unrelated = tmp_path / "unrelated.csv"
+    unrelated.write_text("a,b\n1,2\n")
+    assert_one_line_error(govtrain("drift", "--reference", unrelated, "--current", tmp_path / "current.parquet",
+                                   cwd=tmp_path), "share no column to compare")
 
 
 def test_audit_verify_exit_codes(tmp_path):

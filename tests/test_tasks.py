@@ -212,7 +212,7 @@ def test_split_conformal_covers_at_its_level():
 
 
 @pytest.mark.slow
-def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, isolated_state):
+def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, isolated_state, monkeypatch):
     from tests.test_serving import ask_served
 
     config = wine_config(tmp_path, registry={"tracking_uri": mlflow_server, "model_name": "wine-cultivar"})
@@ -230,10 +230,23 @@ def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, is
     assert all(abs(sum(p[f"probability_{c}"] for c in ("barbera", "barolo", "grignolino")) - 1) < 1e-6
                for p in answer)
     assert np.mean([p["label"] == y for p, y in zip(answer, rows["cultivar"], strict=True)]) >= 0.8
-    drift = govtrain("drift", "--model", "wine-cultivar/1", "--current", tmp_path / "wine.csv", "--config",
-                     tmp_path / "wine.yaml", "--out", tmp_path / "drift", cwd=tmp_path)
-    assert drift.returncode in (0, 1), drift.stderr
+    # Model commands from another folder with no config: the version's stored config (issue 15, item 7).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    drift = govtrain("drift", "--model", "wine-cultivar/1", "--current", tmp_path / "wine.csv", "--out",
+                     tmp_path / "drift", cwd=elsewhere)
+    assert drift.returncode == 0, drift.stderr
     assert "labelled batch: accuracy" in drift.stdout
+    verified = govtrain("audit", "verify", "--model", "wine-cultivar/1", cwd=elsewhere)
+    assert verified.returncode == 0 and verified.stdout.startswith("OK: wine-cultivar version 1"), verified.stderr
+    diabetes(tmp_path)
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump({
+        "dataset": {"path": "diabetes.csv", "target": "target", "numeric": ["age", "bmi"]},
+        "registry": {"tracking_uri": mlflow_server}}))
+    mismatch = govtrain("history", "--model", "wine-cultivar", "--config", tmp_path / "other.yaml", cwd=elsewhere)
+    assert mismatch.returncode == 2 and "does not describe model wine-cultivar/1: dataset.target is 'target' here " \
+        "and 'cultivar' in the model" in mismatch.stderr
     assert config.dataset.task is None
 
 

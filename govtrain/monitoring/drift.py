@@ -204,3 +204,19 @@ def record_drift(config: Config, model_ref: str, result: DriftResult, current_pa
         details={"summary": summary, "drifted_columns": drifted, "current_sha256": sha256_file(current_path),
                  "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary),
                  "mlflow_run_id": monitoring_run, "webhook": webhook, "idempotency_key": idempotency_key})
+
+
+def shared_columns_config(reference: Path, current: Path) -> Config:
+    """Drift of two tables with no config and no model: the columns both have, numbers compared as numbers
+    and everything else as categories (types from the reference file). Nothing is treated as a label."""
+    from govtrain.core.config import DatasetSpec, resolve
+
+    shared = [c for c in read_columns(reference) if c in set(read_columns(current))]
+    if not shared:
+        raise DataError(f"{reference} and {current} share no column to compare")
+    sample = read_table(reference, columns=shared)
+    numeric = [c for c in shared
+               if pd.api.types.is_numeric_dtype(sample[c]) and not pd.api.types.is_bool_dtype(sample[c])]
+    dataset = DatasetSpec(path=reference, target="", numeric=numeric,
+                          categorical=[c for c in shared if c not in numeric])
+    return resolve(Config(dataset=dataset), Path.cwd())

@@ -14,8 +14,10 @@ from govtrain.core.state import state_dir
 from govtrain.pipelines.cli_common import (
     DEFAULT_CONFIG,
     ConfigOption,
+    ModelConfigOption,
     ModelNameOption,
     app,
+    config_for,
     console,
     errors,
     expectations_app,
@@ -139,7 +141,9 @@ def drift(
     reference: Annotated[Path | None,
                          typer.Option(help="Reference batch; default: the --model version's stored reference "
                                            "(one of the two is required).")] = None,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="YAML config file; default: the --model version's own, or with no model, the "
+                               "columns --reference and --current share, types inferred.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder; default under the state folder.")] = None,
     model: Annotated[str | None,
                      typer.Option(help="Monitor this model version (NAME[@alias|/version]): its reference, prediction "
@@ -153,9 +157,18 @@ def drift(
 ) -> None:
     """Data drift of a current batch (Evidently's tests on every row). Finding drift is a result: exit 0
     (1 with --fail-on-drift); 2 on an error."""
+    from govtrain.monitoring.drift import shared_columns_config
     from govtrain.monitoring.job import drift_job
 
-    job = drift_job(load_config(config), current, reference, model, out, idempotency_key=idempotency_key)
+    if model is not None:
+        cfg = config_for(config, model)
+    elif config is not None:
+        cfg = load_config(config)
+    elif reference is not None:
+        cfg = shared_columns_config(reference, current)
+    else:
+        raise ConfigError("drift needs a reference: give --reference FILE or --model NAME[@alias]")
+    job = drift_job(cfg, current, reference, model, out, idempotency_key=idempotency_key)
     if job.replayed and job.record is not None:
         console.print(f"already recorded for {idempotency_key}: record {job.record['hash'][:12]} in the chain of "
                       f"{job.record['model']} version {job.record['version']} ({job.record['decision']}); "
@@ -193,7 +206,7 @@ def drift(
 @user_errors
 def drift_history(
     model: ModelNameOption,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
     out: Annotated[Path | None, typer.Option(help="PNG of drift share over time.")] = None,
 ) -> None:
     """Past drift runs of a model (from its chain): when, which version, drift share, drifted columns; and a PNG."""
@@ -202,7 +215,7 @@ def drift_history(
     from govtrain.monitoring.history import drift_history as history_of
     from govtrain.monitoring.history import plot_history
 
-    rows = history_of(load_config(config), model)
+    rows = history_of(config_for(config, model), model)
     if not rows:
         console.print(f"{model}: no drift runs recorded (run `govtrain drift --model {model} ...`)")
         return

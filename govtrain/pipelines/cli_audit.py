@@ -12,8 +12,10 @@ from govtrain.pipelines.cli_common import (
     DEFAULT_CONFIG,
     ConfigOption,
     KeyOption,
+    ModelConfigOption,
     ModelOption,
     audit_app,
+    config_for,
     console,
     errors,
     user_errors,
@@ -23,13 +25,15 @@ AllowUnsignedOption = Annotated[bool, typer.Option(
     "--allow-unsigned", help="Accept a ledger or chain record with no signature (hashes still checked).")]
 
 
-def trusted_keys(given: list[str] | None, config: Path | Config) -> list[str]:
+def trusted_keys(given: list[str] | None, config: Path | Config | None) -> list[str]:
     """The keys --public-key names; else this machine's trusted keys plus governance.public_keys of the config
     (when the config file exists: a run folder or a zip can be checked without one)."""
     from govtrain.governance.signing import trusted_keys as local_trust
 
     if given:
         return list(given)
+    if config is None:
+        return local_trust([])
     if isinstance(config, Path):
         return local_trust(load_config(config).governance.public_keys if config.is_file() else [])
     return local_trust(config.governance.public_keys)
@@ -49,7 +53,7 @@ def audit_verify(
                                               help="Or: NAME, NAME@alias or NAME/version in MLflow.")] = None,
     public_key: KeyOption = None,
     allow_unsigned: AllowUnsignedOption = False,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """Recompute every record hash, parent link, artifact digest and signature (by a trusted key), and the
     chain against its anchor in the registry. Exit 0 intact, 1 not."""
@@ -59,7 +63,8 @@ def audit_verify(
 
     if (path is None) == (model is None):
         raise ConfigError("give a PATH (run folder or exported .zip) or --model, not both")
-    trusted = trusted_keys(public_key, config)
+    cfg = config_for(config, model) if model is not None else None
+    trusted = trusted_keys(public_key, cfg or config)
     if path is not None and path.suffix != ".zip":
         result = verify(path, trusted_keys=trusted, allow_unsigned=allow_unsigned)
         if not result.ok:
@@ -69,7 +74,8 @@ def audit_verify(
                       f"{signer(result.signed_by)}")
         raise typer.Exit(0)
     if model is not None:
-        audit = audit_model(load_config(config), model, trusted, allow_unsigned)
+        assert cfg is not None
+        audit = audit_model(cfg, model, trusted, allow_unsigned)
     else:
         assert path is not None  # a .zip, by the test above
         if not path.is_file():
@@ -96,12 +102,12 @@ def fail(problem: str | None) -> None:
 def audit_report(
     model: ModelOption,
     out: Annotated[Path | None, typer.Option(help="Folder for audit_report.md and .html.")] = None,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """NIST AI RMF coverage of a model version: evidenced / artefact linked / gap, gates, approvals, drift."""
     from govtrain.registry.audit import report
 
-    cfg = load_config(config)
+    cfg = config_for(config, model)
     audit, md, html = report(cfg, model, out or state_dir() / "audit" / model.replace("/", "-").replace("@", "-"))
     verdict = "verified" if audit.ok else f"[red]DOES NOT VERIFY[/]: {audit.problem}"
     console.print(f"{audit.model} version {audit.version}: {verdict}\n{md}\n{html}")
@@ -113,12 +119,12 @@ def audit_report(
 def audit_export_cmd(
     model: ModelOption,
     out: Annotated[Path, typer.Option(help="The zip to write.")],
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """Everything needed to verify a model version offline, in one zip."""
     from govtrain.registry.audit import export
 
-    console.print(f"wrote {export(load_config(config), model, out)}  (check it: govtrain audit verify {out})")
+    console.print(f"wrote {export(config_for(config, model), model, out)}  (check it: govtrain audit verify {out})")
 
 
 @audit_app.command("keygen")
@@ -142,14 +148,14 @@ def audit_repair_chain(
     model: Annotated[str, typer.Option(help="Registered model name whose chain does not verify.")],
     reason: Annotated[str, typer.Option(help="Why, for the repair record.")] = "a record did not verify",
     allow_unsigned: AllowUnsignedOption = False,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """Set aside the first chain record that does not verify and every record after it (moved under the
     chain's set-aside/ folder, never deleted) and append a `repair` record naming each file and its digest."""
     from govtrain.governance.chain import repair_chain
     from govtrain.registry.models import set_anchor
 
-    cfg = load_config(config)
+    cfg = config_for(config, model)
     record = repair_chain(cfg.chain_dir, model, reason, trusted_keys(None, cfg), allow_unsigned)
     set_anchor(cfg, model, record)
     details = record["details"]

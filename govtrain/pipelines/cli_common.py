@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from govtrain.core.config import ConfigError
+from govtrain.core.config import Config, ConfigError, load_config
 
 app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -27,6 +27,9 @@ DEFAULT_CONFIG = Path("configs/demo.yaml")
 _debug = False
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+ModelConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="YAML config file; default: the one the model version was registered with (found "
+                           "through MLFLOW_TRACKING_URI, else this machine's embedded store).")]
 ModelNameOption = Annotated[str, typer.Option(help="Registered model name.")]
 ApproverOption = Annotated[str | None, typer.Option(
     help="Who approves. With MLflow's basic-auth app the approver is the logged-in user "
@@ -66,3 +69,38 @@ KeyOption = Annotated[list[str] | None, typer.Option(
     "--public-key", help="Trusted Ed25519 public key (base64); repeatable. Default: this machine's "
                            "trusted keys (<state>/keys/trusted.pub) and governance.public_keys.")]
 ModelOption = Annotated[str, typer.Option("--model", help="NAME, NAME@alias or NAME/version.")]
+
+
+MATCHED = ("target", "task", "numeric", "categorical")  # what a config must share with a model it is used on
+
+
+def config_for(config: Path | None, model: str) -> Config:
+    """The config a model command works with: --config, refused when it does not describe the model's data;
+    else the config the version was registered with, on this machine's tracking URI and chain folder."""
+    import os
+
+    from govtrain.core.config import resolve
+    from govtrain.core.state import embedded_tracking_uri, state_dir
+    from govtrain.registry.models import client_for, parse_ref, stored_config
+    from govtrain.registry.models import resolve as resolve_version
+
+    given = load_config(config) if config is not None else None
+    tracking = given.tracking_uri if given else os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri()
+    version = resolve_version(client_for(tracking), parse_ref(model))
+    if given is not None:
+        try:
+            stored = stored_config(version)
+        except ValueError:
+            return given  # registered before configs were stored: nothing to compare with
+        for key in MATCHED:
+            ours, theirs = getattr(given.dataset, key), getattr(stored.dataset, key)
+            if ours != theirs:
+                raise ConfigError(f"{config}: does not describe model {version.name}/{version.version}: dataset.{key} "
+                                  f"is {ours!r} here and {theirs!r} in the model (leave out --config to use the "
+                                  "model's own)")
+        return given
+    stored = stored_config(version)
+    stored.registry.tracking_uri = tracking
+    if stored.governance.chain_dir is None or not stored.governance.chain_dir.is_dir():
+        stored.governance.chain_dir = state_dir() / "chains"  # registered elsewhere: this machine's chains
+    return resolve(stored, Path.cwd())

@@ -6,14 +6,13 @@ from typing import Annotated
 
 import typer
 
-from govtrain.core.config import load_config
 from govtrain.pipelines.cli_common import (
-    DEFAULT_CONFIG,
     ApproverOption,
-    ConfigOption,
+    ModelConfigOption,
     ModelNameOption,
     ReasonOption,
     app,
+    config_for,
     console,
     errors,
     user_errors,
@@ -27,12 +26,12 @@ def promote(
     version: Annotated[str, typer.Option(help="Version to make champion.")],
     reason: ReasonOption,
     approver: ApproverOption = None,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
     from govtrain.registry.lifecycle import promote as promote_version
 
-    print_move(lambda: promote_version(load_config(config), model, version, approver, reason))
+    print_move(lambda: promote_version(config_for(config, f"{model}/{version}"), model, version, approver, reason))
 
 
 @app.command()
@@ -41,12 +40,12 @@ def rollback(
     model: ModelNameOption,
     reason: ReasonOption,
     approver: ApproverOption = None,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """Return alias champion to the previous champion, with a record. Exit 1 if refused."""
     from govtrain.registry.lifecycle import rollback as rollback_model
 
-    print_move(lambda: rollback_model(load_config(config), model, approver, reason))
+    print_move(lambda: rollback_model(config_for(config, model), model, approver, reason))
 
 
 def print_move(move_alias: Callable) -> None:
@@ -69,7 +68,7 @@ def print_move(move_alias: Callable) -> None:
 @user_errors
 def history(
     model: ModelNameOption,
-    config: ConfigOption = DEFAULT_CONFIG,
+    config: ModelConfigOption = None,
 ) -> None:
     """Which version was champion when: every alias change with who, when and why."""
     from rich.table import Table
@@ -77,7 +76,7 @@ def history(
     from govtrain.registry.lifecycle import alias_check
     from govtrain.registry.lifecycle import history as alias_history
 
-    cfg = load_config(config)
+    cfg = config_for(config, model)
     rows = alias_history(cfg, model)
     table = Table(title=f"{model}: champion history", title_justify="left")
     for column in ("seq", "when", "action", "from", "to", "approver", "reason"):

@@ -12,6 +12,7 @@ CHAMPION = "champion"  # the approved, served version; moved only by registry.li
 CHALLENGER = "challenger"  # the newest registered version, set by registration
 STATE_TAG = "govtrain.registration"  # "incomplete" from creation until alias and chain record exist, then "complete"
 ANCHOR_TAG = "govtrain.chain_head"  # "<seq>:<hash>" of the chain's newest record, outside the chain
+STORED_CONFIG = "govtrain/config.json"  # the resolved config, in the version's run; its digest is a version tag
 
 REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))?$")
 
@@ -176,3 +177,23 @@ def reference_sample(version: Any, dest: Path) -> Path:
         raise RegistryError(f"model {version.name}/{version.version}: stored reference sample does not match its "
                             f"sha256")
     return path
+
+
+def stored_config(version: Any) -> Any:
+    """The resolved config a version was registered with, checked against the version's config digest tag."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from govtrain.core.config import Config
+
+    label = f"model {version.name}/{version.version}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=STORED_CONFIG, dst_path=tmp)
+            config = Config.from_json(Path(path).read_text())
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"{label} has no stored config (registered before govtrain stored one); pass --config"
+                            ) from exc
+    if config.digest() != version.tags.get("govtrain.config_digest"):
+        raise RegistryError(f"{label}: its stored config does not match the version's govtrain.config_digest tag")
+    return config

@@ -25,6 +25,7 @@ from govtrain.registry.models import (
     CHALLENGER,
     CHAMPION,
     STATE_TAG,
+    STORED_CONFIG,
     append_anchored,
     current_alias,
     fetch_bundle,
@@ -112,6 +113,8 @@ def publish(config: Config, where: Target, logged: LoggedModel, bundle_dir: Path
         card_md, card_html = model_card(config, ledger, approvals=[])
         mlflow.log_text(card_md, "model_card/model_card.md")
         mlflow.log_text(card_html, "model_card/model_card.html")
+        # What model commands need with no config file at hand (columns, task, settings), its digest a tag.
+        mlflow.log_text(config.to_json(), STORED_CONFIG)
         mlflow.set_tags({"govtrain.ledger_root": ledger["root"], RUN_ID_TAG: ledger["run_id"]})
         tags = version_tags(by_step, ledger, config) | {STATE_TAG: "incomplete"}  # until finish_registration
         if train_path is not None:
