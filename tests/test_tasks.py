@@ -181,6 +181,13 @@ def test_a_group_biased_regressor_fails_the_error_gap_gate_and_its_interval_cove
     assert (shipped["upper"] - shipped["prediction"]).iloc[0] == pytest.approx(record["metrics"]["interval_half_width"])
 
 
+def test_a_numeric_slice_is_cut_into_quartiles_not_one_group_per_value():
+    ages = pd.Series(np.arange(18, 98), name="age")  # 80 ages: 80 groups of one row before
+    groups = fairness.grouping(ages)
+    assert groups.nunique() == 4 and groups.value_counts().tolist() == [20, 20, 20, 20]
+    assert fairness.grouping(pd.Series([1, 2, 1, 3])).nunique() == 3  # few values: each its own group
+
+
 def test_error_gaps_ignore_groups_too_small_to_judge():
     frame = pd.DataFrame({"g": ["a"] * 100 + ["b"] * 100 + ["c"] * 5})
     errors = np.r_[np.full(100, 1.0), np.full(100, 1.2), np.full(5, 50.0)]
@@ -224,6 +231,9 @@ def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, is
     metrics = next(r for r in ledger["records"] if r["step"] == "evaluate")["metrics"]
     assert {"accuracy", "macro_f1", "log_loss", "classwise_ece", "baseline_macro_f1"} <= set(metrics)
     assert metrics["macro_f1"] > 0.85 and metrics["baseline_macro_f1"] > 0.85
+    report = json.loads((run_dir / "files" / "evaluate" / "evaluation.json").read_text())
+    assert set(report["per_class"]) >= {"barolo", "grignolino", "barbera"}
+    assert sum(report["per_class"][c]["support"] for c in ("barolo", "grignolino", "barbera")) == report["rows"]["test"]
     rows = pd.read_parquet(run_dir / "data" / "test.parquet").head(10)
     answer = ask_served(mlflow_server, "wine-cultivar/1", rows.drop(columns="cultivar"), tmp_path)
     assert {p["label"] for p in answer} <= {"barolo", "grignolino", "barbera"}

@@ -116,7 +116,7 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
         evidence.metrics.update({f"{name}_{k}": v for k, v in task.summary(part[spec.target]).items()})
     evidence.details = {
         "task": {**task.to_dict(), "rule": "stated in dataset.task" if spec.task else "inferred from the target "
-                 "(govtrain.model.task: bool/string or <= 20 whole numbers: classes; other numbers: regression)"},
+                 "(rule: govtrain/model/task.py)"},
         "strategy": config.split.strategy,
         "seed": config.split.seed,
         "columns": {"numeric": spec.numeric, "categorical": spec.categorical, "target": spec.target,

@@ -42,6 +42,10 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
     prepare, train, evaluate = by_step.get("prepare", {}), by_step.get("train", {}), by_step.get("evaluate", {})
     metrics = evaluate.get("metrics", {})
     sections: list[Section] = [
+        # First: MLflow keeps 5000 characters of the card as the version's description (the rest is an artifact).
+        ("Provenance", [f"- govtrain run `{ledger['run_id']}`, ledger root `{ledger['root']}`"
+                        + (f", signed by `{ledger['signature']['public_key']}`" if ledger.get("signature") else ""),
+                        "- verify: `govtrain audit verify --model NAME/VERSION`"]),
         ("Intended use", [reg.intended_use]),
         ("Limitations", [f"- {item}" for item in reg.limitations] or ["- none stated"]),
         ("Task", [task_line(prepare.get("details", {}).get("task"))]),
@@ -78,9 +82,6 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
         ("Approval history", [f"- {a['finished']}: {a['step']} {a['details']['from_version'] or '-'} → "
                               f"{a['details']['to_version']} by {a['details']['approver']}: {a['details']['reason']}"
                               for a in approvals] or ["- not yet approved (alias challenger)"]),
-        ("Provenance", [f"- govtrain run `{ledger['run_id']}`, ledger root `{ledger['root']}`"
-                        + (f", signed by `{ledger['signature']['public_key']}`" if ledger.get("signature") else ""),
-                        "- verify: `govtrain audit verify --model NAME/VERSION`"]),
     ]
     return sections
 
@@ -139,6 +140,15 @@ def with_approvals(card_md: str, approvals: list[dict]) -> str:
 
 
 def description(card_md: str) -> str:
-    """MLflow keeps at most 5000 characters of a description; the whole card is an artifact."""
+    """MLflow keeps at most 5000 characters of a description; the whole card is an artifact. A card too long
+    leaves out whole sections, the gates first (each is also a version tag govtrain.gate.<check>), and says so."""
     note = "\n\n… (full card: run artifact model_card/model_card.md and .html)"
+    for dropped in ("Gates", "Not measured"):
+        if len(card_md) <= 5000:
+            return card_md
+        head, found, rest = card_md.partition(f"\n## {dropped}\n")
+        if found:
+            following = rest.find("\n## ")
+            where = "the full card and the govtrain.gate.* tags" if dropped == "Gates" else "the full card"
+            card_md = head + f"\n## {dropped}\n\n(in {where})\n" + (rest[following:] if following >= 0 else "")
     return card_md if len(card_md) <= 5000 else card_md[:5000 - len(note)] + note

@@ -17,9 +17,22 @@ def group_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
             "roc_auc": float(roc_auc_score(y, proba)) if pos.any() and neg.any() else None}
 
 
+MAX_NUMERIC_GROUPS = 10  # a numeric column with more distinct values is cut into quartiles
+
+
+def grouping(values: pd.Series) -> pd.Series:
+    """The group of each row: the value, or for a numeric column of many values its quartile, named by its
+    range (an age column would otherwise give one group per age, each too small to judge)."""
+    if (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+            and values.nunique() > MAX_NUMERIC_GROUPS):
+        bins = pd.qcut(values, 4, duplicates="drop")
+        return bins.astype("string").fillna("<missing>")
+    return values.astype("string").fillna("<missing>")
+
+
 def by_attribute(frame: pd.DataFrame, column: str, y: np.ndarray, proba: np.ndarray, min_group: int) -> dict:
     groups = {}
-    for value, index in frame.groupby(frame[column].astype("string").fillna("<missing>")).indices.items():
+    for value, index in frame.groupby(grouping(frame[column])).indices.items():
         groups[str(value)] = {**group_metrics(y[index], proba[index]), "gated": len(index) >= min_group}
     judged = [g for g in groups.values() if g["gated"]]
     rates = [g["positive_rate"] for g in judged if g["positive_rate"] is not None]
@@ -35,7 +48,7 @@ def error_gaps(frame: pd.DataFrame, column: str, errors: np.ndarray, min_group: 
     """Multiclass and regression: the mean per-row error of each group (error rate, or absolute error), and
     across the groups large enough to judge, the largest difference and the ratio of the worst to the best."""
     groups = {}
-    for value, index in frame.groupby(frame[column].astype("string").fillna("<missing>")).indices.items():
+    for value, index in frame.groupby(grouping(frame[column])).indices.items():
         groups[str(value)] = {"rows": int(len(index)), "mean_error": float(errors[index].mean()),
                               "gated": len(index) >= min_group}
     judged = [g["mean_error"] for g in groups.values() if g["gated"]]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score
+from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 
 from govtrain.components.evaluation import fairness, metrics, privacy, task_report
 from govtrain.components.evaluation import task_metrics as tm
@@ -194,6 +194,8 @@ def evaluate_task(config: Config, model_dir: Path, data: Splits, evidence: StepE
         full["calibration_before"], full["temperature"] = found["calibration_before"], found["temperature"]
         full["confusion_matrix"] = confusion_matrix(y, found["out"].argmax(axis=1),
                                                     labels=range(len(data.task.classes))).tolist()
+        full["per_class"] = classification_report(y, found["out"].argmax(axis=1), labels=range(len(data.task.classes)),
+                                                  target_names=data.task.classes, output_dict=True, zero_division=0)
     task_report.write(evidence, full, y, found["out"])
     evidence.metrics = headline(kind, found, len(y))
     evidence.details = {"task": full["task"], "confidence_intervals": full["confidence_intervals"],

@@ -71,6 +71,11 @@ def markdown(full: dict[str, Any]) -> str:
     lines += [f"- {k}: {_fmt(v)}" for k, v in full["calibration"].items() if k != "reliability"]
     if "temperature" in full:
         lines.append(f"- temperature fitted on the validation split: {full['temperature']:.4f}")
+    if "per_class" in full:
+        lines += ["", "## Per class (test)", "", "| class | precision | recall | F1 | rows |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {full['per_class'][name]['precision']:.4f} | {full['per_class'][name]['recall']:.4f} | "
+                  f"{full['per_class'][name]['f1-score']:.4f} | {int(full['per_class'][name]['support'])} |"
+                  for name in task["classes"]]
     lines += ["", "## Robustness", "", f"- headline metric kept at the gated noise severity: "
               f"{full['noise_metric_ratio']:.4f}"]
     lines += [f"- noise {r['severity']}: {_metrics(r)}" for r in full["robustness"]["noise"]]
