@@ -103,3 +103,47 @@ def test_a_worker_killed_mid_training_is_restarted_and_resumes(small_data, write
     restarts = [json.loads(line)["restart"] for line in progress.read_text().splitlines()]
     assert restarts[0] == 0 and restarts[-1] == 1
     assert "resumed from" in (tmp_path / "ev" / "files" / "train" / "train.log").read_text()
+
+
+def test_training_stops_early_and_ships_the_best_epoch_which_survives_a_restart(tmp_path):
+    """309 train rows and a wide network overfit within a few epochs: training stops `patience` epochs after
+    the lowest validation loss, ships that epoch's weights, and a restart after the stop keeps them."""
+    import pandas as pd
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    from govtrain.core.config import load_config
+    from govtrain.model.network import LoadedModel
+    from tests.test_tasks import diabetes
+
+    frame = diabetes(tmp_path)
+    checkpoints = tmp_path / "ckpt"
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump({
+        "dataset": {"path": "diabetes.csv", "target": "target", "numeric": [c for c in frame if c != "target"]},
+        "training": {"epochs": 60, "batch_size": 16, "lr": 0.005, "early_stopping_patience": 3,
+                     "checkpoint_dir": str(checkpoints)}}))
+    config = load_config(tmp_path / "d.yaml")
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    prepare(config, paths, tmp_path / "ev-prepare", "stop")
+    record = train(config, paths, tmp_path / "ev-prepare", tmp_path / "m1", tmp_path / "ev-1", "stop")
+    history, details = record["details"]["history"], record["details"]
+    losses = [h["val_loss"] for h in history]
+    best = losses.index(min(losses)) + 1
+    assert len(history) == best + 3 < 60 and details["stop_reason"].startswith(f"stopped early after epoch {best + 3}")
+    assert record["metrics"]["best_epoch"] == best and details["kept_epoch"] == "best"
+    snapshot = torch.load(checkpoints / "stop" / "snapshot.pt", weights_only=True)
+    assert snapshot["best_epoch"] == best and snapshot["epochs_run"] == best + 3
+    shipped = load_file(str(tmp_path / "m1" / "model.safetensors"))
+    assert all(torch.equal(shipped[k], snapshot["best"][k]) for k in shipped)
+    assert not all(torch.equal(shipped[k], snapshot["model"][k]) for k in shipped)  # not the last epoch's
+    val = pd.read_parquet(paths["val"])
+    model = LoadedModel(tmp_path / "m1")
+    y = torch.tensor(model.task.encode(val["target"]))
+    loss = float(model.task.loss(model.logits(*model.features.tensors(val)), y))
+    assert loss == pytest.approx(min(losses), rel=1e-4)  # the shipped weights give the best validation loss
+
+    again = train(config, paths, tmp_path / "ev-prepare", tmp_path / "m2", tmp_path / "ev-2", "stop")
+    assert again["details"]["resumed_from_epoch"] == best + 3 and len(again["details"]["history"]) == best + 3
+    assert "decided before the restart" in again["details"]["stop_reason"]
+    assert (tmp_path / "m2" / "model.safetensors").read_bytes() == (tmp_path / "m1" / "model.safetensors").read_bytes()

@@ -87,7 +87,7 @@ def diabetes_config(tmp_path, **sections):
     frame = diabetes(tmp_path)
     raw = {"dataset": {"path": "diabetes.csv", "target": "target", "categorical": ["sex"],
                        "numeric": [c for c in frame if c not in ("target", "sex")]},
-           # 309 train rows: a small network for few epochs (the trainer keeps the last epoch, not the best).
+           # 309 train rows: a small network for few epochs.
            "training": {"epochs": 8, "batch_size": 32, "hidden": [64, 64]},
            "evaluation": {"compare_with_champion": False}, **sections}
     (tmp_path / "diabetes.yaml").write_text(yaml.safe_dump(raw))

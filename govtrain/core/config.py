@@ -184,6 +184,10 @@ class TrainingSpec(_Strict):
     weight_decay: float = Field(1e-4, ge=0)
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
     embedding_dim: int = Field(8, ge=1)
+    # Stop when the validation loss has not improved for this many epochs (None: run every epoch), and ship
+    # the weights of the epoch with the lowest validation loss (false: the last epoch's).
+    early_stopping_patience: int | None = Field(3, ge=1)
+    keep_best: bool = True
     threads_per_worker: int = Field(1, ge=1)
     max_restarts: int = Field(1, ge=0)
     seed: int = 0

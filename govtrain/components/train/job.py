@@ -27,6 +27,8 @@ class TrainJob(BaseModel):
     embedding_dim: int
     threads_per_worker: int
     seed: int
+    early_stopping_patience: int | None = None
+    keep_best: bool = False
     checkpoint_dir: Path
     mlflow: MlflowTarget | None = None
 

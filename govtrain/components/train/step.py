@@ -64,6 +64,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
     job = TrainJob(**training.model_dump(include={"model", "epochs", "batch_size", "lr", "weight_decay", "hidden",
+                                                 "early_stopping_patience", "keep_best",
                                                  "embedding_dim", "threads_per_worker", "seed"}),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run)
     job.write(job_dir)
@@ -230,11 +231,13 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
         "gpu_seconds": round(gpu_seconds, 3),
         "cost": round(worker_seconds / 3600 * training.price_per_worker_hour, 6),
         "restart_count": result["restart_count"], "epochs_redone": result["epochs_redone"],
+        "best_epoch": result["best_epoch"], "best_val_loss": result["best_val_loss"],
     }
     evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
                         "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
                         "price_per_worker_hour": training.price_per_worker_hour, "mlflow_run_id": mlflow_run.run_id,
-                        "history": result["history"], "network": network_evidence(training.model, evidence)}
+                        "history": result["history"], "network": network_evidence(training.model, evidence),
+                        "kept_epoch": result["kept"], "stop_reason": result["stop_reason"]}
     if job_status is not None:
         evidence.details["job_conditions"] = job_status.get("conditions", [])
         evidence.add_file(MANIFEST_FILE, work / MANIFEST_FILE, kind="manifest")

@@ -98,6 +98,10 @@ class Trainer:
         self.epochs_run = 0
         self.history: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
+        # The epoch with the lowest validation loss and its weights (rank 0 validates), kept in every snapshot
+        # so a restarted job still restores it.
+        self.best: dict[str, Any] = {"epoch": 0, "val_loss": float("inf"), "state": None}
+        self.stop_reason = f"all {job.epochs} epochs ran"
         self._load_snapshot(model)
         check_room(self.snapshot_dir)  # a restart after a full disk stops here, not an epoch later
         self.module = model
@@ -124,6 +128,9 @@ class Trainer:
                 continue
             self.epochs_run = int(snap["epochs_run"])
             self.history = json.loads(snap["history"])
+            if "best" in snap:
+                self.best = {"epoch": int(snap["best_epoch"]), "val_loss": float(snap["best_val_loss"]),
+                             "state": snap["best"]}
             torch.set_rng_state(snap["rng"].cpu())
             if "cuda_rng" in snap and self.device.type == "cuda":
                 torch.cuda.set_rng_state(snap["cuda_rng"].cpu(), self.device)
@@ -135,6 +142,9 @@ class Trainer:
         """Durably, keeping the previous snapshot as a fallback (snapshots.py)."""
         snap = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epochs_run": self.epochs_run, "history": json.dumps(self.history), "rng": torch.get_rng_state()}
+        if self.best["state"] is not None:
+            snap |= {"best": self.best["state"], "best_epoch": self.best["epoch"],
+                     "best_val_loss": self.best["val_loss"]}
         if self.device.type == "cuda":
             snap["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         write_snapshot(self.snapshot_dir, snap)
@@ -177,32 +187,72 @@ class Trainer:
         logits = torch.cat([module(x_num[i:i + 65536], x_cat[i:i + 65536]) for i in range(0, len(y), 65536)]).float()
         return {"val_loss": float(self.task.loss(logits, y)), **val_metric(self.task, logits, y)}
 
+    def _track_best(self, stats: dict) -> bool:
+        """Keep the weights of the best validation loss; True when training should stop early."""
+        if stats["val_loss"] < self.best["val_loss"]:
+            state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.best = {"epoch": stats["epoch"], "val_loss": stats["val_loss"], "state": state}
+        patience = self.job.early_stopping_patience
+        if patience is not None and stats["epoch"] - self.best["epoch"] >= patience:
+            self.stop_reason = (f"stopped early after epoch {stats['epoch']}: no lower validation loss for "
+                                f"{patience} epochs")
+            return True
+        return False
+
     def train(self, out_dir: Path) -> None:
+        if self.history and self._resumed_into_a_stop():
+            return self._finish(out_dir)
         for epoch in range(self.epochs_run, self.job.epochs):
             if self.rank == 0:
                 self._mark_epoch_start(epoch)
             stats = self._run_epoch(epoch)
             self.epochs_run = epoch + 1
+            stop = torch.zeros(1, device=self.device)
             if self.rank == 0:
                 stats |= self._validate()
                 stats["restart_count"] = restart_count()
                 self.history.append(stats)
+                stop[0] = float(self._track_best(stats))
                 self._save_snapshot()
                 self.logger.log(stats)
                 name = VAL_METRIC[self.task.kind]
                 log.info("epoch %d/%d loss %.4f %s %.4f %.0f samples/s", stats["epoch"], self.job.epochs,
                          stats["train_loss"], name, stats[name], stats["samples_per_second"])
-            dist.barrier()
-        if self.rank == 0:
-            save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
-                       hidden=self.job.hidden, task=self.task, network=self.job.model)
-            progress_file = self.snapshot_dir / PROGRESS
-            progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
-            result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
-                      "resumed_from_epoch": self.resumed_from, "restart_count": restart_count(),
-                      "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
-                      "device": str(self.device), "device_name": device_name(self.device)}
-            (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+            dist.broadcast(stop, 0)  # rank 0 decides; every rank stops at the same epoch
+            if stop.item():
+                if self.rank == 0:
+                    log.info(self.stop_reason)
+                break
+        self._finish(out_dir)
+
+    def _resumed_into_a_stop(self) -> bool:
+        """A job restarted after its early stop was decided (and snapshotted) does not train on."""
+        stop = torch.zeros(1, device=self.device)
+        if self.rank == 0 and self.job.early_stopping_patience is not None:
+            stop[0] = float(self.history[-1]["epoch"] - self.best["epoch"] >= self.job.early_stopping_patience)
+        dist.broadcast(stop, 0)
+        if stop.item() and self.rank == 0:
+            self.stop_reason = f"stopped early after epoch {self.history[-1]['epoch']} (decided before the restart)"
+        return bool(stop.item())
+
+    def _finish(self, out_dir: Path) -> None:
+        if self.rank != 0:
+            return
+        kept = "last"
+        if self.job.keep_best and self.best["state"] is not None:
+            self.module.load_state_dict(self.best["state"])
+            kept = "best"
+        save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
+                   hidden=self.job.hidden, task=self.task, network=self.job.model)
+        progress_file = self.snapshot_dir / PROGRESS
+        progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
+        result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
+                  "resumed_from_epoch": self.resumed_from, "restart_count": restart_count(),
+                  "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
+                  "device": str(self.device), "device_name": device_name(self.device),
+                  "best_epoch": self.best["epoch"], "best_val_loss": self.best["val_loss"], "kept": kept,
+                  "stop_reason": self.stop_reason}
+        (out_dir / "result.json").write_text(json.dumps(result, indent=2))
 
 
 def device_name(device: torch.device) -> str:
