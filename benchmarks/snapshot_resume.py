@@ -89,7 +89,7 @@ def main() -> None:
         config = Config.model_validate({
             "dataset": {"path": str(files.data), "target": demo_data.TARGET, "numeric": demo_data.NUMERIC,
                         "categorical": demo_data.CATEGORICAL},
-            "training": {"epochs": args.epochs, "batch_size": args.batch_size}})
+            "training": {"epochs": args.epochs, "batch_size": args.batch_size, "early_stopping_patience": None}})
         job_dir = tmp / "job"
         write_job(config, paths, job_dir, tmp / "unused")
         job = json.loads((job_dir / "job.json").read_text())

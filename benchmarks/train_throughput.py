@@ -90,7 +90,7 @@ def main() -> None:
                 config = Config.model_validate({
                     "dataset": {"path": str(files.data), "target": demo_data.TARGET, "numeric": demo_data.NUMERIC,
                                 "categorical": demo_data.CATEGORICAL},
-                    "training": {"epochs": args.epochs, "batch_size": batch}})
+                    "training": {"epochs": args.epochs, "batch_size": batch, "early_stopping_patience": None}})
                 job_dir = tmp / f"job-{batch}"
                 write_job(config, paths, job_dir, tmp / "unused")
                 job = json.loads((job_dir / "job.json").read_text())

@@ -70,6 +70,7 @@ def worker_pids(local_rank: int) -> list[int]:
 def test_a_worker_killed_mid_training_is_restarted_and_resumes(small_data, write_config, tmp_path):
     checkpoints = tmp_path / "ckpt"
     config = write_config(small_data.data, training={"epochs": 5, "batch_size": 16, "max_restarts": 2,
+                                                     "early_stopping_patience": None,  # every epoch runs
                                                      "checkpoint_dir": str(checkpoints)})
     paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
     prepare(config, paths, tmp_path / "ev-prepare", "fault")

@@ -41,7 +41,8 @@ def in_session(session: int) -> list[tuple[int, str]]:
                                             ("alone", signal.SIGTERM)])
 def test_an_interrupted_run_stops_every_child_and_is_sealed_as_interrupted(small_data, tmp_path, target, signum):
     raw = base_config(small_data.data)
-    raw["training"] |= {"epochs": 500, "batch_size": 32}  # still training when the signal comes
+    raw["training"] |= {"epochs": 500, "batch_size": 32,  # still training when the signal comes
+                        "early_stopping_patience": None}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     state = tmp_path / "state"
