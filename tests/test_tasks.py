@@ -261,7 +261,8 @@ def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, is
 
 
 @pytest.mark.slow
-def test_a_regression_table_runs_and_serves_predictions_with_an_interval(tmp_path, mlflow_server, isolated_state):
+def test_a_regression_table_runs_and_serves_predictions_with_an_interval(tmp_path, mlflow_server, isolated_state,
+                                                                        monkeypatch):
     from tests.test_serving import ask_served
 
     diabetes_config(tmp_path, registry={"tracking_uri": mlflow_server, "model_name": "diabetes-progression"})
@@ -278,3 +279,10 @@ def test_a_regression_table_runs_and_serves_predictions_with_an_interval(tmp_pat
     assert all(p["lower"] < p["prediction"] < p["upper"] for p in answer)
     assert all(p["upper"] - p["prediction"] == pytest.approx(metrics["interval_half_width"], rel=1e-4)
                for p in answer)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # no config: the version's own
+    report = govtrain("audit", "report", "--model", "diabetes-progression/1", "--out", tmp_path / "audit",
+                      cwd=tmp_path / "hide")
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "audit" / "audit_report.md").read_text()
+    assert "- task: regression, inferred from the target" in text and f"r2 {metrics['r2']}" in text
+    assert "evaluate.interval_coverage" in text

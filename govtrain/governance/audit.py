@@ -178,10 +178,20 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict) -> dict[str, An
     register = next((r for r in ledger["records"] if r["step"] == "register"), None)
     identity = register["details"].get("registered_by") if register else None
     registered_by = who(identity["user"] if identity else register["actor"], identity) if register else "-"
-    return {"model": audit.model, "version": audit.version, "root": audit.root, "verified": audit.ok,
+    prepare: dict[str, Any] = next((r for r in ledger["records"] if r["step"] == "prepare"), {})
+    task = prepare.get("details", {}).get("task") or {"kind": "binary", "classes": [],
+                                                      "rule": "a run from before tasks were recorded"}
+    evaluate: dict[str, Any] = next((r for r in ledger["records"] if r["step"] == "evaluate"), {})
+    return {"model": audit.model, "task": task, "metrics": evaluate.get("metrics", {}), "version": audit.version,
+            "root": audit.root, "verified": audit.ok,
             "problem": audit.problem, "records": audit.ledger.records, "chain_records": audit.chain_records,
             "signed_by": audit.ledger.signed_by, "functions": functions, "rows": rows, "gates": gates,
             "approvals": approvals, "drift": drift, "not_measured": not_measured, "registered_by": registered_by}
+
+
+# What the audit report shows of each task's evaluation (the rest is in evaluation.json).
+HEADLINE_METRICS = ("roc_auc", "accuracy", "macro_f1", "log_loss", "rmse", "mae", "r2", "interval_coverage", "ece",
+                    "ece_excess", "test_rows")
 
 
 def check_verdict(check: dict[str, Any]) -> str:
@@ -194,7 +204,11 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [f"# AI RMF audit report: {data['model']} version {data['version']}", "",
              f"- ledger root `{data['root']}`: {ok}",
              f"- {data['records']} pipeline records, {data['chain_records']} chain records, "
-             f"signed by: {data['signed_by'] or 'not signed'}", f"- registered by: {data['registered_by']}", "",
+             f"signed by: {data['signed_by'] or 'not signed'}", f"- registered by: {data['registered_by']}",
+             f"- task: {data['task']['kind']}" + (f" ({', '.join(data['task']['classes'][:20])})"
+                                                  if data["task"]["classes"] else "") + f", {data['task']['rule']}",
+             "- test metrics: " + ", ".join(f"{k} {v}" for k, v in data["metrics"].items()
+                                            if k in HEADLINE_METRICS) or "- test metrics: none recorded", "",
              "## Coverage by function", "",
              "| function | evidenced | artefact linked | gap |", "|---|---|---|---|"]
     lines += [f"| {f} | {c['evidenced']} | {c['artefact linked']} | {c['gap']} |" for f, c in data["functions"].items()]
