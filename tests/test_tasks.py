@@ -175,6 +175,11 @@ def test_a_group_biased_regressor_fails_the_error_gap_gate_and_its_interval_cove
     assert checks["evaluate.r2"]["passed"] and record["metrics"]["r2"] > 0.8
     coverage = checks["evaluate.interval_coverage"]
     assert coverage["passed"] and 0.85 < coverage["value"] < 0.95  # split conformal at 0.9 on 450 test rows
+    # Every gate states its sample; intervals where one is computed (Wilson for coverage, bootstrap for R^2).
+    test_rows = len(pd.read_parquet(paths["test"]))
+    assert coverage["rows"] == test_rows and coverage["interval"][0] < coverage["value"] < coverage["interval"][1]
+    assert checks["evaluate.r2"]["interval"][0] < checks["evaluate.r2"]["value"] < checks["evaluate.r2"]["interval"][1]
+    assert gap["rows"] == test_rows and checks["evaluate.mia_auc"]["rows"] > 0
     shipped = LoadedModel(tmp_path / "shipped").predict(pd.read_parquet(paths["test"]).head(3))
     assert list(shipped.columns) == ["prediction", "lower", "upper"]
     assert (shipped["upper"] - shipped["lower"]).round(6).nunique() == 1

@@ -194,6 +194,13 @@ HEADLINE_METRICS = ("roc_auc", "accuracy", "macro_f1", "log_loss", "rmse", "mae"
                     "ece_excess", "test_rows")
 
 
+def measured(check: dict[str, Any]) -> str:
+    """The value, with its 95% interval and the rows it was measured on when the check recorded them."""
+    interval = f" (95% CI {check['interval'][0]}-{check['interval'][1]})" if "interval" in check else ""
+    rows = f", n={check['rows']}" if "rows" in check else ""
+    return f"{check['value']}{interval}{rows}"
+
+
 def check_verdict(check: dict[str, Any]) -> str:
     """pass, FAIL (a gated failure), or warn (an ungated one, such as a poisoning signal)."""
     return "pass" if check["passed"] else "FAIL" if blocks(check) else "warn"
@@ -216,7 +223,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [f"| {r['id']} | {r['title']} | {r['status']} | {r['detail']} |" for r in data["rows"]]
     lines += ["", "## Gate decisions", "", "| step | check | measures | RMF | value | threshold | result |",
               "|---|---|---|---|---|---|---|"]
-    lines += [f"| {g['step']} | {g['id']} | {describe(g['id'])} | {', '.join(rmf_of(g['id']))} | {g['value']} "
+    lines += [f"| {g['step']} | {g['id']} | {describe(g['id'])} | {', '.join(rmf_of(g['id']))} | {measured(g)} "
               f"| {g['threshold']} | {check_verdict(g)} |" for g in data["gates"]]
     lines += ["", "## Approvals", ""]
     lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "

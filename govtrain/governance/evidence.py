@@ -33,6 +33,8 @@ class Check(TypedDict):
     threshold: float | int
     passed: bool
     gated: NotRequired[bool]
+    rows: NotRequired[int]  # the sample the value was measured on
+    interval: NotRequired[list[float]]  # its 95% interval, where one is computed (bootstrap, Wilson)
 
 
 class Record(TypedDict):
@@ -201,7 +203,8 @@ class StepEvidence:
 
     # --- what the step measured and decided --------------------------------------------------
     def gate(self, gate_id: str, value: float, config: Any, *, key: str | None = None,
-             check_id: str | None = None) -> bool | None:
+             check_id: str | None = None, rows: int | None = None,
+             interval: list[float] | None = None) -> bool | None:
         """Record a check of governance.gates.GATES against its threshold in the config; the recorded id
         is gate_id (+ ".key"), or check_id. None when the config sets no threshold: measured, not gated."""
         row = BY_ID[gate_id]
@@ -209,8 +212,13 @@ class StepEvidence:
         if threshold is None:
             return None
         recorded = check_id or gate_id + (f".{key}" if key else "")
-        return self.check(recorded, round(float(value), 6), threshold, row.passes(float(value), threshold),
-                          gated=row.gates_in(config))
+        passed = self.check(recorded, round(float(value), 6), threshold, row.passes(float(value), threshold),
+                            gated=row.gates_in(config))
+        if rows is not None:
+            self.checks[-1]["rows"] = int(rows)
+        if interval is not None:
+            self.checks[-1]["interval"] = [round(float(v), 6) for v in interval]
+        return passed
 
     def check(self, check_id: str, value: float | int, threshold: float | int, passed: bool,
               gated: bool = True) -> bool:

@@ -136,26 +136,28 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
 
 
 def record_gates(evidence: StepEvidence, config: Config, kind: str, found: dict[str, Any]) -> None:
-    perf, cal = found["performance"], found["calibration"]
+    """The task's gates, each with the rows it was measured on and its 95% interval where one is computed."""
+    perf, cal, ci = found["performance"], found["calibration"], found["confidence_intervals"]
+    rows = cal["rows"]
     if kind == "multiclass":
-        evidence.gate("evaluate.macro_f1", perf["macro_f1"], config)
-        evidence.gate("evaluate.ece", cal["ece_excess"], config)
+        evidence.gate("evaluate.macro_f1", perf["macro_f1"], config, rows=rows, interval=ci.get("macro_f1"))
+        evidence.gate("evaluate.ece", cal["ece_excess"], config, rows=rows)
     else:
-        evidence.gate("evaluate.r2", perf["r2"], config)
-        evidence.gate("evaluate.interval_coverage", cal["coverage"], config)
-    evidence.gate("evaluate.noise_metric_ratio", found["noise_metric_ratio"], config)
-    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config)
+        evidence.gate("evaluate.r2", perf["r2"], config, rows=rows, interval=ci.get("r2"))
+        evidence.gate("evaluate.interval_coverage", cal["coverage"], config, rows=rows, interval=cal["coverage_ci"])
+    evidence.gate("evaluate.noise_metric_ratio", found["noise_metric_ratio"], config, rows=rows)
+    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config, rows=rows)
     gap = ("error_rate_difference", "error_difference") if kind == "multiclass" else ("error_ratio", "error_ratio")
     for column in config.dataset.sensitive:
         evidence.gate(f"evaluate.fairness.{gap[0]}", found["fairness"][column][gap[1]], config,
-                      check_id=f"evaluate.fairness.{column}.{gap[0]}")
-    evidence.gate("evaluate.mia_auc", found["privacy"]["mia_auc"], config)
+                      check_id=f"evaluate.fairness.{column}.{gap[0]}", rows=rows)
+    evidence.gate("evaluate.mia_auc", found["privacy"]["mia_auc"], config, rows=2 * found["privacy"]["rows_each"])
     if found["ood"] is not None:
-        evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config)
+        evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config, rows=rows + found["ood"]["rows"])
     evidence.gate("evaluate.latency_p99_ms", found["latency"]["1"]["p99_ms"], config)
     champion = found["champion"]
     if champion and "relative_drop" in champion:
-        evidence.gate("evaluate.champion_metric_drop_relative", champion["relative_drop"], config)
+        evidence.gate("evaluate.champion_metric_drop_relative", champion["relative_drop"], config, rows=rows)
 
 
 def headline(kind: str, found: dict[str, Any], rows: int) -> dict[str, float]:

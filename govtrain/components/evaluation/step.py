@@ -89,22 +89,24 @@ def ood_detection(config: Config, model: LoadedModel, test: pd.DataFrame, proba:
 
 
 def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) -> None:
-    """Every evaluate row of governance.gates.GATES, each against its configured threshold."""
-    evidence.gate("evaluate.roc_auc", found["performance"]["roc_auc"], config)
-    evidence.gate("evaluate.ece", found["calibration"]["ece_excess"], config)  # above sampling noise
-    evidence.gate("evaluate.noise_auc_ratio", found["noise_auc_ratio"], config)
-    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config)
+    """Every evaluate row of governance.gates.GATES, each against its configured threshold, with the rows it
+    was measured on and its 95% interval where one is computed."""
+    rows, ci = found["calibration"]["rows"], found["confidence_intervals"]
+    evidence.gate("evaluate.roc_auc", found["performance"]["roc_auc"], config, rows=rows, interval=ci.get("roc_auc"))
+    evidence.gate("evaluate.ece", found["calibration"]["ece_excess"], config, rows=rows)  # above sampling noise
+    evidence.gate("evaluate.noise_auc_ratio", found["noise_auc_ratio"], config, rows=rows)
+    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config, rows=rows)
     for column in config.dataset.sensitive:  # slices are reported, sensitive attributes are gated
         for metric in ("demographic_parity_difference", "equalized_odds_difference"):
             evidence.gate(f"evaluate.fairness.{metric}", found["fairness"][column][metric], config,
-                          check_id=f"evaluate.fairness.{column}.{metric}")
-    evidence.gate("evaluate.mia_auc", found["privacy"]["mia_auc"], config)
-    evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config)
+                          check_id=f"evaluate.fairness.{column}.{metric}", rows=rows)
+    evidence.gate("evaluate.mia_auc", found["privacy"]["mia_auc"], config, rows=2 * found["privacy"]["rows_each"])
+    evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config, rows=rows + found["ood"]["rows"])
     evidence.gate("evaluate.latency_p99_ms", found["latency"]["1"]["p99_ms"], config)
     champion = found["champion"]
     if champion and "drop" in champion:
-        evidence.gate("evaluate.champion_auc_drop", champion["drop"], config)
-        evidence.gate("evaluate.champion_auc_drop_relative", champion["relative_drop"], config)
+        evidence.gate("evaluate.champion_auc_drop", champion["drop"], config, rows=rows)
+        evidence.gate("evaluate.champion_auc_drop_relative", champion["relative_drop"], config, rows=rows)
 
 
 def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch: Stopwatch) -> dict[str, Any]:

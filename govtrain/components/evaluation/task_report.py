@@ -59,9 +59,10 @@ def markdown(full: dict[str, Any]) -> str:
     lines = ["# Evaluation report", "", f"Task: {task['kind']}" + (f", classes {', '.join(task['classes'])}"
                                                                    if task["classes"] else ""),
              f"Test rows: {full['rows']['test']}; samples: {full['samples']}", "",
-             "## Checks", "", "| check | value | threshold | result | RMF |", "|---|---|---|---|---|"]
-    lines += [f"| {c['id']} | {c['value']} | {c['threshold']} | {'pass' if c['passed'] else 'FAIL'} | "
-              f"{', '.join(c['rmf'])} |" for c in full["checks"]]
+             "## Checks", "", "| check | value | 95% interval | rows | threshold | result | RMF |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['id']} | {c['value']} | {c.get('interval', '')} | {c.get('rows', '')} | {c['threshold']} | "
+              f"{'pass' if c['passed'] else 'FAIL'} | {', '.join(c['rmf'])} |" for c in full["checks"]]
     lines += ["", "## Performance (test)", ""]
     lines += [f"- {k}: {v:.4f} (95% CI {full['confidence_intervals'].get(k)})" for k, v in full["performance"].items()]
     base = full["baseline"]

@@ -52,8 +52,8 @@ class Checks:
         self.report[name] = result
         return result
 
-    def gate(self, name: str, value: float, key: str | None = None) -> None:
-        self.evidence.gate(f"leakage.{name}", value, self.config, key=key)
+    def gate(self, name: str, value: float, key: str | None = None, rows: int | None = None) -> None:
+        self.evidence.gate(f"leakage.{name}", value, self.config, key=key, rows=rows)
 
     def gate_each(self, name: str, found: dict[str, Any] | None, field: str) -> None:
         """A check with one result per split pair or split: one gate each."""
@@ -142,18 +142,18 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
     if found is not None:
         worst = max(found["auc"], key=found["auc"].get)
         found["worst_feature"] = worst
-        checks.gate("target.single_feature_auc", found["auc"][worst])
+        checks.gate("target.single_feature_auc", found["auc"][worst], rows=len(rows))
         checks.evidence.metrics["worst_single_feature_auc"] = round(found["auc"][worst], 6)
         if found["category_determinism"]:
             column = max(found["category_determinism"], key=found["category_determinism"].get)
             found["most_deterministic_category"] = column
-            checks.gate("target.category_determinism", found["category_determinism"][column])
+            checks.gate("target.category_determinism", found["category_determinism"][column], rows=len(rows))
     errors = settings.label_errors
     found = checks.run("label_errors", errors, lambda: {"sample_rows": len(rows), **target.label_errors(
         data, rows, label, features_num, features_cat, confidence=errors.confidence, folds=errors.folds,
         min_category_rows=tgt.min_category_rows, seed=config.split.seed)})
     if found is not None:
-        checks.gate("label_errors", found["fraction"])
+        checks.gate("label_errors", found["fraction"], rows=len(rows))
     return len(rows)
 
 
@@ -166,7 +166,7 @@ def regression_target_check(checks: Checks, data: Any, rows: Any, label: Any, fe
     if found is not None:
         worst = max(found["r2"], key=found["r2"].get)
         found["worst_feature"] = worst
-        checks.gate("target.single_feature_r2", found["r2"][worst])
+        checks.gate("target.single_feature_r2", found["r2"][worst], rows=len(rows))
         checks.evidence.metrics["worst_single_feature_r2"] = round(found["r2"][worst], 6)
 
 
