@@ -193,6 +193,33 @@ def test_a_numeric_slice_is_cut_into_quartiles_not_one_group_per_value():
     assert fairness.grouping(pd.Series([1, 2, 1, 3])).nunique() == 3  # few values: each its own group
 
 
+def test_a_multiclass_model_miscalibrated_beyond_temperature_scaling_fails_the_ece_gate(tmp_path):
+    """Where x > 0 the truth is a coin flip between a and b, yet the model is sure of a; where x < 0 it is
+    rightly sure of c. One temperature cannot fix both, so the top-label ECE stays above its noise floor."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=3000)
+    label = np.where(x > 0, rng.choice(["a", "b"], 3000), "c")
+    pd.DataFrame({"x": x, "other": rng.normal(size=3000), "y": label}).to_csv(tmp_path / "m.csv", index=False)
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({
+        "dataset": {"path": "m.csv", "target": "y", "numeric": ["x", "other"]},
+        "evaluation": {"compare_with_champion": False}}))
+    config = load_config(tmp_path / "m.yaml")
+    paths, _ = run_prepare(config, tmp_path)
+    train = pd.read_parquet(paths["train"])
+    features, task = FeatureSpec.fit(train, ["x", "other"], []), Task.fit(train["y"])
+    assert task.kind == "multiclass" and task.classes == ["a", "b", "c"]
+    model = build_model(features, 4, [], outputs=3)
+    with torch.no_grad():
+        model.mlp[0].weight.zero_()
+        model.mlp[0].bias.zero_()
+        model.mlp[0].weight[0, 0], model.mlp[0].weight[2, 0] = 8.0, -8.0  # sure of a for x > 0, of c below
+    save_model(model, features, tmp_path / "model", embedding_dim=4, hidden=[], task=task)
+    record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-prepare", tmp_path / "ev-eval", "t1")
+    checks = {c["id"]: c for c in record["checks"]}
+    assert not checks["evaluate.ece"]["passed"] and checks["evaluate.ece"]["value"] > 0.1
+    assert record["metrics"]["accuracy"] == pytest.approx(0.75, abs=0.05) and record["decision"] == "fail"
+
+
 def test_error_gaps_ignore_groups_too_small_to_judge():
     frame = pd.DataFrame({"g": ["a"] * 100 + ["b"] * 100 + ["c"] * 5})
     errors = np.r_[np.full(100, 1.0), np.full(100, 1.2), np.full(5, 50.0)]
