@@ -137,3 +137,34 @@ def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path
                         "failed": [{k: r[k] for k in ("split", "expectation", "column", "severity", "observed",
                                                       "unexpected_count")} for r in failed][:50]}
     return evidence.finish(not_measured=not_measured)
+
+
+def suite_columns_missing(suite: dict[str, Any], columns: list[str], suite_path: Path, data: Path) -> None:
+    """A suite that names a column the table lacks is one error naming both, not a page of GE exceptions."""
+    present = set(columns)
+    for index, expectation in enumerate(suite["expectations"]):
+        kwargs = expectation.get("kwargs") or {}
+        named = [kwargs["column"]] if "column" in kwargs else []
+        named += [kwargs[k] for k in ("column_A", "column_B") if k in kwargs]
+        named += list(kwargs.get("column_list") or [])
+        for column in named:
+            if column not in present:
+                raise DataError(f"{suite_path}: expectations[{index}] ({expectation.get('type')}) names column "
+                                f"{column!r}, which {data.name} does not have")
+
+
+def validate_table(data: Path, suite_path: Path, out_dir: Path, options: Any = None) -> list[dict[str, Any]]:
+    """One table against one suite, with the pipeline's reader and engine: writes results.json, summary.json and
+    data_docs.html to out_dir; returns the summary rows (failed critical ones decide the exit code)."""
+    from govtrain.data.io import read_table
+
+    suite = load_suite(suite_path)
+    frame = read_table(data, options=options)
+    suite_columns_missing(suite, list(frame.columns), suite_path, data)
+    result = as_plain_json(run_suite({"table": frame}, suite)["table"])
+    rows = summarize({"table": result})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
+    (out_dir / "data_docs.html").write_text(data_docs_html(result))
+    return rows
