@@ -55,6 +55,7 @@ def test_a_factory_reference_is_checked_when_the_config_loads(tmp_path, small_da
         load_config(tmp_path / "c.yaml")
 
 
+@pytest.mark.slow  # prepares a split first
 def test_a_factory_that_cannot_be_imported_is_one_line(tmp_path, small_data):
     raw = base_config(small_data.data)
     raw["training"] = {**raw["training"], "model": "nosuch.module:small"}

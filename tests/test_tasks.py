@@ -227,6 +227,7 @@ def test_error_gaps_ignore_groups_too_small_to_judge():
     assert found["groups_judged"] == 2 and found["error_ratio"] == pytest.approx(1.2)
 
 
+@pytest.mark.slow  # 100 seeded draws at each size
 @pytest.mark.parametrize("rows", [100, 300, 1000])
 def test_top_label_calibration_holds_for_a_calibrated_multiclass_model_and_fails_a_miscalibrated_one(rows):
     passed, failed = 0, 0

@@ -40,8 +40,14 @@ def test_a_drafted_suite_passes_its_table_and_a_planted_critical_failure_exits_1
         ("region", "expect_column_values_to_not_be_null", 1)]
 
 
-def test_validate_errors_are_one_line(drafted, tmp_path):
-    data, suite = drafted
+@pytest.mark.slow  # four CLI processes
+def test_validate_errors_are_one_line(small_data, tmp_path):
+    """Each error is found before Great Expectations starts (a hand-written suite: no profiling here)."""
+    data = tmp_path / "credit.csv"
+    pd.read_parquet(small_data.data).head(50).to_csv(data, index=False)
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "s", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "region"}}]}))
     assert_one_line_error(govtrain("validate", "--data", tmp_path / "nope.csv", "--suite", suite),
                           "nope.csv: data file not found")
     (tmp_path / "broken.json").write_text("{not json")
