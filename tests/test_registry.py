@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -147,13 +148,17 @@ def test_model_card_is_generated_from_the_evidence_and_follows_approvals(registe
 def test_govtrain_server_serves_the_embedded_store_on_loopback(tmp_path):
     port = free_port()
     env = {**os.environ, "GOVTRAIN_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "govtrain.pipelines.cli", "server", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # Output to a file, not a pipe nobody drains: a full pipe blocks the server's shutdown logging after SIGINT.
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "govtrain.pipelines.cli", "server", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        line = proc.stdout.readline()
-        while line and "MLflow tracking server at" not in line:
-            line = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in line
+        deadline, line = time.monotonic() + 180, ""
+        while not line and time.monotonic() < deadline and proc.poll() is None:
+            line = next((x for x in log_path.read_text().splitlines() if "MLflow tracking server at" in x), "")
+            time.sleep(0.5)
+        assert f"http://127.0.0.1:{port}" in line, log_path.read_text()[-2000:]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             assert response.status == 200
         assert (tmp_path / "mlflow.db").is_file()
