@@ -37,14 +37,13 @@ def print_summary(run: LocalRun, console: Console) -> None:
 
     gates = Table(title="gates", title_justify="left")
     gates.add_column("check", no_wrap=True)  # whole ids: the split pair or column is at the end
-    for column in ("value", "95% interval", "rows", "threshold", "result"):
+    for column in ("value", "threshold", "result"):  # rows and intervals: evaluation.md and the audit report
         gates.add_column(column)
     for step in ("data_gate", "evaluate"):
         for check in records.get(step, {}).get("checks", []):
             verdict = check_verdict(check)
-            interval = "–".join(str(v) for v in check["interval"]) if "interval" in check else ""
-            gates.add_row(check["id"], str(check["value"]), interval, str(check.get("rows", "")),
-                          str(check["threshold"]), f"[{COLOURS[verdict]}]{verdict}[/]")
+            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]),
+                          f"[{COLOURS[verdict]}]{verdict}[/]")
     console.print(gates)
 
     failed = records.get("validate", {}).get("details", {}).get("failed", [])
