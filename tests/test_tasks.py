@@ -251,17 +251,23 @@ def test_split_conformal_covers_at_its_level():
     assert all(f["coverage_ci"][0] < f["coverage"] < f["coverage_ci"][1] for f in found)
 
 
+def run_through_cli(config_file, state, summary_line):
+    """`govtrain run` as a user types it: exit 0 and the task line; returns the run folder and evaluate's metrics."""
+    result = govtrain("run", "--config", config_file, cwd=config_file.parent)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert summary_line in result.stdout
+    run_dir = sorted((state / "runs").iterdir())[-1]
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    return run_dir, next(r for r in ledger["records"] if r["step"] == "evaluate")["metrics"]
+
+
 @pytest.mark.slow
 def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, isolated_state, monkeypatch):
     from tests.test_serving import ask_served
 
     config = wine_config(tmp_path, registry={"tracking_uri": mlflow_server, "model_name": "wine-cultivar"})
-    result = govtrain("run", "--config", tmp_path / "wine.yaml", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "task: multiclass (3 classes), inferred from the target" in result.stdout
-    run_dir = sorted((isolated_state / "runs").iterdir())[-1]
-    ledger = json.loads((run_dir / "ledger.json").read_text())
-    metrics = next(r for r in ledger["records"] if r["step"] == "evaluate")["metrics"]
+    run_dir, metrics = run_through_cli(tmp_path / "wine.yaml", isolated_state,
+                                       "task: multiclass (3 classes), inferred from the target")
     assert {"accuracy", "macro_f1", "log_loss", "classwise_ece", "baseline_macro_f1"} <= set(metrics)
     assert metrics["macro_f1"] > 0.85 and metrics["baseline_macro_f1"] > 0.85
     report = json.loads((run_dir / "files" / "evaluate" / "evaluation.json").read_text())
@@ -299,12 +305,8 @@ def test_a_regression_table_runs_and_serves_predictions_with_an_interval(tmp_pat
     from tests.test_serving import ask_served
 
     diabetes_config(tmp_path, registry={"tracking_uri": mlflow_server, "model_name": "diabetes-progression"})
-    result = govtrain("run", "--config", tmp_path / "diabetes.yaml", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "task: regression, inferred from the target" in result.stdout
-    run_dir = sorted((isolated_state / "runs").iterdir())[-1]
-    ledger = json.loads((run_dir / "ledger.json").read_text())
-    metrics = next(r for r in ledger["records"] if r["step"] == "evaluate")["metrics"]
+    run_dir, metrics = run_through_cli(tmp_path / "diabetes.yaml", isolated_state,
+                                       "task: regression, inferred from the target")
     assert {"rmse", "mae", "r2", "interval_coverage", "baseline_rmse"} <= set(metrics)
     assert metrics["r2"] > 0.3 and 0.75 < metrics["interval_coverage"] <= 1.0
     rows = pd.read_parquet(run_dir / "data" / "test.parquet").head(10)

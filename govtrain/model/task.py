@@ -116,6 +116,10 @@ class Task:
                             f"the train split does not have (classes: {', '.join(self.classes[:10])})")
         return codes.astype(np.int64)
 
+    def numbers(self, values: pd.Series, where: str = "") -> np.ndarray:
+        """The labels as the numbers metrics compare: class indices, or the target in its own units."""
+        return values.astype("float64").to_numpy() if self.kind == "regression" else self.encode(values, where)
+
     def decode(self, indices: np.ndarray) -> np.ndarray:
         """Class indices back to the user's labels, in the target's own type."""
         labels = np.asarray(self.classes, dtype=object)[indices]

@@ -80,8 +80,7 @@ class Splits:
     def of(cls, frames: dict[str, pd.DataFrame], config: Config) -> Splits:
         spec = config.dataset
         task = Task.fit(frames["train"][spec.target], spec.task, spec.positive_label)
-        labels = {name: frame[spec.target].astype("float64").to_numpy() if task.kind == "regression"
-                  else task.encode(frame[spec.target], f"the {name} split's ") for name, frame in frames.items()}
+        labels = {name: task.numbers(frame[spec.target], f"the {name} split's ") for name, frame in frames.items()}
         return cls(frames["train"], frames["val"], frames["test"], task, labels)
 
     def y(self, name: str) -> np.ndarray:

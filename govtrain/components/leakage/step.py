@@ -92,8 +92,7 @@ def encode_labels(data: Any, paths: dict[str, Path], config: Config) -> Task:
     labels = {name: pd.read_parquet(path, columns=[spec.target])[spec.target] for name, path in paths.items()}
     task = Task.fit(labels["train"], spec.task, spec.positive_label)
     for name, values in labels.items():
-        encoded = values.astype("float64").to_numpy() if task.kind == "regression" else task.encode(values)
-        data.numeric[name][spec.target] = encoded.astype(np.float64)
+        data.numeric[name][spec.target] = task.numbers(values).astype(np.float64)
     return task
 
 

@@ -192,12 +192,15 @@ class Trainer:
         if stats["val_loss"] < self.best["val_loss"]:
             state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
             self.best = {"epoch": stats["epoch"], "val_loss": stats["val_loss"], "state": state}
-        patience = self.job.early_stopping_patience
-        if patience is not None and stats["epoch"] - self.best["epoch"] >= patience:
+        if self._patience_spent(stats["epoch"]):
             self.stop_reason = (f"stopped early after epoch {stats['epoch']}: no lower validation loss for "
-                                f"{patience} epochs")
+                                f"{self.job.early_stopping_patience} epochs")
             return True
         return False
+
+    def _patience_spent(self, epoch: int) -> bool:
+        patience = self.job.early_stopping_patience
+        return patience is not None and epoch - self.best["epoch"] >= patience
 
     def train(self, out_dir: Path) -> None:
         if self.history and self._resumed_into_a_stop():
@@ -228,8 +231,8 @@ class Trainer:
     def _resumed_into_a_stop(self) -> bool:
         """A job restarted after its early stop was decided (and snapshotted) does not train on."""
         stop = torch.zeros(1, device=self.device)
-        if self.rank == 0 and self.job.early_stopping_patience is not None:
-            stop[0] = float(self.history[-1]["epoch"] - self.best["epoch"] >= self.job.early_stopping_patience)
+        if self.rank == 0:
+            stop[0] = float(self._patience_spent(self.history[-1]["epoch"]))
         dist.broadcast(stop, 0)
         if stop.item() and self.rank == 0:
             self.stop_reason = f"stopped early after epoch {self.history[-1]['epoch']} (decided before the restart)"
