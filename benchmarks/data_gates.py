@@ -24,9 +24,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from benchmarks.harness import measure, table
 from govtrain.components.leakage import leakage
-from govtrain.components.suite_draft import draft_suite
 from govtrain.components.validate import validate
 from govtrain.core.config import load_config
+from govtrain.data.suite_draft import draft_suite
 from govtrain.pipelines import demo_data
 
 EXTRA_NUMERIC = [f"score_{i:02d}" for i in range(8)]

@@ -19,7 +19,7 @@ def test_a_suite_drafted_from_integer_columns_passes_the_float_splits():
     suite = draft_suite(raw, "draft", source="raw.csv", target="default")
     prepared = raw.assign(age=raw["age"].astype("float64"))  # what prepare gives every numeric feature
     result = run_suite({"train": prepared}, suite)["train"]
-    failed = [r for r in summarize({"train": result.to_json_dict()}) if not r["success"]]
+    failed = [r for r in summarize({"train": result}) if not r["success"]]
     assert [r for r in failed if r["severity"] == "critical"] == []
 
 

@@ -98,6 +98,8 @@ class SplitSpec(_Strict):
 
 class ValidationSpec(_Strict):
     suite: Path | None = None  # None: a structural suite drafted from the train split, "not reviewed"
+    # native: GE's verdicts from our column engine for the types it supports, GE for the rest; ge: GE for all
+    engine: Literal["native", "ge"] = "native"
 
 
 class LeakCheck(_Strict):

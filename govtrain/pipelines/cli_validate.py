@@ -20,6 +20,11 @@ def validate_command(
                                                   "default under the state folder.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Read the table with this config's "
                                                                        "dataset.csv options.")] = None,
+    engine: Annotated[str, typer.Option(help="native: GE's verdicts from govtrain's column engine where it "
+                                             "supports the type, GE for the rest; ge: GE for every expectation.")
+                      ] = "native",
+    docs: Annotated[bool, typer.Option(help="Write GE's Data Docs page (starting GE's renderer takes ~4 s).")
+                    ] = True,
 ) -> None:
     """Validate one table against one suite. Exit 0 when no critical expectation failed, 1 when one did,
     2 on an error."""
@@ -29,9 +34,11 @@ def validate_command(
 
     from govtrain.components.validate import validate_table
 
+    if engine not in ("native", "ge"):
+        raise typer.BadParameter(f"--engine is {engine!r}; use 'native' or 'ge'")
     options = load_config(config).dataset.csv if config else None
     folder = out or state_dir() / "validate" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    rows = validate_table(data, suite, folder, options)
+    rows = validate_table(data, suite, folder, options, engine=engine, docs=docs)
     failed = [r for r in rows if not r["success"]]
     critical = [r for r in failed if r["severity"] == "critical"]
     if failed:
