@@ -1,6 +1,7 @@
 """govtrain validate (issue 18, item 2): one table against one suite with the pipeline's reader and engine;
 exit 0 when no critical expectation failed, 1 when one did, 2 on an error, in one line."""
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -26,7 +27,11 @@ def test_a_drafted_suite_passes_its_table_and_a_planted_critical_failure_exits_1
     assert "passed:" in passed.stdout and "0 failed (0 critical)" in passed.stdout
     results = json.loads((tmp_path / "ok" / "results.json").read_text())
     assert results["success"] is True and results["statistics"]["unsuccessful_expectations"] == 0
-    assert "<html" in (tmp_path / "ok" / "data_docs.html").read_text()[:500].lower()
+    page = (tmp_path / "ok" / "data_docs.html").read_text()
+    assert "<html" in page[:500].lower()
+    # self-contained: no stylesheet, script, image or font is loaded from the network (links to read are fine)
+    assert re.findall(r'<(?:link|script|img)\b[^>]*(?:src|href)="https?://[^"]*"', page) == []
+    assert "url(http" not in page and "url(../webfonts" not in page
 
     frame = pd.read_csv(data)
     frame.loc[5, "region"] = None  # a column complete in the profiled table: not-null is critical

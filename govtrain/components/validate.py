@@ -19,7 +19,6 @@ from govtrain.core.config import Config
 from govtrain.data.ge_engine import data_docs_html
 from govtrain.data.io import SPLITS, DataError
 from govtrain.data.native_suite import exception_message, validate_frame, validate_parquet
-from govtrain.data.suite_draft import structural_suite
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.hashing import sha256_file
 
@@ -109,6 +108,8 @@ def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path
     for name in SPLITS:
         evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=pq.read_metadata(split_paths[name]).num_rows)
     if suite_path is None:  # a minimal config: check the structure, and say that nobody reviewed a suite
+        from govtrain.data.suite_draft import structural_suite  # imports torch (the task rule): only here
+
         suite = structural_suite(pd.read_parquet(split_paths["train"]), "structural", source="the train split",
                                  target=config.dataset.target, task=config.dataset.task)
         suite_path = evidence.write_json("structural_suite.json", suite)

@@ -34,10 +34,12 @@ def run_ge(frame: pd.DataFrame, suite_json: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_docs_html(result_json: dict[str, Any]) -> str:
-    """GE's own Data Docs page for one validation result."""
+    """GE's own Data Docs page for one validation result, self-contained (its CDN assets inlined)."""
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
+    from govtrain.data.docs_offline import offline
+
     result = ExpectationSuiteValidationResultSchema().load(result_json)
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    return offline(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))

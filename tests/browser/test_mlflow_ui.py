@@ -1,7 +1,6 @@
 """Review in the MLflow UI, in a real headless Chromium: the registered version's page shows the model
 card, the gate tags and both aliases. Run with `make test-browser` (needs Debian's chromium and
 chromium-driver; .ci/run installs them). Saves a screenshot to test-artifacts/."""
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,6 @@ from govtrain.registry.lifecycle import promote
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("chromium and chromedriver are not installed: run `make test-browser` (it installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2200"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_reviewer_sees_card_gates_and_aliases(small_data, write_config, mlflow_server, isolated_state, browser,
