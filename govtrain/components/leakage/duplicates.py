@@ -99,8 +99,8 @@ def near_duplicates(data: EncodedSplits, numeric: list[str], categorical: list[s
     keys = {}
     for s in data.rows:
         base = hash_rows([data.folded[s][c] for c in categorical]) if categorical else None
-        in_cells = [data.numeric[s][c] / (scale[c] * cell_width) for c in numeric]  # each value in cell widths
-        keys[s] = [_cells_hash(in_cells, shifts[t], base) for t in range(tables)]
+        values, widths = [data.numeric[s][c] for c in numeric], [scale[c] * cell_width for c in numeric]
+        keys[s] = [_cells_hash(values, widths, shifts[t], base) for t in range(tables)]
     lookups = {(s, t): Lookup(keys[s][t]) for s in ("train", "val") for t in range(tables)}
     found = {}
     for first, second in pairs(list(data.rows)):
@@ -133,15 +133,17 @@ def _std(values: np.ndarray) -> float:
     return std if std > 0 else 1.0
 
 
-def _cells_hash(in_cells: list[np.ndarray], shifts: np.ndarray, start: np.ndarray | None) -> np.ndarray:
-    """Grid cell of every numeric (offset by this table's shifts), hashed per row; missing values all
-    land in one cell of their own."""
-    rows = len(in_cells[0]) if in_cells else (0 if start is None else len(start))
+def _cells_hash(columns: list[np.ndarray], widths: list[float], shifts: np.ndarray, start: np.ndarray | None
+                ) -> np.ndarray:
+    """Grid cell of every numeric (in cell widths, offset by this table's shifts), hashed per row; missing
+    values all land in one cell of their own. One column's buffer at a time, not a copy of the table."""
+    rows = len(columns[0]) if columns else (0 if start is None else len(start))
     h = np.zeros(rows, np.uint64) if start is None else start.copy()
     shifted, cell = np.empty(rows), np.empty(rows, np.int64)  # reused: a million-row column per pass
     with np.errstate(invalid="ignore"):
-        for values, shift in zip(in_cells, shifts, strict=True):
-            np.add(values, shift, out=shifted)
+        for values, width, shift in zip(columns, widths, shifts, strict=True):
+            np.divide(values, width, out=shifted)
+            np.add(shifted, shift, out=shifted)
             np.floor(shifted, out=shifted)
             np.copyto(cell, shifted, casting="unsafe")
             hash_cells_into(h, cell)

@@ -45,16 +45,20 @@ def read_encoded(paths: dict[str, Path], numeric: list[str], categorical: list[s
     so each string is handled once per distinct value, not once per row. Id columns get codes only
     (no case-folded form: ids are compared exactly)."""
     categorical = [*categorical, *ids]
-    tables = {name: pq.read_table(path, columns=numeric + categorical, read_dictionary=categorical)
-              .unify_dictionaries() for name, path in paths.items()}  # row groups now share one dictionary
-    rows = {name: table.num_rows for name, table in tables.items()}
-    numeric_values = {name: {c: table.column(c).to_numpy().astype(np.float64, copy=False) for c in numeric}
-                      for name, table in tables.items()}
-    codes: dict[str, dict[str, np.ndarray]] = {name: {} for name in tables}
-    folded: dict[str, dict[str, np.ndarray]] = {name: {} for name in tables}
+    # A column at a time: the Arrow copy of one column lives beside the numpy arrays, never the whole table's.
+    rows = {name: pq.read_metadata(path).num_rows for name, path in paths.items()}
+    numeric_values: dict[str, dict[str, np.ndarray]] = {name: {} for name in paths}
+    for column in numeric:
+        for name, path in paths.items():
+            values = pq.read_table(path, columns=[column]).column(0)
+            numeric_values[name][column] = values.to_numpy().astype(np.float64, copy=False)
+    codes: dict[str, dict[str, np.ndarray]] = {name: {} for name in paths}
+    folded: dict[str, dict[str, np.ndarray]] = {name: {} for name in paths}
     categories = {}
     for column in categorical:
-        arrays = {name: _dictionary(table.column(column)) for name, table in tables.items()}
+        arrays = {name: _dictionary(pq.read_table(path, columns=[column], read_dictionary=[column])
+                                    .unify_dictionaries().column(0))  # row groups now share one dictionary
+                  for name, path in paths.items()}
         # Arrow's hash kernels, not Python strings: an id column has a distinct value per row.
         vocabulary = pc.unique(pa.concat_arrays([words for _, words in arrays.values()]))
         categories[column] = vocabulary
