@@ -50,6 +50,7 @@ def batches(small_data, write_config, tmp_path):
     return run
 
 
+@pytest.mark.slow  # multi-second: make test and CI run it, make test-fast does not
 def test_bad_current_batches_get_a_finding_or_a_one_line_error(batches):
     with pytest.raises(DataError, match="column 'income' not found"):
         batches(lambda f: f.drop(columns=["income"]))

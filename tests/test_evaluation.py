@@ -152,6 +152,7 @@ def fit(features, frame, target, hidden, epochs, weight_decay):
     return predict
 
 
+@pytest.mark.slow  # multi-second: make test and CI run it, make test-fast does not
 def test_a_memorising_model_shows_higher_membership_inference_auc(small_data):
     frame = pd.read_parquet(small_data.data)
     members, others = frame.iloc[:200], frame.iloc[1000:1200]

@@ -43,6 +43,7 @@ def prepare_then_leakage(config_json: str) -> Artifact:
     return checked.outputs["evidence"]
 
 
+@pytest.mark.slow  # multi-second: make test and CI run it, make test-fast does not
 def test_leakage_component_chains_the_evidence(small_data, write_config, kfp_local):
     config = write_config(small_data.data)
     evidence = Path(prepare_then_leakage(config_json=config.to_json()).output.path)

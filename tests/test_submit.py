@@ -51,6 +51,7 @@ def no_kfp_context(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
 
 
+@pytest.mark.slow  # multi-second: make test and CI run it, make test-fast does not
 def test_submit_sends_the_compiled_pipeline_with_the_config_and_service_account(tmp_path, no_kfp_context):
     config = load_config(CLUSTER)
     with FakeKfp() as kfp_api:
