@@ -37,7 +37,8 @@ def hand_loop(job_dir: Path, job: dict, device: str) -> float:
     features = FeatureSpec(**json.loads((job_dir / "features.json").read_text()))
     data = {k: v.to(device) for k, v in load_file(str(job_dir / "train.safetensors")).items()}
     torch.manual_seed(0)
-    model = build_model(features, job["embedding_dim"], job["hidden"]).to(device)
+    model = build_model(features, job["embedding_dim"], job["hidden"], numeric_embedding=job["numeric_embedding"],
+                        dropout=job["dropout"]).to(device)  # the same network as ours
     optimizer = torch.optim.AdamW(model.parameters(), lr=job["lr"], weight_decay=job["weight_decay"])
     n, batch = len(data["y"]), job["batch_size"]
     if device == "cuda":

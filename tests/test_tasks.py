@@ -87,8 +87,12 @@ def diabetes_config(tmp_path, **sections):
     frame = diabetes(tmp_path)
     raw = {"dataset": {"path": "diabetes.csv", "target": "target", "categorical": ["sex"],
                        "numeric": [c for c in frame if c not in ("target", "sex")]},
-           # 309 train rows: a small network for few epochs.
-           "training": {"epochs": 8, "batch_size": 32, "hidden": [64, 64]},
+           # 309 train rows: a small network for few epochs. This test is about the regression path and serving;
+           # on 66 test rows R^2 moves by +-0.07 with the initial weights (0.28-0.35 across the issue-20
+           # defaults), so it pins the settings its 0.3 gate was set with. benchmarks/model_quality.py
+           # measures the defaults on this table over three seeds.
+           "training": {"epochs": 8, "batch_size": 32, "hidden": [64, 64], "embedding_dim": 8,
+                        "lr_schedule": "constant", "min_steps_per_epoch": 1},
            "evaluation": {"compare_with_champion": False}, **sections}
     (tmp_path / "diabetes.yaml").write_text(yaml.safe_dump(raw))
     return load_config(tmp_path / "diabetes.yaml")

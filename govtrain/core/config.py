@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -175,6 +175,18 @@ class LeakageSpec(_Strict):
     label_errors: LabelErrorCheck = Field(default_factory=LabelErrorCheck)
 
 
+class NumericEmbeddingSpec(_Strict):
+    """How the MLP sees each numeric feature: "periodic" learns `frequencies` cos/sin features per column
+    (initial frequencies ~ N(0, sigma)) mapped to `dim` numbers; "none" feeds the standardised value; "auto"
+    is periodic from `auto_min_rows` train rows (below, its extra weights overfit: diabetes, 442 rows, R^2
+    0.29 against 0.35)."""
+    kind: Literal["auto", "periodic", "none"] = "auto"
+    auto_min_rows: int = Field(10_000, ge=0)
+    frequencies: int = Field(16, ge=1)
+    sigma: float = Field(1.0, gt=0)
+    dim: int = Field(16, ge=1)
+
+
 class TrainingSpec(_Strict):
     backend: Literal["local", "pytorchjob", "trainjob"] = "local"
     # "mlp", or a factory "package.module:function" given (FeatureSpec, Task) that returns an nn.Module
@@ -182,10 +194,21 @@ class TrainingSpec(_Strict):
     workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob/trainjob: pods (nodes)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU
+    # a small table may get smaller batches, so an epoch takes at least this many optimizer steps (16 rows at
+    # least). Off (1) by default: on 124-row wine, 4 steps an epoch instead of 1 memorised the train rows past
+    # the membership-inference gate (AUC 0.61 > 0.6); on the 5,000-row demo, 32 steps lift ROC AUC 0.68 -> 0.70.
+    min_steps_per_epoch: int = Field(1, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
-    embedding_dim: int = Field(8, ge=1)
+    # width of each categorical's embedding; "auto": min(32, round(1.6 x cardinality^0.56))
+    embedding_dim: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", union_mode="left_to_right")
+    numeric_embedding: NumericEmbeddingSpec = Field(default_factory=lambda: NumericEmbeddingSpec())
+    dropout: float = Field(0.0, ge=0, lt=1)  # after each hidden layer
+    # the learning rate per optimizer step: "cosine" warms up linearly for warmup_epochs, then decays to 0 by
+    # the last epoch (one-cycle's shape); "constant" keeps lr
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: float = Field(1.0, ge=0)
     # Stop when the validation loss has not improved for this many epochs (None: run every epoch), and ship
     # the weights of the epoch with the lowest validation loss (false: the last epoch's).
     early_stopping_patience: int | None = Field(3, ge=1)

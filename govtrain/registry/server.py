@@ -86,6 +86,7 @@ class EmbeddedServer:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a loaded machine: graceful shutdown is not worth a minute
                 os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)

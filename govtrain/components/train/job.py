@@ -21,10 +21,15 @@ class TrainJob(BaseModel):
     model: str = "mlp"  # training.model
     epochs: int
     batch_size: int
+    min_steps_per_epoch: int = 1
     lr: float
     weight_decay: float
     hidden: list[int]
-    embedding_dim: int
+    embedding_dim: int | str
+    numeric_embedding: dict | None = None  # training.numeric_embedding; None: the standardised values
+    dropout: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
     threads_per_worker: int
     seed: int
     early_stopping_patience: int | None = None

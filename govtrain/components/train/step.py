@@ -25,7 +25,7 @@ import yaml
 from safetensors.torch import save_file
 
 from govtrain.components.train.job import MlflowTarget, TrainJob
-from govtrain.core.config import Config
+from govtrain.core.config import Config, TrainingSpec
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.hashing import sha256_file
 from govtrain.model import network as network_module
@@ -65,10 +65,21 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
     job = TrainJob(**training.model_dump(include={"model", "epochs", "batch_size", "lr", "weight_decay", "hidden",
                                                  "early_stopping_patience", "keep_best",
-                                                 "embedding_dim", "threads_per_worker", "seed"}),
+                                                 "embedding_dim", "threads_per_worker", "seed", "dropout",
+                                                 "lr_schedule", "warmup_epochs",
+                                                 "min_steps_per_epoch"}),
+                   numeric_embedding=numeric_embedding(training, len(train)),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run)
     job.write(job_dir)
     return features
+
+
+def numeric_embedding(training: TrainingSpec, train_rows: int) -> dict | None:
+    """The numeric embedding the job trains with (None: standardised values); "auto" decides by table size."""
+    spec = training.numeric_embedding
+    kind = spec.kind if spec.kind != "auto" else ("periodic" if train_rows >= spec.auto_min_rows else "none")
+    return None if kind == "none" else {"kind": kind, "frequencies": spec.frequencies, "sigma": spec.sigma,
+                                        "dim": spec.dim}
 
 
 def torchrun_command(config: Config, job_dir: Path, model_dir: Path) -> list[str]:
@@ -236,8 +247,12 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
     evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
                         "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
                         "price_per_worker_hour": training.price_per_worker_hour, "mlflow_run_id": mlflow_run.run_id,
-                        "history": result["history"], "network": network_evidence(training.model, evidence),
-                        "kept_epoch": result["kept"], "stop_reason": result["stop_reason"]}
+                        "history": result["history"],
+                        # the MLP's settings describe govtrain's network only, not a user's factory
+                        "network": {**network_evidence(training.model, evidence),
+                                    **(result.get("network", {}) if training.model == DEFAULT_NETWORK else {})},
+                        "schedule": result.get("schedule"), "kept_epoch": result["kept"],
+                        "stop_reason": result["stop_reason"]}
     if job_status is not None:
         evidence.details["job_conditions"] = job_status.get("conditions", [])
         evidence.add_file(MANIFEST_FILE, work / MANIFEST_FILE, kind="manifest")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,8 +94,13 @@ class Trainer:
         self.val_data = load_split(job_dir / "val.safetensors", device)
         seed_everything(job.seed)
         model = build_network(self.features, self.task, network=job.model, embedding_dim=job.embedding_dim,
-                              hidden=job.hidden).to(device)
+                              hidden=job.hidden, numeric_embedding=job.numeric_embedding,
+                              dropout=job.dropout).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
+        # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
+        self.batch_size = batch_size_for(math.ceil(len(self.train_data[2]) / world), job)
+        self.steps_per_epoch = math.ceil(math.ceil(len(self.train_data[2]) / world) / self.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(job, self.steps_per_epoch))
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
         self.history: list[dict[str, Any]] = []
@@ -123,6 +130,8 @@ class Trainer:
                 snap = torch.load(path, map_location=self.device, weights_only=True)
                 model.load_state_dict(snap["model"])
                 self.optimizer.load_state_dict(snap["optimizer"])
+                if "scheduler" in snap:
+                    self.scheduler.load_state_dict(snap["scheduler"])
             except Exception as exc:  # a torn or corrupt file: fall back to the one before it
                 log.warning("[rank %d] skipping unreadable snapshot %s: %s", self.rank, path, exc)
                 continue
@@ -141,6 +150,7 @@ class Trainer:
     def _save_snapshot(self) -> None:
         """Durably, keeping the previous snapshot as a fallback (snapshots.py)."""
         snap = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
                 "epochs_run": self.epochs_run, "history": json.dumps(self.history), "rng": torch.get_rng_state()}
         if self.best["state"] is not None:
             snap |= {"best": self.best["state"], "best_epoch": self.best["epoch"],
@@ -155,7 +165,7 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         order = torch.tensor(list(iter(self.sampler)), device=self.device)
         x_num, x_cat, y = self.train_data
-        batch = self.job.batch_size
+        batch = self.batch_size
         loss_sum, seen, started = torch.zeros((), device=self.device), 0, time.perf_counter()
         use_bf16 = self.device.type == "cuda"
         for start in range(0, len(order), batch):
@@ -165,12 +175,14 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.scheduler.step()
             loss_sum += loss.detach() * len(idx)
             seen += len(idx)
         elapsed = time.perf_counter() - started
         totals = torch.stack([loss_sum, torch.tensor(float(seen), device=self.device)])
         dist.all_reduce(totals)
         return {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
+                "lr_end": float(self.scheduler.get_last_lr()[0]),
                 "samples_per_second": float(totals[1]) / elapsed, "seconds": elapsed, "world_size": self.world}
 
     def _mark_epoch_start(self, epoch: int) -> None:
@@ -246,7 +258,8 @@ class Trainer:
             self.module.load_state_dict(self.best["state"])
             kept = "best"
         save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
-                   hidden=self.job.hidden, task=self.task, network=self.job.model)
+                   hidden=self.job.hidden, task=self.task, network=self.job.model,
+                   numeric_embedding=self.job.numeric_embedding, dropout=self.job.dropout)
         progress_file = self.snapshot_dir / PROGRESS
         progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
         result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
@@ -254,8 +267,34 @@ class Trainer:
                   "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
                   "device": str(self.device), "device_name": device_name(self.device),
                   "best_epoch": self.best["epoch"], "best_val_loss": self.best["val_loss"], "kept": kept,
-                  "stop_reason": self.stop_reason}
+                  "stop_reason": self.stop_reason,
+                  "schedule": {"kind": self.job.lr_schedule, "peak_lr": self.job.lr,
+                               "warmup_epochs": self.job.warmup_epochs, "steps_per_epoch": self.steps_per_epoch,
+                               "batch_size_per_worker": self.batch_size},
+                  "network": {"numeric_embedding": self.job.numeric_embedding, "dropout": self.job.dropout,
+                              "embedding_dim": self.job.embedding_dim, "hidden": self.job.hidden}}
         (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+
+
+def batch_size_for(shard_rows: int, job: TrainJob) -> int:
+    """job.batch_size, or less on a small table so an epoch takes min_steps_per_epoch steps: at 3,500 train rows
+    a batch of 1,024 per worker gave 2 steps an epoch, and the network trailed a linear model (ROC AUC 0.62
+    against 0.68 on the demo; 0.70 with 32 steps)."""
+    return max(min(16, shard_rows), min(job.batch_size, shard_rows // job.min_steps_per_epoch))
+
+
+def lr_factor(job: TrainJob, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate per optimizer step, as a factor of job.lr: constant, or a linear warm-up over
+    warmup_epochs then a cosine decay to 0 at the last planned step (early stopping may end sooner)."""
+    total, warmup = job.epochs * steps_per_epoch, round(job.warmup_epochs * steps_per_epoch)
+    if job.lr_schedule == "constant":
+        return lambda step: 1.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(total - warmup, 1)))
+    return factor
 
 
 def device_name(device: torch.device) -> str:
