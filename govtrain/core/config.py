@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from govtrain.core.catalogue import by_id
 from govtrain.core.cluster import ClusterSpec, PyTorchJobSpec, TrainJobSpec
+from govtrain.core.leakage_config import LeakageSpec
 from govtrain.core.state import embedded_tracking_uri, state_dir
 
 
@@ -100,79 +101,6 @@ class ValidationSpec(_Strict):
     suite: Path | None = None  # None: a structural suite drafted from the train split, "not reviewed"
     # native: GE's verdicts from our column engine for the types it supports, GE for the rest; ge: GE for all
     engine: Literal["native", "ge"] = "native"
-
-
-class LeakCheck(_Strict):
-    """One leakage check: run it or not, its threshold, and whether failing it fails the data gate."""
-    enabled: bool = True
-    threshold: float = Field(0.0, ge=0)  # the largest value that passes (a fraction unless the check says otherwise)
-    gate: bool = True
-
-
-class NearDuplicateCheck(LeakCheck):
-    # Near: same categorical/text values after trimming and case-folding, and every numeric within
-    # tolerance x that column's train standard deviation. Exact duplicates are counted by their own check.
-    threshold: float = Field(0.001, ge=0)
-    tolerance: float = Field(0.01, gt=0)
-    tables: int = Field(4, ge=1, le=16)  # random-shift grid hash tables (more: higher recall, slower)
-    cell_width: float = Field(8.0, gt=1)  # grid cell, in tolerances (wider: higher recall, more candidates)
-
-
-class TemporalCheck(LeakCheck):
-    min_gap: str = "0s"  # val/test rows must be dated after the newest train row plus this (pandas Timedelta)
-    always: bool = False  # also for random/group splits (by default only split.strategy "time")
-
-    @model_validator(mode="after")
-    def _gap_parses(self) -> TemporalCheck:
-        import pandas as pd
-
-        try:
-            pd.Timedelta(self.min_gap)
-        except ValueError as exc:
-            raise ValueError(f"min_gap {self.min_gap!r} is not a duration like '0s', '7D' or '12h'") from exc
-        return self
-
-
-class TargetCheck(LeakCheck):
-    threshold: float = Field(0.98, gt=0.5, le=1)  # the best single-feature ROC AUC that passes (classification)
-    max_single_feature_r2: float = Field(0.95, gt=0, le=1)  # regression: the best single-feature R^2 that passes
-    max_category_determinism: float = Field(0.8, gt=0, le=1)  # uncertainty coefficient U(label | category)
-    min_category_rows: int = Field(30, ge=1)  # rarer categories are pooled, so ids cannot look predictive
-
-
-class ClassBalanceCheck(LeakCheck):
-    threshold: float = Field(0.1, ge=0, le=1)  # largest gap in positive rate between two splits
-
-
-class UnseenCategoriesCheck(LeakCheck):
-    threshold: float = Field(0.01, ge=0, le=1)  # share of val/test rows with a category train never saw
-
-
-class TrainConflictsCheck(LeakCheck):
-    threshold: float = Field(0.01, ge=0, le=1)  # share of train rows sharing features with a differing label
-    gate: bool = False  # a poisoning signal: reported, gated only when asked
-
-
-class LabelErrorCheck(LeakCheck):
-    threshold: float = Field(0.02, ge=0, le=1)  # share of sampled train rows flagged
-    gate: bool = False  # a poisoning signal: reported, gated only when asked
-    confidence: float = Field(0.95, gt=0.5, lt=1)  # flagged: the model gives the row's label below 1 - confidence
-    folds: int = Field(3, ge=2)
-
-
-class LeakageSpec(_Strict):
-    """The leakage checks of the data gate; each reports counts, ratios and up to 20 examples."""
-    sample_rows: int = Field(20000, gt=100)  # train rows the model-based checks (target, label errors) use
-    exact_duplicates: LeakCheck = Field(default_factory=LeakCheck)  # share of a later split's rows in an earlier one
-    conflicting_labels: LeakCheck = Field(default_factory=LeakCheck)  # same features, other label, across splits
-    near_duplicates: NearDuplicateCheck = Field(default_factory=NearDuplicateCheck)
-    entity_overlap: LeakCheck = Field(default_factory=LeakCheck)  # entity ids present in two splits (a count)
-    temporal: TemporalCheck = Field(default_factory=TemporalCheck)  # share of val/test rows dated too early
-    target: TargetCheck = Field(default_factory=TargetCheck)
-    class_balance: ClassBalanceCheck = Field(default_factory=ClassBalanceCheck)
-    unseen_categories: UnseenCategoriesCheck = Field(default_factory=UnseenCategoriesCheck)
-    train_conflicts: TrainConflictsCheck = Field(default_factory=TrainConflictsCheck)
-    label_errors: LabelErrorCheck = Field(default_factory=LabelErrorCheck)
 
 
 class NumericEmbeddingSpec(_Strict):

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from govtrain.components.leakage import duplicates, splits, target
 from govtrain.components.leakage.encode import read_encoded
-from govtrain.core.config import Config, LeakCheck
+from govtrain.core.config import Config
+from govtrain.core.leakage_config import LeakCheck
 from govtrain.data.io import SPLITS
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.model.task import Task
