@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -280,6 +281,9 @@ def server(
 
     if admin_password_file is not None:
         os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password_file.read_text().strip()
+    # Ctrl-C stops it even when started in the background by a script: a shell starts background jobs with
+    # SIGINT ignored, and Python keeps an ignored SIGINT ignored (a server that no SIGINT could stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with EmbeddedServer(state_dir(), port, auth=auth) as running:
         running.wait_healthy(timeout)
         console.print(f"MLflow tracking server at {running.url} (store {running.store}); Ctrl-C to stop")
@@ -296,6 +300,7 @@ def ui(
 
     from govtrain.registry.server import EmbeddedServer
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `govtrain server`
     with EmbeddedServer(state_dir(), port) as running:
         running.wait_healthy(120.0)
         console.print(f"MLflow UI at {running.url} (Ctrl-C to stop)")
