@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from govtrain.core.config import Config
 from govtrain.data.ge_engine import data_docs_html
 from govtrain.data.io import SPLITS, DataError
-from govtrain.data.native_suite import exception_message, validate_frame, validate_parquet
+from govtrain.data.native_suite import columns_named, exception_message, validate_frame, validate_parquet
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.hashing import sha256_file
 
@@ -147,11 +147,7 @@ def suite_columns_missing(suite: dict[str, Any], columns: list[str], suite_path:
     """A suite that names a column the table lacks is one error naming both, not a page of GE exceptions."""
     present = set(columns)
     for index, expectation in enumerate(suite["expectations"]):
-        kwargs = expectation.get("kwargs") or {}
-        named = [kwargs["column"]] if "column" in kwargs else []
-        named += [kwargs[k] for k in ("column_A", "column_B") if k in kwargs]
-        named += list(kwargs.get("column_list") or [])
-        for column in named:
+        for column in columns_named(expectation):
             if column not in present:
                 raise DataError(f"{suite_path}: expectations[{index}] ({expectation.get('type')}) names column "
                                 f"{column!r}, which {data.name} does not have")

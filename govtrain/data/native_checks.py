@@ -171,10 +171,6 @@ def column_to_exist(c: Columns, kw: dict[str, Any]) -> dict[str, Any]:
     return {"success": kw["column"] in columns}
 
 
-def count_between(observed: int, kw: dict[str, Any]) -> dict[str, Any]:
-    return metric_between(observed, kw)
-
-
 def count_equal(observed: int, kw: dict[str, Any]) -> dict[str, Any]:
     return {"success": observed == kw["value"], "result": {"observed_value": observed}}
 

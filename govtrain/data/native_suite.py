@@ -28,9 +28,9 @@ CHECKS: dict[str, Callable[[Columns, dict[str, Any]], dict[str, Any]]] = {
     "expect_table_columns_to_match_set": nc.table_columns_match_set,
     "expect_table_columns_to_match_ordered_list": nc.table_columns_match_ordered_list,
     "expect_column_to_exist": nc.column_to_exist,
-    "expect_table_row_count_to_be_between": lambda c, kw: nc.count_between(c.rows, kw),
+    "expect_table_row_count_to_be_between": lambda c, kw: nc.metric_between(c.rows, kw),
     "expect_table_row_count_to_equal": lambda c, kw: nc.count_equal(c.rows, kw),
-    "expect_table_column_count_to_be_between": lambda c, kw: nc.count_between(len(c.names), kw),
+    "expect_table_column_count_to_be_between": lambda c, kw: nc.metric_between(len(c.names), kw),
     "expect_table_column_count_to_equal": lambda c, kw: nc.count_equal(len(c.names), kw),
     "expect_column_values_to_not_be_null": nc.not_be_null,
     "expect_column_values_to_be_null": nc.be_null,
@@ -96,8 +96,7 @@ def supported(expectation: dict[str, Any], frame: pd.DataFrame) -> bool:
     kind, kwargs = expectation.get("type"), expectation.get("kwargs") or {}
     if kind not in CHECKS or set(kwargs) - KNOWN_KWARGS:
         return False
-    named = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs] + list(kwargs.get("column_list")
-                                                                                         or [])
+    named = columns_named(expectation)
     if kind == "expect_column_to_exist":
         return True
     if any(c not in frame.columns for c in named):
@@ -194,6 +193,7 @@ def validate_frame(frame: pd.DataFrame, suite: dict[str, Any], engine: str = "na
 
 
 def columns_named(expectation: dict[str, Any]) -> tuple[str, ...]:
+    """The columns an expectation reads (column, column_A/B, column_list), each once."""
     kwargs = expectation.get("kwargs") or {}
     named = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
     return tuple(dict.fromkeys(named + list(kwargs.get("column_list") or [])))

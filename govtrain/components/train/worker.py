@@ -98,8 +98,9 @@ class Trainer:
                               dropout=job.dropout).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
         # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
-        self.batch_size = batch_size_for(math.ceil(len(self.train_data[2]) / world), job)
-        self.steps_per_epoch = math.ceil(math.ceil(len(self.train_data[2]) / world) / self.batch_size)
+        shard_rows = math.ceil(len(self.train_data[2]) / world)
+        self.batch_size = batch_size_for(shard_rows, job)
+        self.steps_per_epoch = math.ceil(shard_rows / self.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(job, self.steps_per_epoch))
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
