@@ -169,6 +169,33 @@ def test_a_memorising_model_shows_higher_membership_inference_auc(small_data):
     assert memorising > 0.65 and memorising > regularised + 0.15, (memorising, regularised)
 
 
+def test_the_linear_baseline_catches_a_network_worse_than_a_straight_line():
+    """A planted problem per task: a label linear in the features, a city column with an unseen value and
+    missing numbers on test; the linear model fits it, and a 'network' credited with a poor score is behind."""
+    from govtrain.components.evaluation.baseline import comparison, linear_baseline
+    from govtrain.registry.model_card import baseline_rows
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=4000), "z": rng.normal(size=4000),
+                          "city": rng.choice(["a", "b", "c"], 4000)})
+    score = frame["x"] - 0.5 * frame["z"] + frame["city"].map({"a": 0.0, "b": 1.0, "c": -1.0})
+    test = frame[3000:].assign(city=lambda f: f["city"].replace("a", "zz"), x=lambda f: f["x"].mask(f.index % 7 == 0))
+    binary = (score > 0).to_numpy().astype(int)
+    found = linear_baseline("binary", 2, frame[:3000], binary[:3000], test, binary[3000:], ["x", "z"], ["city"], 0.6)
+    assert found["roc_auc"] > 0.9 and found["gap"] == pytest.approx(found["roc_auc"] - 0.6)
+    assert found["model"].startswith("sklearn LogisticRegression")
+    grade = np.digitize(score, [-1, 0, 1])
+    found = linear_baseline("multiclass", 4, frame[:3000], grade[:3000], test, grade[3000:], ["x", "z"], ["city"], 0.3)
+    assert found["macro_f1"] > 0.6 and found["gap"] > 0.3
+    amount = (10 * score + rng.normal(size=4000)).to_numpy()
+    found = linear_baseline("regression", 0, frame[:3000], amount[:3000], test, amount[3000:], ["x", "z"], ["city"],
+                            network_value=20.0)
+    assert found["rmse"] < 5 and found["gap"] == pytest.approx(20.0 / found["rmse"] - 1)
+    rows = baseline_rows(comparison({**found, "linear": {**found, "model": "line", "network_rmse": 1.0,
+                                                          "gap": 1.0 / found["rmse"] - 1}}))
+    assert rows[0][-1] == f"this model does better ({found['gap']:+.1%})" and rows[1][-1] == "the network does better"
+
+
 def test_the_baseline_gap_catches_a_network_worse_than_the_simple_model(tmp_path):
     """A planted problem: the label is a threshold rule on one feature, which trees learn at once; a
     'network' credited with AUC 0.6 is 0.3+ behind, and the gap gate fails it."""

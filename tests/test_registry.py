@@ -134,6 +134,13 @@ def test_model_card_is_generated_from_the_evidence_and_follows_approvals(registe
     evaluate = next(r for r in run.ledger["records"] if r["step"] == "evaluate")
     assert f"| roc_auc | {evaluate['metrics']['roc_auc']} |" in card
     assert "| MEASURE 2.12 | train `" in card and run.ledger["root"] in card
+    trees, linear = evaluate["details"]["baselines"]
+    metrics = evaluate["metrics"]
+    assert linear["value"] == metrics["linear_roc_auc"] and linear["network"] == metrics["roc_auc"]
+    for row in (trees, linear):
+        verdict = ("the network does better" if row["gap"] <= 0
+                   else f"this model does better ({row['gap']:+.4f})")
+        assert f"| {row['model']} | roc_auc | {row['value']} | {row['network']} | {verdict} |" in card
     assert "not yet approved" in card
     html = client.download_artifacts(version.run_id, "model_card/model_card.html")
     assert "<h2>Intended use</h2>" in open(html).read()

@@ -36,6 +36,16 @@ def calibration_lines(metrics: dict) -> list[str]:
     return [*lines, f"- Brier score: {metrics.get('brier')}"]
 
 
+def baseline_rows(rows: list[dict]) -> list[list[Any]]:
+    """The simple models beside the network, with a verdict in words: an auditor's first question."""
+    found = []
+    for row in rows:
+        gap = f"{row['gap']:+.1%}" if row["metric"] == "rmse" else f"{row['gap']:+.4f}"
+        verdict = "the network does better" if row["gap"] <= 0 else f"this model does better ({gap})"
+        found.append([row["model"], row["metric"], row["value"], row["network"], verdict])
+    return found
+
+
 def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[Section]:
     by_step = _records(ledger)
     reg, ds = config.registry, config.dataset
@@ -65,6 +75,8 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
                       f"{train.get('metrics', {}).get('gpu_seconds')} GPU-seconds, cost "
                       f"{train.get('metrics', {}).get('cost')}"]),
         ("Test metrics", (["metric", "value"], [[k, v] for k, v in metrics.items()])),
+        ("Compared with simple models (same split)", (["model", "metric", "its value", "network", "verdict"],
+                                                      baseline_rows(evaluate.get("details", {}).get("baselines", [])))),
         ("Calibration", calibration_lines(metrics)),
         ("Robustness", [f"- headline metric kept under Gaussian noise of {config.gates.noise_severity} std: "
                         f"{metrics.get('noise_auc_ratio', metrics.get('noise_metric_ratio'))} of clean"]),

@@ -18,7 +18,7 @@ from sklearn.metrics import classification_report, confusion_matrix, roc_auc_sco
 
 from govtrain.components.evaluation import fairness, metrics, privacy, task_report
 from govtrain.components.evaluation import task_metrics as tm
-from govtrain.components.evaluation.baseline import task_baseline
+from govtrain.components.evaluation.baseline import comparison, linear_baseline, task_baseline
 from govtrain.components.evaluation.common import (
     Splits,
     Stopwatch,
@@ -126,6 +126,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     found["baseline"] = task_baseline(kind, len(data.task.classes), data.train, data.y("train"), data.test, y,
                                       config.dataset.numeric, config.dataset.categorical, found["performance"],
                                       spec.seed)
+    found["baseline"]["linear"] = linear_baseline(kind, len(data.task.classes), data.train, data.y("train"), data.test,
+                                                  y, config.dataset.numeric, config.dataset.categorical,
+                                                  found["performance"][tm.PRIMARY[kind]])
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data, found)
@@ -175,6 +178,7 @@ def headline(kind: str, found: dict[str, Any], rows: int) -> dict[str, float]:
             "pgd_" + tm.PRIMARY[kind]: round(found["robustness"]["attacks"][1][tm.PRIMARY[kind]], 6),
             "mia_auc": round(found["privacy"]["mia_auc"], 6),
             f"baseline_{base['metric']}": round(base[base["metric"]], 6),
+            f"linear_{base['metric']}": round(base["linear"][base["metric"]], 6),
             "latency_p99_ms_batch1": round(found["latency"]["1"]["p99_ms"], 4), "test_rows": rows}
 
 
@@ -201,7 +205,8 @@ def evaluate_task(config: Config, model_dir: Path, data: Splits, evidence: StepE
     task_report.write(evidence, full, y, found["out"])
     evidence.metrics = headline(kind, found, len(y))
     evidence.details = {"task": full["task"], "confidence_intervals": full["confidence_intervals"],
-                        "champion": full["champion"], "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
+                        "champion": full["champion"], "baselines": comparison(found["baseline"]),
+                        "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
     if kind == "multiclass":
         evidence.details |= {"confusion_matrix": full["confusion_matrix"], "classes": data.task.classes}
     not_measured = list(NOT_MEASURED_BY_EVALUATE)

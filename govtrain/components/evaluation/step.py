@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from govtrain.components.evaluation import fairness, metrics, privacy, report
-from govtrain.components.evaluation.baseline import baseline
+from govtrain.components.evaluation.baseline import baseline, comparison, linear_baseline
 from govtrain.components.evaluation.common import (
     Splits,
     Stopwatch,
@@ -136,6 +136,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("latency")
     found["baseline"] = baseline(data.train, data.y("train"), data.test, y, config.dataset.numeric,
                                  config.dataset.categorical, found["performance"]["roc_auc"], spec.seed)
+    found["baseline"]["linear"] = linear_baseline("binary", 2, data.train, data.y("train"), data.test, y,
+                                                  config.dataset.numeric, config.dataset.categorical,
+                                                  found["performance"]["roc_auc"])
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data.test, y, found["performance"]["roc_auc"])
@@ -193,6 +196,7 @@ def headline(found: dict[str, Any], rows: int) -> dict[str, Any]:
             "pgd_auc": round(found["robustness"]["attacks"][1]["roc_auc"], 6),
             "mia_auc": round(found["privacy"]["mia_auc"], 6), "ood_auroc": round(found["ood"]["auroc"], 6),
             "baseline_roc_auc": round(found["baseline"]["roc_auc"], 6),
+            "linear_roc_auc": round(found["baseline"]["linear"]["roc_auc"], 6),
             "latency_p99_ms_batch1": round(cost["1"]["p99_ms"], 4), "test_rows": rows}
 
 
@@ -217,5 +221,6 @@ def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], pare
     evidence.details = {"task": data.task.to_dict(), "classes": data.task.classes,
                         "confidence_intervals": full["confidence_intervals"], "roc_curve": full["roc_curve"],
                         "confusion_matrix": full["confusion_matrix"], "champion": full["champion"],
+                        "baselines": comparison(found["baseline"]),
                         "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
     return evidence.finish(not_measured=NOT_MEASURED_BY_EVALUATE)

@@ -21,7 +21,7 @@ class TrainJob(BaseModel):
     model: str = "mlp"  # training.model
     epochs: int
     batch_size: int
-    min_steps_per_epoch: int = 1
+    min_steps_per_epoch: int = 16
     lr: float
     weight_decay: float
     hidden: list[int]
