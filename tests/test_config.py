@@ -49,5 +49,5 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_digest_changes_with_any_value(tmp_path):
     one = load_config(write(tmp_path, MINIMAL))
-    two = load_config(write(tmp_path, MINIMAL + "training:\n  lr: 0.01\n"))
+    two = load_config(write(tmp_path, MINIMAL + "training:\n  lr: 0.02\n"))
     assert one.digest() != two.digest() and len(one.digest()) == 64

@@ -276,6 +276,12 @@ def test_a_multiclass_table_runs_serves_and_monitors(tmp_path, mlflow_server, is
     assert metrics["macro_f1"] > 0.85 and metrics["baseline_macro_f1"] > 0.85
     report = json.loads((run_dir / "files" / "evaluate" / "evaluation.json").read_text())
     assert set(report["per_class"]) >= {"barolo", "grignolino", "barbera"}
+    linear = report["baseline"]["linear"]
+    assert linear["macro_f1"] == pytest.approx(metrics["linear_macro_f1"], abs=1e-6) and linear["macro_f1"] > 0.85
+    assert linear["gap"] == pytest.approx(linear["macro_f1"] - metrics["macro_f1"], abs=1e-6)
+    line = f"- linear model {linear['model']}: macro_f1 {linear['macro_f1']:.4f}"
+    assert linear["model"].startswith("sklearn LogisticRegression")
+    assert line in (run_dir / "files" / "evaluate" / "evaluation.md").read_text()
     assert sum(report["per_class"][c]["support"] for c in ("barolo", "grignolino", "barbera")) == report["rows"]["test"]
     rows = pd.read_parquet(run_dir / "data" / "test.parquet").head(10)
     answer = ask_served(mlflow_server, "wine-cultivar/1", rows.drop(columns="cultivar"), tmp_path)
@@ -313,6 +319,10 @@ def test_a_regression_table_runs_and_serves_predictions_with_an_interval(tmp_pat
                                        "task: regression, inferred from the target")
     assert {"rmse", "mae", "r2", "interval_coverage", "baseline_rmse"} <= set(metrics)
     assert metrics["r2"] > 0.3 and 0.75 < metrics["interval_coverage"] <= 1.0
+    linear = json.loads((run_dir / "files" / "evaluate" / "evaluation.json").read_text())["baseline"]["linear"]
+    assert linear["model"].startswith("sklearn Ridge")
+    assert linear["rmse"] == pytest.approx(metrics["linear_rmse"], abs=1e-5)
+    assert linear["gap"] == pytest.approx(metrics["rmse"] / linear["rmse"] - 1, rel=1e-4)
     rows = pd.read_parquet(run_dir / "data" / "test.parquet").head(10)
     answer = ask_served(mlflow_server, "diabetes-progression/1", rows.drop(columns="target"), tmp_path)
     assert all(p["lower"] < p["prediction"] < p["upper"] for p in answer)

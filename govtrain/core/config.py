@@ -110,7 +110,7 @@ class NumericEmbeddingSpec(_Strict):
     0.29 against 0.35)."""
     kind: Literal["auto", "periodic", "none"] = "auto"
     auto_min_rows: int = Field(10_000, ge=0)
-    frequencies: int = Field(16, ge=1)
+    frequencies: int = Field(48, ge=1)  # as rtdl_num_embeddings, the authors' package (16 before: decisions 49)
     sigma: float = Field(1.0, gt=0)
     dim: int = Field(16, ge=1)
 
@@ -125,8 +125,8 @@ class TrainingSpec(_Strict):
     # a small table gets smaller batches (16 rows at least), so an epoch takes at least this many optimizer
     # steps: with one step an epoch, 442-row diabetes trailed ridge (RMSE 59.3 against 57.3; 56.0 with 16)
     min_steps_per_epoch: int = Field(16, ge=1)
-    # the schedule's peak; 2e-3 before: on the 100k demo 5e-3 gained 0.001 ROC AUC and 7 of 880 RMSE
-    lr: float = Field(5e-3, gt=0)
+    # the schedule's peak, after a warm-up (docs/decisions.md 49: 2e-3 before)
+    lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
     # width of each categorical's embedding; "auto": min(32, round(1.6 x cardinality^0.56))
