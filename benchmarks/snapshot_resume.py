@@ -5,7 +5,9 @@
 - uninterrupted: one start, all epochs;
 - killed: the worker is SIGKILLed (by PID, a child of our torchrun) once epoch 3 has started; torchrun restarts it
   (--max-restarts 1) and it resumes from the newest snapshot;
-- two starts: half the epochs, then the full count on the same snapshot folder.
+- two starts: half the epochs, then the full count on the same snapshot folder. It resumes where the first start
+  ended, but its weights differ from the uninterrupted run's under the default cosine schedule: the first start's
+  schedule spanned half the epochs and had decayed to 0 (max |Δw| 0.21 on CPU, 0.20 on an H200).
 
 It prints what each run's result.json says (restarts, resumed epoch, epochs redone, final val AUC/loss) and the
 largest weight difference against the uninterrupted run. Exits 1 if a run did not resume as it should.
