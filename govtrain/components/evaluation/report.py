@@ -52,9 +52,8 @@ def markdown(report: dict) -> str:
     base = report["baseline"]
     lines += [f"- baseline {base['model']} on the same split: ROC AUC {base['roc_auc']:.4f} vs the network's "
               f"{base['network_roc_auc']:.4f} (gap {base['gap']:+.4f}; gates.max_gap_to_baseline)"]
-    if "linear" in base:
-        line = base["linear"]
-        lines.append(f"- linear model {line['model']}: ROC AUC {line['roc_auc']:.4f} (gap {line['gap']:+.4f})")
+    line = base["linear"]
+    lines.append(f"- linear model {line['model']}: ROC AUC {line['roc_auc']:.4f} (gap {line['gap']:+.4f})")
     cal, before = report["calibration"], report["calibration_before"]
     lines += ["", "## Calibration", "", f"- temperature fitted on the validation split: {report['temperature']:.4f}",
               f"- ECE {before['ece']:.4f} -> {cal['ece']:.4f}; adaptive ECE {before['adaptive_ece']:.4f} -> "

@@ -68,11 +68,9 @@ def markdown(full: dict[str, Any]) -> str:
     base = full["baseline"]
     lines += [f"- baseline {base['model']} on the same split: {base['metric']} {base[base['metric']]:.4f} vs the "
               f"network's {base['network_' + base['metric']]:.4f} (gap {base['gap']:+.4f}; gates.max_gap_to_baseline)"]
-    if "linear" in base:
-        line = base["linear"]
-        lines.append(f"- linear model {line['model']}: {line['metric']} {line[line['metric']]:.4f} "
-                     f"(gap {line['gap']:+.4f})")
-    lines += ["", "## Calibration", ""]
+    line = base["linear"]
+    lines += [f"- linear model {line['model']}: {line['metric']} {line[line['metric']]:.4f} (gap {line['gap']:+.4f})",
+              "", "## Calibration", ""]
     lines += [f"- {k}: {_fmt(v)}" for k, v in full["calibration"].items() if k != "reliability"]
     if "temperature" in full:
         lines.append(f"- temperature fitted on the validation split: {full['temperature']:.4f}")
