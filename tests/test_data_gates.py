@@ -279,7 +279,11 @@ def test_expectations_init_drafts_a_suite_that_passes_its_data_and_catches_corru
     assert sorted(by_kind["expect_column_values_to_be_in_set"]["region"]["kwargs"]["value_set"]) == [
         "east", "north", "south", "west"]
     assert by_kind["expect_column_values_to_not_be_null"]["income"]["kwargs"]["mostly"] < 1
-    assert by_kind["expect_column_values_to_not_be_null"]["age"]["meta"]["severity"] == "critical"
+    # complete columns: critical for the target, the entity id and the timestamp only; a warning for the others
+    assert {c: e["meta"]["severity"] for c, e in by_kind["expect_column_values_to_not_be_null"].items()
+            if e["meta"]["severity"] == "critical"} == {c: "critical" for c in ("default", "customer_id",
+                                                                                 "application_date")}
+    assert 0.9 < by_kind["expect_column_values_to_not_be_null"]["age"]["kwargs"]["mostly"] < 1
     assert "customer_id" not in by_kind.get("expect_column_values_to_be_in_set", {})  # ids are not a value set
 
     drafted = write_config(small_data.data, validation={"suite": str(path)})
@@ -308,3 +312,43 @@ def test_an_ungated_failure_warns_everywhere_and_blocks_nothing():
     gated = {**ungated, "id": "leakage.exact_duplicates.train_test", "gated": True}
     assert [check_verdict(c) for c in (ungated, gated, {**gated, "passed": True})] == ["warn", "FAIL", "pass"]
     assert not blocks(ungated) and blocks(gated)
+
+
+def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
+    """A table of three discrete columns (Titanic's shape) has a twin for nearly every row by construction:
+    its random split passes, with the chance share stated. Three coincidental copies in a table of
+    measurements pass too; 10% copied rows do not (the data gates' planted tests above still fail)."""
+    import yaml
+
+    from govtrain.core.config import load_config
+
+    rng = np.random.default_rng(0)
+    rows = 2400
+    discrete = pd.DataFrame({"klass": rng.choice(["1st", "2nd", "3rd", "crew"], rows),
+                             "age": rng.choice(["adult", "child"], rows), "sex": rng.choice(["f", "m"], rows)})
+    discrete["survived"] = np.where(discrete["sex"] == "f", "yes", "no")
+    measured = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["a", "b", "c", "d"])
+    measured["y"] = (measured["a"] + rng.normal(size=rows) > 0).astype(int)
+    measured.iloc[-3:] = measured.iloc[:3].to_numpy()  # three identical applications
+    copied = pd.concat([measured, measured.sample(frac=0.1, random_state=0)]).sample(frac=1.0, random_state=1)
+
+    def run(frame, target, numeric, categorical, name):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        raw = {"dataset": {"path": f"{name}.csv", "target": target, "numeric": numeric, "categorical": categorical}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+        config = load_config(tmp_path / f"{name}.yaml")
+        paths = {s: tmp_path / f"{name}-{s}.parquet" for s in ("train", "val", "test")}
+        prepare(config, paths, tmp_path / f"ev-prepare-{name}", "t1")
+        record = leakage(config, paths, tmp_path / f"ev-prepare-{name}", tmp_path / f"ev-{name}", "t1")
+        return {c["id"]: c for c in record["checks"]}
+
+    checks = run(discrete, "survived", [], ["klass", "age", "sex"], "discrete")
+    exact = checks["leakage.exact_duplicates.train_test"]
+    assert exact["value"] == 1.0 and exact["threshold"] > 1.0 and exact["passed"]
+    assert exact["reference"].startswith("1.0000 of the test rows would have a twin by chance")
+    checks = run(measured, "y", ["a", "b", "c", "d"], [], "measured")
+    assert all(checks[f"leakage.exact_duplicates.{p}"]["passed"] for p in ("train_val", "train_test", "val_test"))
+    assert checks["leakage.exact_duplicates.train_test"]["threshold"] == 0.02  # chance makes none here
+    checks = run(copied, "y", ["a", "b", "c", "d"], [], "copied")
+    assert not checks["leakage.exact_duplicates.train_test"]["passed"]
+    assert checks["leakage.exact_duplicates.train_test"]["value"] > 0.1

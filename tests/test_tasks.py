@@ -131,6 +131,33 @@ def test_planted_target_leakage_in_regression(tmp_path):
     assert any("class balance (a regression target" in n for n in leaky["not_measured"])
 
 
+def test_natural_leaks_a_monotone_map_and_a_sum_are_caught_where_binned_r2_misses_them(tmp_path):
+    """The two leaks real tables carry: a log of the target (a wage table's logwage: binned R^2 0.94, under
+    the 0.95 limit), and two columns that add up to it (a bike table's casual + registered). Clean diabetes
+    passes both new gates; each plant fails the gate meant for it, named with its score."""
+    config = diabetes_config(tmp_path)
+    paths, _ = run_prepare(config, tmp_path)
+    clean = {c["id"]: c for c in leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-clean", "t1")["checks"]}
+    assert clean["leakage.target.single_feature_rank"]["passed"] and clean["leakage.target.feature_pair_r2"]["passed"]
+    assert clean["leakage.target.single_feature_rank"]["value"] < 0.7  # bmi and s5: about 0.56
+    assert clean["leakage.target.feature_pair_r2"]["value"] < 0.6
+    rng = np.random.default_rng(0)
+    for path in paths.values():
+        frame = pd.read_parquet(path)
+        share = rng.uniform(0.2, 0.8, len(frame))
+        frame["bmi"] = np.log(frame["target"])  # a monotone map
+        frame["s1"], frame["s2"] = frame["target"] * share, frame["target"] * (1 - share)  # they add up to it
+        frame.to_parquet(path, index=False)
+    record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-leaky", "t1")
+    checks = {c["id"]: c for c in record["checks"]}
+    rank, pair = checks["leakage.target.single_feature_rank"], checks["leakage.target.feature_pair_r2"]
+    assert not rank["passed"] and rank["value"] == 1.0 and rank["reference"].startswith("bmi: 1.0000")
+    assert not pair["passed"] and pair["value"] > 0.999
+    assert record["decision"] == "fail"
+    report = json.loads((tmp_path / "ev-leaky" / "files" / "leakage" / "leakage.json").read_text())
+    assert report["target"]["pair_r2"]["s1 & s2"] > 0.999 and report["target"]["rank_correlation"]["s1"] < 0.99
+
+
 def test_planted_target_leakage_of_one_class(tmp_path):
     config = wine_config(tmp_path, leakage={"target": {"threshold": 0.999}})
     paths, _ = run_prepare(config, tmp_path)
@@ -176,13 +203,15 @@ def test_a_group_biased_regressor_fails_the_error_gap_gate_and_its_interval_cove
     checks = {c["id"]: c for c in record["checks"]}
     gap = checks["evaluate.fairness.group.error_ratio"]
     assert not gap["passed"] and 4.0 < gap["value"] < 8.0 and record["decision"] == "fail"
-    assert checks["evaluate.r2"]["passed"] and record["metrics"]["r2"] > 0.8
+    floor = checks["evaluate.beats_trivial"]  # no min_r2 set: the lower end of R^2's interval against train's mean
+    assert floor["passed"] and record["metrics"]["r2"] > 0.8 and floor["value"] == floor["interval"][0]
+    assert floor["threshold"] <= 0.0 and "evaluate.r2" not in checks
     coverage = checks["evaluate.interval_coverage"]
     assert coverage["passed"] and 0.85 < coverage["value"] < 0.95  # split conformal at 0.9 on 450 test rows
     # Every gate states its sample; intervals where one is computed (Wilson for coverage, bootstrap for R^2).
     test_rows = len(pd.read_parquet(paths["test"]))
     assert coverage["rows"] == test_rows and coverage["interval"][0] < coverage["value"] < coverage["interval"][1]
-    assert checks["evaluate.r2"]["interval"][0] < checks["evaluate.r2"]["value"] < checks["evaluate.r2"]["interval"][1]
+    assert floor["interval"][0] < record["metrics"]["r2"] < floor["interval"][1]
     assert gap["rows"] == test_rows and checks["evaluate.mia_auc"]["rows"] > 0
     shipped = LoadedModel(tmp_path / "shipped").predict(pd.read_parquet(paths["test"]).head(3))
     assert list(shipped.columns) == ["prediction", "lower", "upper"]

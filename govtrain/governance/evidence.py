@@ -35,6 +35,9 @@ class Check(TypedDict):
     gated: NotRequired[bool]
     rows: NotRequired[int]  # the sample the value was measured on
     interval: NotRequired[list[float]]  # its 95% interval, where one is computed (bootstrap, Wilson)
+    # Where no person set the threshold: what it was derived from, with the reference's own numbers
+    # ("HistGradientBoosting on the same split: 0.40"); the run summary, card and report show it.
+    reference: NotRequired[str]
 
 
 class Record(TypedDict):
@@ -204,11 +207,15 @@ class StepEvidence:
     # --- what the step measured and decided --------------------------------------------------
     def gate(self, gate_id: str, value: float, config: Any, *, key: str | None = None,
              check_id: str | None = None, rows: int | None = None,
-             interval: list[float] | None = None) -> bool | None:
+             interval: list[float] | None = None, threshold: float | None = None,
+             reference: str | None = None) -> bool | None:
         """Record a check of governance.gates.GATES against its threshold in the config; the recorded id
-        is gate_id (+ ".key"), or check_id. None when the config sets no threshold: measured, not gated."""
+        is gate_id (+ ".key"), or check_id. None when the config sets no threshold: measured, not gated.
+        A threshold passed here is one the step derived from the row's reference, stated in `reference`; a
+        reference beside a configured threshold says what the reference achieved."""
         row = BY_ID[gate_id]
-        threshold = row.threshold_in(config)
+        if threshold is None:
+            threshold = row.threshold_in(config)
         if threshold is None:
             return None
         recorded = check_id or gate_id + (f".{key}" if key else "")
@@ -218,6 +225,8 @@ class StepEvidence:
             self.checks[-1]["rows"] = int(rows)
         if interval is not None:
             self.checks[-1]["interval"] = [round(float(v), 6) for v in interval]
+        if reference:
+            self.checks[-1]["reference"] = reference
         return passed
 
     def check(self, check_id: str, value: float | int, threshold: float | int, passed: bool,

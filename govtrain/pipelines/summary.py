@@ -82,6 +82,8 @@ def print_summary(run: LocalRun, console: Console) -> None:
         for check in failed:  # what each failed gate measures, from governance/gates.py
             console.print(f"  {check['id']}: {describe(check['id'])} was {check['value']}, "
                           f"limit {check['threshold']}", markup=False)
+            if check.get("reference"):  # what the reference achieved: the refusal read against it
+                console.print(f"    {check['reference']}", markup=False)
     console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
     console.print(f"verify it:  govtrain audit verify {run.run_dir}")
     console.print("open MLflow: govtrain ui")

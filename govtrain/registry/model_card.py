@@ -85,6 +85,11 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
         ("Gates", (["check", "value", "threshold", "result"],  # data_gate repeats its inputs' checks
                    [[c["id"], c["value"], c["threshold"], check_verdict(c)]
                     for step in ("data_gate", "evaluate") for c in by_step.get(step, {}).get("checks", [])])),
+        # A default threshold is derived from a reference (governance/gates.py): the card says from which
+        ("What the gates were measured against", [
+            f"- {c['id']}: {c['reference']}" for step in ("data_gate", "evaluate")
+            for c in by_step.get(step, {}).get("checks", []) if c.get("reference")]
+         or ["- thresholds from the config"]),
         ("Not measured", [f"- {n}" for n in sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})]
          or ["- nothing listed"]),
         ("NIST AI RMF subcategories evidenced", (["subcategory", "records"], [
@@ -155,7 +160,7 @@ def description(card_md: str) -> str:
     """MLflow keeps at most 5000 characters of a description; the whole card is an artifact. A card too long
     leaves out whole sections, the gates first (each is also a version tag govtrain.gate.<check>), and says so."""
     note = "\n\n… (full card: run artifact model_card/model_card.md and .html)"
-    for dropped in ("Gates", "Not measured"):
+    for dropped in ("What the gates were measured against", "Gates", "Not measured"):
         if len(card_md) <= 5000:
             return card_md
         head, found, rest = card_md.partition(f"\n## {dropped}\n")

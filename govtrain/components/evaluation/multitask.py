@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 
-from govtrain.components.evaluation import fairness, metrics, privacy, task_report
+from govtrain.components.evaluation import fairness, metrics, model_gate, privacy, task_report
 from govtrain.components.evaluation import task_metrics as tm
-from govtrain.components.evaluation.baseline import comparison, linear_baseline, task_baseline
+from govtrain.components.evaluation.baseline import comparison, simple_models
 from govtrain.components.evaluation.common import (
     Splits,
     Stopwatch,
@@ -123,12 +123,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("ood")
     found["latency"] = latency(model, x_num, x_cat, spec.latency_repeats)
     watch.lap("latency")
-    found["baseline"] = task_baseline(kind, len(data.task.classes), data.train, data.y("train"), data.test, y,
-                                      config.dataset.numeric, config.dataset.categorical, found["performance"],
-                                      spec.seed)
-    found["baseline"]["linear"] = linear_baseline(kind, len(data.task.classes), data.train, data.y("train"), data.test,
-                                                  y, config.dataset.numeric, config.dataset.categorical,
-                                                  found["performance"][tm.PRIMARY[kind]])
+    found["baseline"] = simple_models(kind, len(data.task.classes), data.train, data.y("train"), data.test, y,
+                                      config.dataset.numeric, config.dataset.categorical,
+                                      found["performance"][tm.PRIMARY[kind]], spec.seed, config.gates.noise_severity)
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data, found)
@@ -142,14 +139,11 @@ def record_gates(evidence: StepEvidence, config: Config, kind: str, found: dict[
     """The task's gates, each with the rows it was measured on and its 95% interval where one is computed."""
     perf, cal, ci = found["performance"], found["calibration"], found["confidence_intervals"]
     rows = cal["rows"]
+    model_gate.record(evidence, config, kind, perf, ci, found["baseline"], found["noise_metric_ratio"], rows)
     if kind == "multiclass":
-        evidence.gate("evaluate.macro_f1", perf["macro_f1"], config, rows=rows, interval=ci.get("macro_f1"))
         evidence.gate("evaluate.ece", cal["ece_excess"], config, rows=rows)
     else:
-        evidence.gate("evaluate.r2", perf["r2"], config, rows=rows, interval=ci.get("r2"))
         evidence.gate("evaluate.interval_coverage", cal["coverage"], config, rows=rows, interval=cal["coverage_ci"])
-    evidence.gate("evaluate.noise_metric_ratio", found["noise_metric_ratio"], config, rows=rows)
-    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config, rows=rows)
     gap = ("error_rate_difference", "error_difference") if kind == "multiclass" else ("error_ratio", "error_ratio")
     for column in config.dataset.sensitive:
         evidence.gate(f"evaluate.fairness.{gap[0]}", found["fairness"][column][gap[1]], config,

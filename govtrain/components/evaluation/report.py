@@ -5,6 +5,8 @@ from pathlib import Path
 
 import matplotlib
 
+from govtrain.components.evaluation.model_gate import reference_lines
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -54,6 +56,7 @@ def markdown(report: dict) -> str:
               f"{base['network_roc_auc']:.4f} (gap {base['gap']:+.4f}; gates.max_gap_to_baseline)"]
     line = base["linear"]
     lines.append(f"- linear model {line['model']}: ROC AUC {line['roc_auc']:.4f} (gap {line['gap']:+.4f})")
+    lines += reference_lines(report["checks"], base)
     cal, before = report["calibration"], report["calibration_before"]
     lines += ["", "## Calibration", "", f"- temperature fitted on the validation split: {report['temperature']:.4f}",
               f"- ECE {before['ece']:.4f} -> {cal['ece']:.4f}; adaptive ECE {before['adaptive_ece']:.4f} -> "

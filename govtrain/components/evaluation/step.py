@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from govtrain.components.evaluation import fairness, metrics, privacy, report
-from govtrain.components.evaluation.baseline import baseline, comparison, linear_baseline
+from govtrain.components.evaluation import fairness, metrics, model_gate, privacy, report
+from govtrain.components.evaluation.baseline import comparison, simple_models
 from govtrain.components.evaluation.common import (
     Splits,
     Stopwatch,
@@ -92,10 +92,9 @@ def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) 
     """Every evaluate row of governance.gates.GATES, each against its configured threshold, with the rows it
     was measured on and its 95% interval where one is computed."""
     rows, ci = found["calibration"]["rows"], found["confidence_intervals"]
-    evidence.gate("evaluate.roc_auc", found["performance"]["roc_auc"], config, rows=rows, interval=ci.get("roc_auc"))
+    model_gate.record(evidence, config, "binary", found["performance"], ci, found["baseline"],
+                      found["noise_auc_ratio"], rows)
     evidence.gate("evaluate.ece", found["calibration"]["ece_excess"], config, rows=rows)  # above sampling noise
-    evidence.gate("evaluate.noise_auc_ratio", found["noise_auc_ratio"], config, rows=rows)
-    evidence.gate("evaluate.baseline_gap", found["baseline"]["gap"], config, rows=rows)
     for column in config.dataset.sensitive:  # slices are reported, sensitive attributes are gated
         for metric in ("demographic_parity_difference", "equalized_odds_difference"):
             evidence.gate(f"evaluate.fairness.{metric}", found["fairness"][column][metric], config,
@@ -134,11 +133,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("ood")
     found["latency"] = latency(model, x_num, x_cat, spec.latency_repeats)
     watch.lap("latency")
-    found["baseline"] = baseline(data.train, data.y("train"), data.test, y, config.dataset.numeric,
-                                 config.dataset.categorical, found["performance"]["roc_auc"], spec.seed)
-    found["baseline"]["linear"] = linear_baseline("binary", 2, data.train, data.y("train"), data.test, y,
-                                                  config.dataset.numeric, config.dataset.categorical,
-                                                  found["performance"]["roc_auc"])
+    found["baseline"] = simple_models("binary", 2, data.train, data.y("train"), data.test, y, config.dataset.numeric,
+                                      config.dataset.categorical, found["performance"]["roc_auc"], spec.seed,
+                                      config.gates.noise_severity)
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data.test, y, found["performance"]["roc_auc"])

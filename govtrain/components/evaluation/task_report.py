@@ -9,6 +9,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from govtrain.components.evaluation.model_gate import reference_lines
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -69,8 +71,8 @@ def markdown(full: dict[str, Any]) -> str:
     lines += [f"- baseline {base['model']} on the same split: {base['metric']} {base[base['metric']]:.4f} vs the "
               f"network's {base['network_' + base['metric']]:.4f} (gap {base['gap']:+.4f}; gates.max_gap_to_baseline)"]
     line = base["linear"]
-    lines += [f"- linear model {line['model']}: {line['metric']} {line[line['metric']]:.4f} (gap {line['gap']:+.4f})",
-              "", "## Calibration", ""]
+    lines += [f"- linear model {line['model']}: {line['metric']} {line[line['metric']]:.4f} (gap {line['gap']:+.4f})"]
+    lines += [*reference_lines(full["checks"], base), "", "## Calibration", ""]
     lines += [f"- {k}: {_fmt(v)}" for k, v in full["calibration"].items() if k != "reliability"]
     if "temperature" in full:
         lines.append(f"- temperature fitted on the validation split: {full['temperature']:.4f}")

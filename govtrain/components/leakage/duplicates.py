@@ -159,3 +159,27 @@ def _near(data, first, second, first_rows, second_rows, numeric, categorical, sc
         a, b = data.numeric[first][column][first_rows], data.numeric[second][column][second_rows]
         ok &= (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= scale[column] * (1 + 1e-9))
     return ok
+
+
+# --- the reference: how many twins chance alone makes -------------------------------------------------
+def coincidental_share(data: EncodedSplits, first: str, columns: list[str], tolerance: float | None = None) -> float:
+    """The share of a later split's rows expected to equal (tolerance None) or nearly equal some row of `first`
+    by chance: each column's collision probability sum(p_v^2) over its values in `first` (numerics cut into
+    cells 2 x tolerance x std wide for near twins), multiplied over the columns as if they were independent,
+    and 1 - exp(-rows x that) for at least one twin among `first`'s rows. A table of few discrete columns
+    (Titanic: class, age, sex) has twins everywhere by construction; a table of measurements has almost none.
+    Independence under-counts twins of correlated columns; the gate's margin (leakage.<check>.threshold) is
+    what absorbs that."""
+    rows = data.rows[first]
+    if rows == 0:
+        return 0.0
+    log_collision = 0.0
+    for column in columns:
+        coded = column in data.codes[first]
+        values = data.codes[first][column] if coded else data.numeric[first][column]
+        if tolerance is not None and not coded:
+            with np.errstate(invalid="ignore"):
+                values = np.floor(values / (2 * tolerance * _std(values)))
+        _, counts = np.unique(values, return_counts=True, equal_nan=True)
+        log_collision += float(np.log(((counts / rows) ** 2).sum()))
+    return float(-np.expm1(-rows * np.exp(log_collision)))

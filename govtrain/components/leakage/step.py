@@ -53,8 +53,10 @@ class Checks:
         self.report[name] = result
         return result
 
-    def gate(self, name: str, value: float, key: str | None = None, rows: int | None = None) -> None:
-        self.evidence.gate(f"leakage.{name}", value, self.config, key=key, rows=rows)
+    def gate(self, name: str, value: float, key: str | None = None, rows: int | None = None,
+             threshold: float | None = None, reference: str | None = None) -> None:
+        self.evidence.gate(f"leakage.{name}", value, self.config, key=key, rows=rows, threshold=threshold,
+                           reference=reference)
 
     def gate_each(self, name: str, found: dict[str, Any] | None, field: str) -> None:
         """A check with one result per split pair or split: one gate each."""
@@ -62,19 +64,43 @@ class Checks:
             self.gate(name, result[field], key)
 
 
-def duplicate_checks(checks: Checks, hashes: duplicates.RowHashes) -> dict[str, Any]:
-    """Exact duplicates and conflicting labels across splits; returns the exact-duplicate masks."""
-    settings, exact_masks = checks.config.leakage, {}
+def beyond_chance(checks: Checks, name: str, found: dict[str, Any] | None, expected: dict[str, float],
+                  margin: float) -> None:
+    """A twin check gated on its effect: the share of a later split's rows with a twin in an earlier one may
+    exceed what chance alone makes (duplicates.coincidental_share) by at most `margin`, the check's threshold.
+    Beyond it, a memorising model answers that share of the test rows from memory."""
+    for pair, result in (found or {}).items():
+        result["expected_by_chance"] = round(expected[pair], 6)
+        checks.gate(name, result["fraction"], pair, threshold=round(expected[pair] + margin, 6),
+                    reference=f"{expected[pair]:.4f} of the {pair.split('_')[1]} rows would have a twin by chance "
+                              f"(the columns' value frequencies), plus margin {margin}; {result['count']} rows")
+
+
+def duplicate_checks(checks: Checks, hashes: duplicates.RowHashes, content: list[str], task: Task) -> dict[str, Any]:
+    """Exact duplicates and conflicting labels across splits, each against the twins chance makes; returns the
+    exact-duplicate masks. Conflicting labels (same features, another label) make a test score lower, not
+    higher: in a regression they are noise and reported only."""
+    settings, exact_masks, data = checks.config.leakage, {}, hashes.data
+    features = checks.config.dataset.features
 
     def exact() -> dict[str, Any]:
         found, masks = duplicates.exact_duplicates(hashes)
         exact_masks.update(masks)
         return found
 
-    checks.gate_each("exact_duplicates", checks.run("exact_duplicates", settings.exact_duplicates, exact), "fraction")
+    found = checks.run("exact_duplicates", settings.exact_duplicates, exact)
+    chance = {f"{a}_{b}": duplicates.coincidental_share(data, a, content) for a, b in duplicates.pairs(list(data.rows))}
+    beyond_chance(checks, "exact_duplicates", found, chance, settings.exact_duplicates.threshold)
     found = checks.run("conflicting_labels", settings.conflicting_labels,
                        lambda: duplicates.conflicting_labels(hashes))
-    checks.gate_each("conflicting_labels", found, "fraction")
+    if task.kind == "regression":
+        for pair, result in (found or {}).items():
+            checks.evidence.check(f"leakage.conflicting_labels.{pair}", round(result["fraction"], 6),
+                                  settings.conflicting_labels.threshold, True, gated=False)
+    else:
+        chance = {f"{a}_{b}": duplicates.coincidental_share(data, a, features)
+                  for a, b in duplicates.pairs(list(data.rows))}
+        beyond_chance(checks, "conflicting_labels", found, chance, settings.conflicting_labels.threshold)
     return exact_masks
 
 
@@ -122,7 +148,15 @@ def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat
             checks.gate("class_balance", found["gap"])
     found = checks.run("unseen_categories", settings.unseen_categories,
                        lambda: splits.unseen_categories(data, features_cat))
-    checks.gate_each("unseen_categories", found, "fraction")
+    for split, result in (found or {}).items():
+        # Two rows' worth at least: in a 14-row test split one unseen value is 7% and says nothing.
+        limit = max(settings.unseen_categories.threshold, 2 / data.rows[split] if data.rows[split] else 0.0)
+        named = "; ".join(f"{column}: " + ", ".join(f"{e['value']!r} ({e['rows']} rows)" for e in seen["examples"][:3])
+                          for column, seen in result["columns"].items())
+        checks.gate("unseen_categories", result["fraction"], split, threshold=round(limit, 6),
+                    reference=f"{result['count']} of {data.rows[split]} {split} rows; limit the configured share "
+                              f"{settings.unseen_categories.threshold} or two rows' worth, the larger"
+                              + (f"; {named}" if named else ""))
 
 
 def model_checks(checks: Checks, data: Any, features_num: list[str], features_cat: list[str], task: Task) -> int:
@@ -160,14 +194,27 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
 def regression_target_check(checks: Checks, data: Any, rows: Any, label: Any, features_num: list[str],
                             features_cat: list[str]) -> None:
     """Target leakage for a number: the R^2 one feature alone reaches (its binned or per-category mean)."""
-    tgt = checks.config.leakage.target
-    found = checks.run("target", tgt, lambda: {"sample_rows": len(rows), "r2": target.single_feature_r2(
-        data, rows, label, features_num, features_cat, tgt.min_category_rows)})
+    tgt, seed = checks.config.leakage.target, checks.config.split.seed
+
+    def measure() -> dict[str, Any]:
+        ranked = target.rank_correlation(data, rows, label, features_num)
+        return {"sample_rows": len(rows), "r2": target.single_feature_r2(data, rows, label, features_num,
+                                                                          features_cat, tgt.min_category_rows),
+                "rank_correlation": ranked,
+                "pair_r2": target.pair_reconstruction(data, rows, label, features_num, ranked, seed)}
+
+    found = checks.run("target", tgt, measure)
     if found is not None:
         worst = max(found["r2"], key=found["r2"].get)
         found["worst_feature"] = worst
         checks.gate("target.single_feature_r2", found["r2"][worst], rows=len(rows))
         checks.evidence.metrics["worst_single_feature_r2"] = round(found["r2"][worst], 6)
+        for key, gate_id in (("rank_correlation", "target.single_feature_rank"), ("pair_r2", "target.feature_pair_r2")):
+            if found[key]:  # a monotone map of one feature; a simple function of two
+                name = max(found[key], key=found[key].get)
+                found[f"worst_{key}"] = name
+                checks.gate(gate_id, found[key][name], rows=len(rows),
+                            reference=f"{name}: {found[key][name]:.4f}, out of {len(found[key])} measured")
 
 
 def near_duplicates_method(near: Any, features_num: list[str]) -> dict[str, Any]:
@@ -206,7 +253,7 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
     others = [c for c in content if c not in spec.features and c != spec.target]  # sensitive attributes
     hashes = duplicates.RowHashes(data, spec.features, others, spec.target)
     checks.timings["row_hashes"] = time.perf_counter() - tick
-    exact_masks = duplicate_checks(checks, hashes)
+    exact_masks = duplicate_checks(checks, hashes, [*spec.features, *others, spec.target], task)
 
     # The longest check runs on a second core beside the others: numpy releases the GIL in its loops.
     near = settings.near_duplicates
@@ -219,7 +266,9 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
         sample_rows = model_checks(checks, data, features_num, features_cat, task)
         found = near_job.result()
     if found is not None:
-        checks.gate_each("near_duplicates", found, "fraction")
+        chance = {f"{a}_{b}": duplicates.coincidental_share(data, a, [*features_num, *features_cat], near.tolerance)
+                  for a, b in duplicates.pairs(list(data.rows))}
+        beyond_chance(checks, "near_duplicates", found, chance, near.threshold)
         checks.report["near_duplicates_method"] = near_duplicates_method(near, features_num)
 
     report = checks.report

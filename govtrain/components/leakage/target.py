@@ -3,7 +3,10 @@ one feature that alone predicts the label (target leakage), and rows whose label
 cross-validated model contradicts with high confidence (suspected label errors)."""
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -81,6 +84,60 @@ def single_feature_r2(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, 
     for column in categorical:
         scores[column] = explained(pooled(data.codes["train"][column][rows], min_category_rows))
     return scores
+
+
+def rank_correlation(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str]) -> dict[str, float]:
+    """|Spearman's rho| of each numeric feature with a numeric target, on the rows where the feature is
+    present: 1 for any monotone map of the target (its log, a rescaled copy), whatever its linear or binned
+    R^2 (a wage table's logwage reaches binned R^2 0.94 and rho 1)."""
+    scores = {}
+    for column in numeric:
+        values = data.numeric["train"][column][rows]
+        finite = np.isfinite(values)
+        if finite.sum() < 3 or np.ptp(values[finite]) == 0 or np.ptp(label[finite]) == 0:
+            scores[column] = 0.0
+            continue
+        rho = np.corrcoef(rankdata(values[finite]), rankdata(label[finite]))[0, 1]
+        scores[column] = float(abs(rho)) if np.isfinite(rho) else 0.0
+    return scores
+
+
+def pair_reconstruction(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, numeric: list[str],
+                        ranked: dict[str, float], seed: int, candidates: int = 8) -> dict[str, float]:
+    """Out-of-sample R^2 with which two features together reconstruct a numeric target: least squares on
+    (a, b, a x b), and on (log a, log b) against log target where all are positive, fitted on one half of the
+    rows and scored on the other, both ways (the lower). A sum, difference, product or ratio of two columns
+    (a bike-share table's casual + registered = bikers) scores 1; the pairs are taken among the `candidates`
+    features of highest rank correlation, so the check stays cheap on wide tables."""
+    top = sorted(ranked, key=lambda c: -ranked[c])[:candidates]
+    half = np.random.default_rng(seed).permutation(len(rows)) % 2 == 0
+    scores = {}
+    for a, b in combinations(top, 2):
+        x_a, x_b = data.numeric["train"][a][rows], data.numeric["train"][b][rows]
+        ok = np.isfinite(x_a) & np.isfinite(x_b)
+        if ok.sum() < 20:
+            continue
+        fits = [_halves(np.column_stack([np.ones(ok.sum()), x_a[ok], x_b[ok], x_a[ok] * x_b[ok]]), label[ok], half[ok])]
+        if (x_a[ok] > 0).all() and (x_b[ok] > 0).all() and (label[ok] > 0).all():
+            fits.append(_halves(np.column_stack([np.ones(ok.sum()), np.log(x_a[ok]), np.log(x_b[ok])]),
+                                np.log(label[ok]), half[ok]))
+        scores[f"{a} & {b}"] = max(fits)
+    return scores
+
+
+def _halves(x: np.ndarray, y: np.ndarray, half: np.ndarray) -> float:
+    """R^2 of least squares fitted on one half and scored on the other, the lower of both ways."""
+    found = []
+    for fit in (half, ~half):
+        if fit.sum() < x.shape[1] + 2 or (~fit).sum() < 2:
+            return 0.0
+        scale = np.abs(x[fit]).max(axis=0)
+        scale[scale == 0] = 1.0
+        coef, *_ = np.linalg.lstsq(x[fit] / scale, y[fit], rcond=None)
+        residual = y[~fit] - (x[~fit] / scale) @ coef
+        total = float(((y[~fit] - y[~fit].mean()) ** 2).sum())
+        found.append(1.0 - float((residual ** 2).sum()) / total if total > 0 else 0.0)
+    return min(found)
 
 
 def category_determinism(data: EncodedSplits, rows: np.ndarray, label: np.ndarray, categorical: list[str],
