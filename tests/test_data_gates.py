@@ -352,3 +352,41 @@ def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
     checks = run(copied, "y", ["a", "b", "c", "d"], [], "copied")
     assert not checks["leakage.exact_duplicates.train_test"]["passed"]
     assert checks["leakage.exact_duplicates.train_test"]["value"] > 0.1
+
+
+def test_a_feature_that_separates_a_class_by_nature_is_not_a_leak_but_a_copy_of_the_label_is(tmp_path):
+    """Iris's petal length singles out setosa (AUC 1.0), and so do the other columns together: not a leak. A
+    column copied from the label (plus noise) reconstructs every class, and fails, named with its score; in a
+    table where the rest is weak (the demo's), it also adds what nothing else can (the single-feature gate)."""
+    import yaml
+    from sklearn.datasets import load_iris
+
+    from govtrain.core.config import load_config
+
+    frame = load_iris(as_frame=True).frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    frame["target"] = frame["target"].map(dict(enumerate(load_iris().target_names)))
+    numeric = [c for c in frame.columns if c != "target"]
+
+    def run(frame, name):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        raw = {"dataset": {"path": f"{name}.csv", "target": "target", "numeric": [c for c in frame if c != "target"]}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+        config = load_config(tmp_path / f"{name}.yaml")
+        paths = {s: tmp_path / f"{name}-{s}.parquet" for s in ("train", "val", "test")}
+        prepare(config, paths, tmp_path / f"ev-prepare-{name}", "t1")
+        record = leakage(config, paths, tmp_path / f"ev-prepare-{name}", tmp_path / f"ev-{name}", "t1")
+        return record, {c["id"]: c for c in record["checks"]}
+
+    record, checks = run(frame, "iris")
+    single, whole = checks["leakage.target.single_feature_auc"], checks["leakage.target.whole_label"]
+    assert single["passed"] and single["value"] < single["threshold"]
+    assert "the other features together" in single["reference"]
+    assert whole["passed"] and 0.9 < whole["value"] < 0.97 and record["decision"] == "pass"
+    rng = np.random.default_rng(0)
+    copied = frame.assign(code=frame["target"].map({"setosa": 0, "versicolor": 1, "virginica": 2})
+                          + rng.normal(0, 0.1, len(frame)))
+    record, checks = run(copied[[*numeric, "code", "target"]], "iris-leak")
+    whole = checks["leakage.target.whole_label"]
+    assert whole["value"] == 1.0 and not whole["passed"]
+    assert whole["reference"] == "code: balanced accuracy 1.0000 alone"
+    assert record["decision"] == "fail"

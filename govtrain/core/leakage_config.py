@@ -48,7 +48,16 @@ class TemporalCheck(LeakCheck):
 
 
 class TargetCheck(LeakCheck):
-    threshold: float = Field(0.98, gt=0.5, le=1)  # the best single-feature ROC AUC that passes (classification)
+    # Classification: the best single-feature ROC AUC that passes, when a person sets one. None: a feature is a
+    # leak when it reaches auc_floor and beats what the rest of the table reaches for the same class by
+    # auc_margin (out of fold): iris's petal length singles out setosa (AUC 1.0), but so do the other
+    # columns; a column copied from the label adds what nothing else in the table can (docs/decisions.md 51)
+    threshold: float | None = Field(None, gt=0.5, le=1)
+    auc_floor: float = Field(0.98, gt=0.5, le=1)
+    auc_margin: float = Field(0.02, ge=0, le=0.5)
+    # classification: one numeric feature reconstructs every class (balanced accuracy of a one-feature nearest
+    # neighbour, leave one out): a copy of the label scores 1
+    max_whole_label: float = Field(0.99, gt=0, le=1)
     max_single_feature_r2: float = Field(0.95, gt=0, le=1)  # regression: the best single-feature R^2 that passes
     max_category_determinism: float = Field(0.8, gt=0, le=1)  # uncertainty coefficient U(label | category)
     # regression: |Spearman rho| of one feature with the target (any monotone map of it, e.g. its log)

@@ -75,9 +75,13 @@ GATES: tuple[Gate, ...] = (
           reference="the configured share or two rows' worth of the split, the larger; columns and values named"),
     _leak("train_conflicts", "share of train rows sharing features with a differing label", rmf=("MEASURE 2.7",)),
     _leak("label_errors", "share of sampled train rows whose label the model doubts", rmf=("MEASURE 2.7",)),
-    _leak("target.single_feature_auc", "best single-feature ROC AUC (multiclass: one class against the rest)"),
+    _leak("target.single_feature_auc", "best single-feature ROC AUC (multiclass: one class against the rest)",
+          reference="what the rest of the table reaches for the same class without the feature (logistic regression, "
+                    "out of fold), plus leakage.target.auc_margin, never under leakage.target.auc_floor"),
     _leak("target.single_feature_r2", "best single-feature R^2 of a regression target (binned or per-category "
           "means)", threshold="max_single_feature_r2"),
+    _leak("target.whole_label", "how well one numeric feature alone reconstructs every class: balanced accuracy of "
+          "a leave-one-out nearest neighbour on it (a copy or map of the label scores 1)", threshold="max_whole_label"),
     _leak("target.category_determinism", "largest uncertainty coefficient U(label | category)",
           threshold="max_category_determinism"),
     _leak("target.single_feature_rank", "largest |Spearman rank correlation| of one feature with a regression "

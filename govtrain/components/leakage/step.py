@@ -172,12 +172,18 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
     found = checks.run("target", tgt, lambda: {
         "sample_rows": len(rows), "classes": len(task.classes),
         "auc": target.single_feature_auc(data, rows, label, features_num, features_cat, tgt.min_category_rows),
+        "whole_label": target.whole_label(data, rows, label, features_num),
         "category_determinism": target.category_determinism(data, rows, label, features_cat, tgt.min_category_rows)})
     if found is not None:
         worst = max(found["auc"], key=found["auc"].get)
         found["worst_feature"] = worst
-        checks.gate("target.single_feature_auc", found["auc"][worst], rows=len(rows))
+        single_feature_gate(checks, data, rows, label, features_num, features_cat, found)
         checks.evidence.metrics["worst_single_feature_auc"] = round(found["auc"][worst], 6)
+        whole = found["whole_label"]
+        if whole:  # a copy of the label reconstructs every class, wherever the rest of the table stands
+            column = max(whole, key=whole.get)
+            checks.gate("target.whole_label", whole[column], rows=len(rows),
+                        reference=f"{column}: balanced accuracy {whole[column]:.4f} alone")
         if found["category_determinism"]:
             column = max(found["category_determinism"], key=found["category_determinism"].get)
             found["most_deterministic_category"] = column
@@ -189,6 +195,39 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
     if found is not None:
         checks.gate("label_errors", found["fraction"], rows=len(rows))
     return len(rows)
+
+
+def single_feature_gate(checks: Checks, data: Any, rows: Any, label: Any, features_num: list[str],
+                        features_cat: list[str], found: dict[str, Any]) -> None:
+    """The best single feature's ROC AUC against a person's threshold, or, by default, against what the rest of
+    the table reaches for the same class without it (plus auc_margin, never under auc_floor): each feature at
+    the floor (the five best) is compared, for the class where it adds most, and the largest excess gated."""
+    tgt, worst = checks.config.leakage.target, found["worst_feature"]
+    value = found["auc"][worst]
+    if tgt.threshold is not None or value < tgt.auc_floor:
+        checks.gate("target.single_feature_auc", value, rows=len(rows), threshold=tgt.threshold or tgt.auc_floor,
+                    reference=None if tgt.threshold is not None else
+                    f"{worst}: {value:.4f}, under the floor {tgt.auc_floor} (leakage.target.auc_floor)")
+        return
+    compared = []
+    for column in sorted(found["auc"], key=lambda c: -found["auc"][c])[:5]:
+        if found["auc"][column] < tgt.auc_floor:
+            break
+        for klass, auc in target.per_class_auc(data, rows, label, column, features_num,
+                                               tgt.min_category_rows).items():
+            if auc >= tgt.auc_floor:
+                rest = target.rest_of_table_auc(data, rows, label, features_num, features_cat, column, klass,
+                                                folds=3, min_category_rows=tgt.min_category_rows,
+                                                seed=checks.config.split.seed)
+                compared.append({"feature": column, "class": klass, "auc": auc, "rest_auc": rest})
+    found["rest_of_table"] = compared
+    chosen = max(compared, key=lambda c: c["auc"] - (c["rest_auc"] if c["rest_auc"] is not None else 0.0))
+    rest = chosen["rest_auc"]
+    limit = tgt.auc_floor if rest is None else max(tgt.auc_floor, rest + tgt.auc_margin)
+    rest_said = "nothing to compare with" if rest is None else f"the other features together reach {rest:.4f}"
+    checks.gate("target.single_feature_auc", chosen["auc"], rows=len(rows), threshold=round(limit, 6),
+                reference=f"{chosen['feature']}: {chosen['auc']:.4f} for class {chosen['class']} against the rest; "
+                          f"{rest_said} out of fold, plus margin {tgt.auc_margin} (never under {tgt.auc_floor})")
 
 
 def regression_target_check(checks: Checks, data: Any, rows: Any, label: Any, features_num: list[str],
