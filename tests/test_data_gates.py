@@ -211,7 +211,9 @@ def test_an_id_like_category_is_not_mistaken_for_target_leakage(clean, tmp_path)
     write_frames(frames, paths)
     _, checks, report = run_leakage(config, paths, tmp_path)
     assert report["target"]["auc"]["region"] == 0.5 and report["target"]["category_determinism"]["region"] == 0.0
-    assert checks["leakage.unseen_categories.test"]["value"] == 1.0  # but every test value is unseen
+    unseen = checks["leakage.unseen_categories.test"]  # every test value is unseen, in a column that names rows
+    assert unseen["value"] == 0.0 and report["unseen_categories"]["test"]["columns"]["region"]["id_like"]
+    assert unseen["reference"].endswith("left out as id-like (mostly unique in train): region")
 
 
 def test_planted_class_imbalance_and_unseen_categories(clean, tmp_path):

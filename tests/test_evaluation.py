@@ -216,15 +216,15 @@ def test_the_baseline_gap_catches_a_network_worse_than_the_simple_model(tmp_path
     found = simple_models("binary", 2, frame[:3000], y[:3000], frame[3000:].assign(
         city=lambda f: f["city"].replace("a", "zz")), y[3000:], ["x", "noise"], ["city"], 0.6, 0, 0.5)
     assert found["roc_auc"] > 0.9 and found["gap"] == pytest.approx(found["roc_auc"] - 0.6)
-    assert found["best"]["gap"] == max(found["gap"], found["linear"]["gap"])
+    best, theirs, lead = model_gate.best_gap("binary", {"roc_auc": 0.6}, found)
+    assert theirs == max(found["roc_auc"], found["linear"]["roc_auc"]) and lead == pytest.approx(theirs - 0.6)
     assert found["trivial"]["value"] == 0.5 and 0.5 < found["noise_kept"] < 1.0
     config = Config.model_validate({"dataset": {"path": "x.csv", "target": "y", "numeric": ["x"]}})
     evidence = StepEvidence("evaluate", tmp_path / "ev", run_id="r", config_digest="c")
     model_gate.record(evidence, config, "binary", {"roc_auc": 0.6}, {"roc_auc": [0.58, 0.62]}, found, 0.95, 1000)
     gap = gate_of(evidence, "evaluate.baseline_gap")
     assert not gap["passed"] and gap["threshold"] == 0.05  # the margin: wider than the interval's half-width 0.02
-    assert gap["reference"].startswith(f"{found['best']['model'].removeprefix('sklearn ')} on the same split: "
-                                       f"roc_auc {found['best']['value']:.4f}, the network 0.6000")
+    assert gap["reference"].startswith(f"{best} on the same split: roc_auc {theirs:.4f}, the network 0.6000")
     trivial = gate_of(evidence, "evaluate.beats_trivial")
     assert trivial["passed"] and trivial["value"] == 0.58 and trivial["threshold"] == 0.5
     assert "no threshold was set by a person" in trivial["reference"]
@@ -232,7 +232,7 @@ def test_the_baseline_gap_catches_a_network_worse_than_the_simple_model(tmp_path
     assert noise["threshold"] == round(found["noise_kept"] - 0.05, 6) and noise["passed"]
 
     level = StepEvidence("evaluate", tmp_path / "ev2", run_id="r", config_digest="c")
-    auc = found["best"]["value"] - 0.08  # behind by more than the margin, within a small split's interval
+    auc = theirs - 0.08  # behind by more than the margin, within a small split's interval
     found = simple_models("binary", 2, frame[:3000], y[:3000], frame[3000:].assign(
         city=lambda f: f["city"].replace("a", "zz")), y[3000:], ["x", "noise"], ["city"], auc, 0, 0.5)
     model_gate.record(level, config, "binary", {"roc_auc": auc}, {"roc_auc": [auc - 0.1, auc + 0.1]}, found,
@@ -250,8 +250,7 @@ def test_a_floor_set_by_a_person_replaces_the_trivial_reference_and_the_refusal_
 
     simple = {"model": "sklearn HistGradientBoostingClassifier (defaults)", "metric": "macro_f1", "macro_f1": 0.40,
               "network_macro_f1": 0.38, "gap": 0.02, "noise_kept": 0.9, "noise_severity": 0.5,
-              "best": {"model": "sklearn HistGradientBoostingClassifier (defaults)", "metric": "macro_f1",
-                       "value": 0.40, "gap": 0.02},
+              "linear": {"model": "sklearn LogisticRegression", "metric": "macro_f1", "macro_f1": 0.36},
               "trivial": {"model": "always the most frequent train class", "metric": "macro_f1", "value": 0.05}}
     config = Config.model_validate({"dataset": {"path": "x.csv", "target": "y", "numeric": ["x"]},
                                     "gates": {"min_macro_f1": 0.5}})

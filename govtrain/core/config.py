@@ -162,8 +162,8 @@ class GateSpec(_Strict):
     min_macro_f1: float | None = Field(None, ge=0, le=1)  # multiclass: the same
     min_r2: float | None = Field(None, le=1)  # regression: the same
     # How far the network may trail the best simple model (HistGradientBoosting or the linear model) fitted on
-    # the same split: ROC AUC or macro-F1 points, or the RMSE ratio - 1; widened to the network's own 95%
-    # interval half-width when wider. None: reported only (docs/decisions.md 51).
+    # the same split, in points of ROC AUC, macro-F1 or R^2; widened to the network's own 95% interval
+    # half-width when wider. None: reported only (docs/decisions.md 51).
     max_gap_to_baseline: float | None = Field(0.05, ge=0)
     min_interval_coverage: float | None = Field(0.85, ge=0, le=1)  # regression, at evaluation.interval_level
     max_group_error_rate_difference: float | None = Field(0.15, ge=0, le=1)  # multiclass: worst - best group

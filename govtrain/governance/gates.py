@@ -122,8 +122,8 @@ GATES: tuple[Gate, ...] = (
     Gate("evaluate.latency_p99_ms", "p99 latency at batch 1 (ms)", "gates.max_latency_p99_ms", "max",
          ("MEASURE 2.3",)),
     Gate("evaluate.baseline_gap", "how much better the best simple model (HistGradientBoosting or the linear "
-         "model) does on the same split: ROC AUC or macro-F1 minus the network's, or the network's RMSE / its "
-         "RMSE - 1", "gates.max_gap_to_baseline", "max", _PERF,
+         "model) does on the same split: its ROC AUC, macro-F1 or R^2 minus the network's",
+         "gates.max_gap_to_baseline", "max", _PERF,
          reference="the simple models fitted on the same train split; the margin widens to the network's own 95% "
                    "interval half-width when that is wider (a small test split cannot resolve less)"),
     Gate("evaluate.champion_auc_drop", "champion AUC minus ours", "gates.max_champion_auc_drop", "max", _CHAMPION),

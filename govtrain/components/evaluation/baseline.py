@@ -157,7 +157,7 @@ def linear(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_tra
         found = _scores(kind, classes, model, columns.for_linear(test), y_test)
     name = PRIMARY[kind]
     return {"model": f"sklearn {type(estimator).__name__} (defaults, one-hot categories)", "metric": name,
-            name: float(found[name]), f"network_{name}": network_value,
+            **{k: float(v) for k, v in found.items()}, f"network_{name}": network_value,
             "gap": float(gap(kind, found[name], network_value)), "seconds": time.perf_counter() - started}
 
 
@@ -165,14 +165,11 @@ def simple_models(kind: str, classes: int, train: pd.DataFrame, y_train: np.ndar
                   y_test: np.ndarray, numeric: list[str], categorical: list[str], network_value: float, seed: int,
                   severity: float) -> dict[str, Any]:
     """The trees' result (the evaluate record's `baseline`), with the linear model and the trivial predictor
-    beside it and `best`: the simple model the network is measured against."""
+    beside it: the references of the model gate (evaluation/model_gate.py)."""
     columns = Columns(train, numeric, categorical)
     found = trees(kind, classes, columns, train, y_train, test, y_test, network_value, seed, severity)
     found["linear"] = linear(kind, classes, columns, train, y_train, test, y_test, network_value)
     found["trivial"] = trivial(kind, classes, y_train, y_test)
-    best = max((found, found["linear"]), key=lambda b: b["gap"])
-    found["best"] = {"model": best["model"], "metric": best["metric"], "value": best[best["metric"]],
-                     "gap": best["gap"]}
     return found
 
 

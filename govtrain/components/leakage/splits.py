@@ -53,12 +53,23 @@ def class_balance(data: EncodedSplits, label: str, classes: list[str]) -> dict:
     return found
 
 
+ID_LIKE = 0.5  # a column with more distinct train values than this share of train rows names rows, not kinds
+
+
+def id_like(data: EncodedSplits, column: str) -> bool:
+    """Mostly unique in train (77 genera in 83 mammals, 320 counties in 437): no category the model could learn,
+    so its unseen values say nothing about coverage."""
+    return int(data.present("train", column).sum()) > ID_LIKE * max(data.rows["train"], 1)
+
+
 def unseen_categories(data: EncodedSplits, columns: list[str]) -> dict[str, dict]:
-    """Per later split: rows holding a category that train never had, and which categories."""
+    """Per later split: rows holding a category that train never had, and which categories. Id-like columns
+    (id_like) are listed with their counts but left out of the share."""
     found = {}
+    skipped = [c for c in columns if id_like(data, c)]
     for split in [s for s in data.rows if s != "train"]:
         any_unseen = np.zeros(data.rows[split], bool)
-        per_column = {}
+        per_column: dict[str, dict] = {}
         for column in columns:
             seen = np.r_[(data.codes["train"][column] == MISSING).any(), data.present("train", column)]
             codes = data.codes[split][column]  # seen[codes + 1]: MISSING (-1) lands at 0
@@ -71,7 +82,10 @@ def unseen_categories(data: EncodedSplits, columns: list[str]) -> dict[str, dict
                                       "examples": [{"value": "<null>" if values[i] == MISSING else name,
                                                     "rows": int(counts[i])}
                                                    for i, name in zip(top, names, strict=True)]}
-            any_unseen |= unseen
-        found[split] = {"count": int(any_unseen.sum()),
-                        "fraction": float(any_unseen.mean()) if len(any_unseen) else 0.0, "columns": per_column}
+                per_column[column]["id_like"] = column in skipped
+            if column not in skipped:
+                any_unseen |= unseen
+        share = float(any_unseen.mean()) if len(any_unseen) else 0.0
+        found[split] = {"count": int(any_unseen.sum()), "fraction": share, "columns": per_column,
+                        "id_like_columns": skipped}
     return found

@@ -152,7 +152,10 @@ def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat
         # Two rows' worth at least: in a 14-row test split one unseen value is 7% and says nothing.
         limit = max(settings.unseen_categories.threshold, 2 / data.rows[split] if data.rows[split] else 0.0)
         named = "; ".join(f"{column}: " + ", ".join(f"{e['value']!r} ({e['rows']} rows)" for e in seen["examples"][:3])
-                          for column, seen in result["columns"].items())
+                          for column, seen in result["columns"].items() if not seen["id_like"])
+        if result["id_like_columns"]:
+            named += ("; " if named else "") + "left out as id-like (mostly unique in train): " + ", ".join(
+                result["id_like_columns"])
         checks.gate("unseen_categories", result["fraction"], split, threshold=round(limit, 6),
                     reference=f"{result['count']} of {data.rows[split]} {split} rows; limit the configured share "
                               f"{settings.unseen_categories.threshold} or two rows' worth, the larger"
@@ -193,7 +196,9 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
         data, rows, label, features_num, features_cat, confidence=errors.confidence, folds=errors.folds,
         min_category_rows=tgt.min_category_rows, seed=config.split.seed)})
     if found is not None:
-        checks.gate("label_errors", found["fraction"], rows=len(rows))
+        checks.gate("label_errors", found["fraction"], rows=len(rows),
+                    reference=f"{found['expected_if_calibrated']:.4f} would be flagged if the labels followed the "
+                              f"model's own probabilities; {found['count']} of {len(rows)} sampled rows flagged")
     return len(rows)
 
 
