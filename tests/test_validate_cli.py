@@ -34,7 +34,9 @@ def test_a_drafted_suite_passes_its_table_and_a_planted_critical_failure_exits_1
     assert "url(http" not in page and "url(../webfonts" not in page
 
     frame = pd.read_csv(data)
-    frame.loc[5, "region"] = None  # a column complete in the profiled table: not-null is critical
+    frame.loc[5, "region"] = None  # one empty cell in a column complete in the profiled table: a warning at most
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[7, "age"] = "forty"  # a number column now text: its type is critical
     frame.to_csv(tmp_path / "broken.csv", index=False)
     failed = govtrain("validate", "--data", tmp_path / "broken.csv", "--suite", suite, "--out", tmp_path / "bad")
     assert failed.returncode == 1, failed.stdout + failed.stderr
@@ -42,7 +44,9 @@ def test_a_drafted_suite_passes_its_table_and_a_planted_critical_failure_exits_1
     summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
     critical = [r for r in summary if not r["success"] and r["severity"] == "critical"]
     assert [(r["column"], r["expectation"], r["unexpected_count"]) for r in critical] == [
-        ("region", "expect_column_values_to_not_be_null", 1)]
+        ("age", "expect_column_values_to_be_in_type_list", len(frame))]
+    region = next(r for r in summary if r["column"] == "region" and r["expectation"].endswith("not_be_null"))
+    assert region["success"] and region["unexpected_count"] == 1 and region["severity"] == "warning"
 
 
 @pytest.mark.slow  # four CLI processes

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from govtrain.core.config import Config
-from govtrain.data.io import SPLITS, DataError, read_table, table_columns
+from govtrain.data.io import SPLITS, DataError, read_table_counted, table_columns
 from govtrain.data.table_checks import check_table
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.model.task import Task, infer_kind, label_keys
@@ -91,17 +91,27 @@ def split_task(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> Task:
     return task
 
 
+def utc_without_zone(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Zoned times (a timestamp parsed from text is UTC) as UTC wall-clock times without the zone, and the columns
+    so converted. The splits then hold datetime64, a type Great Expectations can name (it has no type name that
+    matches a zoned column), so a suite drafted from a split passes it (govtrain/data/suite_draft.py)."""
+    zoned = [str(c) for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    for column in zoned:
+        frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame, zoned
+
+
 def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_id: str) -> Record:
     """Split the table into Parquet files at out_paths; returns the evidence record."""
     spec = config.dataset
     evidence = StepEvidence("prepare", evidence_dir, run_id=run_id, config_digest=config.digest())
     check_columns(config)
-    frame = read_table(spec.path, spec.file_format, required_columns(config), spec.csv)
+    frame, tokens = read_table_counted(spec.path, spec.file_format, required_columns(config), spec.csv)
     if frame.empty:
         raise DataError(f"{spec.path}: has a header but no rows")
     if len(frame) < 30:
         raise DataError(f"{spec.path}: only {len(frame)} rows; need at least 30 to split")
-    frame = check_table(frame, config)
+    frame, zoned = utc_without_zone(check_table(frame, config))
     evidence.add_input(spec.path.name, spec.path, rows=len(frame))
 
     labels = split_labels(frame, config)
@@ -121,5 +131,12 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
         "seed": config.split.seed,
         "columns": {"numeric": spec.numeric, "categorical": spec.categorical, "target": spec.target,
                     "entity_id": spec.entity_id, "timestamp": spec.timestamp, "sensitive": spec.sensitive},
+        # What the reader read as missing, per column and token ("": the empty cell), and pandas' default
+        # missing-value tokens it kept as text values; the rule that decided (govtrain/data/io.py NA_RULE).
+        "missing_tokens": tokens.missing,
+        "tokens_kept_as_text": tokens.kept_as_text,
+        "missing_rule": tokens.rule,
+        "times_stored_as_utc_without_zone": zoned,
     }
+    evidence.metrics["cells_read_as_missing"] = sum(sum(t.values()) for t in tokens.missing.values())
     return evidence.finish("pass")

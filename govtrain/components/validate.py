@@ -105,16 +105,23 @@ def validate(config: Config, split_paths: dict[str, Path], parent_evidence: Path
     if suite_path is not None:
         suite = load_suite(suite_path)
         evidence.add_input(f"expectations/{suite_path.name}", suite_path)
+    split_rows = {name: pq.read_metadata(split_paths[name]).num_rows for name in SPLITS}
     for name in SPLITS:
-        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=pq.read_metadata(split_paths[name]).num_rows)
+        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=split_rows[name])
     if suite_path is None:  # a minimal config: check the structure, and say that nobody reviewed a suite
         from govtrain.data.suite_draft import structural_suite  # imports torch (the task rule): only here
 
+        spec = config.dataset
         suite = structural_suite(pd.read_parquet(split_paths["train"]), "structural", source="the train split",
-                                 target=config.dataset.target, task=config.dataset.task)
+                                 target=spec.target, task=spec.task, entity_id=spec.entity_id,
+                                 timestamp=spec.timestamp, schema=pq.read_schema(split_paths["train"]),
+                                 smallest_split=min(split_rows.values()))
         suite_path = evidence.write_json("structural_suite.json", suite)
         not_measured.append("expectations a person reviewed (validation.suite is unset): only the structural "
-                            "suite drafted from the train split (columns, types, complete columns, labels) ran")
+                            "suite drafted from the train split (columns, types, labels, a complete target, entity "
+                            "id and timestamp; null shares of other columns as warnings) ran")
+        not_measured += [f"the type of column {column!r} ({why})"
+                         for column, why in suite["meta"].get("types_not_checked", {}).items()]
     results = run_suite({name: Path(split_paths[name]) for name in SPLITS}, suite, config.validation.engine,
                         suite_path)
     rows = summarize(results)

@@ -32,7 +32,9 @@ class CsvOptions(_Strict):
     delimiter: str = Field(",", min_length=1, max_length=1)
     decimal: str = Field(".", min_length=1, max_length=1)
     encoding: str = "utf-8"
-    na_values: list[str] = Field(default_factory=list)  # beside pandas' own: "", "NA", "NaN", "null", ...
+    # Cells read as missing besides the empty one. pandas' own tokens ("NA", "None", "null"...) are missing only
+    # in a column whose other cells are numbers or booleans; in a text column they stay text (data/io.py)
+    na_values: list[str] = Field(default_factory=list)
 
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")

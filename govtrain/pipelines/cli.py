@@ -258,7 +258,8 @@ def expectations_init(
     if frame.empty:
         raise ValueError(f"{data}: no rows to profile")
     draft = draft_suite(frame, suite, source=data.name, target=cfg.dataset.target if cfg else None, margin=margin,
-                        task=cfg.dataset.task if cfg else None)
+                        task=cfg.dataset.task if cfg else None, entity_id=cfg.dataset.entity_id if cfg else None,
+                        timestamp=cfg.dataset.timestamp if cfg else None)
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(draft, indent=2) + "\n")
     critical = sum(e["meta"]["severity"] == "critical" for e in draft["expectations"])
