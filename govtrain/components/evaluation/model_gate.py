@@ -81,3 +81,12 @@ def reference_lines(checks: list[dict[str, Any]], simple: dict[str, Any]) -> lis
     lines += ["", "## What each default gate was measured against", ""]
     lines += [f"- {c['id']}: {c['reference']}" for c in checks if c.get("reference")] or ["- nothing"]
     return lines
+
+
+def privacy_gate(evidence: StepEvidence, config: Config, privacy: dict[str, Any]) -> None:
+    """The membership-inference gate reads the lower end of the attack AUC's 95% interval: it refuses an attack
+    evidently above the limit, not the chance wobble of a few dozen rows."""
+    low, high = privacy["mia_auc_interval"]
+    evidence.gate("evaluate.mia_auc", low, config, rows=2 * privacy["rows_each"], interval=[low, high],
+                  reference=f"attack AUC {privacy['mia_auc']:.4f} on {privacy['rows_each']} members and as many "
+                            f"test rows; its 95% interval {low:.4f} to {high:.4f} (Hanley-McNeil)")
