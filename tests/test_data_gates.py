@@ -332,6 +332,7 @@ def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
     measured = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["a", "b", "c", "d"])
     measured["y"] = (measured["a"] + rng.normal(size=rows) > 0).astype(int)
     measured.iloc[-3:] = measured.iloc[:3].to_numpy()  # three identical applications
+    measured.iloc[100:140] = 0.0  # forty players with all-zero stat lines: a pattern of the data, not a copy
     copied = pd.concat([measured, measured.sample(frac=0.1, random_state=0)]).sample(frac=1.0, random_state=1)
 
     def run(frame, target, numeric, categorical, name):
@@ -346,14 +347,18 @@ def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
 
     checks = run(discrete, "survived", [], ["klass", "age", "sex"], "discrete")
     exact = checks["leakage.exact_duplicates.train_test"]
-    assert exact["value"] == 1.0 and exact["threshold"] > 1.0 and exact["passed"]
-    assert exact["reference"].startswith("1.0000 of the test rows would have a twin by chance")
+    tested = len(pd.read_parquet(tmp_path / "discrete-test.parquet"))
+    assert exact["value"] == 0.0 and exact["passed"] and exact["threshold"] == 0.02
+    assert exact["reference"].startswith(f"{tested} of {tested} test rows have a twin in train; {tested} of them are "
+                                         "common enough to have one by chance")
     checks = run(measured, "y", ["a", "b", "c", "d"], [], "measured")
     assert all(checks[f"leakage.exact_duplicates.{p}"]["passed"] for p in ("train_val", "train_test", "val_test"))
-    assert checks["leakage.exact_duplicates.train_test"]["threshold"] == 0.02  # chance makes none here
+    assert checks["leakage.exact_duplicates.train_test"]["value"] < 0.01
+    assert " of them are common enough" in checks["leakage.exact_duplicates.train_test"]["reference"]
     checks = run(copied, "y", ["a", "b", "c", "d"], [], "copied")
     assert not checks["leakage.exact_duplicates.train_test"]["passed"]
     assert checks["leakage.exact_duplicates.train_test"]["value"] > 0.1
+    assert "have a twin in train" in checks["leakage.exact_duplicates.train_test"]["reference"]
 
 
 def test_a_feature_that_separates_a_class_by_nature_is_not_a_leak_but_a_copy_of_the_label_is(tmp_path):

@@ -19,7 +19,9 @@ def pairs(splits: list[str]) -> list[tuple[str, str]]:
 
 
 def result(rows: np.ndarray, total: int, examples: list[dict]) -> dict:
-    return {"count": int(len(rows)), "fraction": float(len(rows) / total) if total else 0.0, "examples": examples}
+    """A check's finding for one split pair; "_rows" (every row found, for the chance rule) is not reported."""
+    return {"count": int(len(rows)), "fraction": float(len(rows) / total) if total else 0.0, "examples": examples,
+            "_rows": rows}
 
 
 class RowHashes:
@@ -38,6 +40,14 @@ class RowHashes:
         if (kind, split) not in self._lookups:
             self._lookups[kind, split] = Lookup(getattr(self, kind)[split])
         return self._lookups[kind, split]
+
+    def recurring(self, kind: str, split: str, rows: np.ndarray) -> np.ndarray:
+        """Which of these rows of the split hold a content (kind "content") or features ("features") that train
+        holds at least twice: a pattern of the data (the all-ones row of a 1-10 scale table), not one copy."""
+        values, counts = np.unique(getattr(self, kind)["train"], return_counts=True)
+        ours = getattr(self, kind)[split][rows]
+        at = np.clip(np.searchsorted(values, ours), 0, max(len(values) - 1, 0))
+        return (values[at] == ours) & (counts[at] >= 2) if len(values) else np.zeros(len(rows), bool)
 
     def label_range(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Per row of the split: the smallest and largest label among its rows with the same features."""
@@ -161,25 +171,33 @@ def _near(data, first, second, first_rows, second_rows, numeric, categorical, sc
     return ok
 
 
-# --- the reference: how many twins chance alone makes -------------------------------------------------
-def coincidental_share(data: EncodedSplits, first: str, columns: list[str], tolerance: float | None = None) -> float:
-    """The share of a later split's rows expected to equal (tolerance None) or nearly equal some row of `first`
-    by chance: each column's collision probability sum(p_v^2) over its values in `first` (numerics cut into
-    cells 2 x tolerance x std wide for near twins), multiplied over the columns as if they were independent,
-    and 1 - exp(-rows x that) for at least one twin among `first`'s rows. A table of few discrete columns
-    (Titanic: class, age, sex) has twins everywhere by construction; a table of measurements has almost none.
-    Independence under-counts twins of correlated columns; the gate's margin (leakage.<check>.threshold) is
-    what absorbs that."""
-    rows = data.rows[first]
-    if rows == 0:
-        return 0.0
-    log_collision = 0.0
+# --- the reference: which twins chance alone explains --------------------------------------------------
+PLAUSIBLE = 0.01  # a row expected to have this many twins by chance, or more, may have one by coincidence
+
+
+def chance_twins(data: EncodedSplits, first: str, second: str, rows: np.ndarray, columns: list[str],
+                 tolerance: float | None = None) -> np.ndarray:
+    """For some rows of `second`: how many rows of `first` are expected to equal each (tolerance None) or nearly
+    equal it by chance, as if the columns were independent: rows of `first` x the product of the frequencies,
+    in train (the largest sample), of the row's own values (numerics cut into cells 2 x tolerance x std wide
+    for near twins).
+    An all-ones row of a 1-10 scale table or a zero-income record is common: a twin of it is a coincidence.
+    A copy of a row holding a measured amount is not."""
+    total, train = data.rows[first], data.rows["train"]  # frequencies from train: the largest sample
+    log_p = np.zeros(len(rows))
     for column in columns:
         coded = column in data.codes[first]
-        values = data.codes[first][column] if coded else data.numeric[first][column]
+        earlier = data.codes["train"][column] if coded else data.numeric["train"][column]
+        later = (data.codes[second][column] if coded else data.numeric[second][column])[rows]
         if tolerance is not None and not coded:
+            width = 2 * tolerance * _std(data.numeric["train"][column])
             with np.errstate(invalid="ignore"):
-                values = np.floor(values / (2 * tolerance * _std(values)))
-        _, counts = np.unique(values, return_counts=True, equal_nan=True)
-        log_collision += float(np.log(((counts / rows) ** 2).sum()))
-    return float(-np.expm1(-rows * np.exp(log_collision)))
+                earlier, later = np.floor(earlier / width), np.floor(later / width)
+        values, counts = np.unique(earlier, return_counts=True, equal_nan=True)
+        at = np.clip(np.searchsorted(values, later), 0, max(len(values) - 1, 0))
+        same = (values[at] == later) if len(values) else np.zeros(len(later), bool)
+        if not coded:
+            missing = np.isnan(later)
+            same |= missing & np.isnan(values[at]) if len(values) else False
+        log_p += np.log(np.where(same, counts[at] if len(values) else 1, 1) / max(train, 1))
+    return total * np.exp(log_p)
