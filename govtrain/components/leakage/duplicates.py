@@ -42,12 +42,13 @@ class RowHashes:
         return self._lookups[kind, split]
 
     def recurring(self, kind: str, split: str, rows: np.ndarray) -> np.ndarray:
-        """Which of these rows of the split hold a content (kind "content") or features ("features") that train
-        holds at least twice: a pattern of the data (the all-ones row of a 1-10 scale table), not one copy."""
-        values, counts = np.unique(getattr(self, kind)["train"], return_counts=True)
+        """Which of these rows of the split hold a content (kind "content") or features ("features") that the
+        table holds three times or more, over all splits: a pattern of the data (the all-ones row of a 1-10
+        scale table), where a copied row or a duplicated record makes two."""
+        values, counts = np.unique(np.concatenate(list(getattr(self, kind).values())), return_counts=True)
         ours = getattr(self, kind)[split][rows]
         at = np.clip(np.searchsorted(values, ours), 0, max(len(values) - 1, 0))
-        return (values[at] == ours) & (counts[at] >= 2) if len(values) else np.zeros(len(rows), bool)
+        return (values[at] == ours) & (counts[at] >= 3) if len(values) else np.zeros(len(rows), bool)
 
     def label_range(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Per row of the split: the smallest and largest label among its rows with the same features."""

@@ -68,8 +68,8 @@ class Checks:
 def beyond_chance(checks: Checks, name: str, found: dict[str, Any] | None, columns: list[str], margin: float,
                   tolerance: float | None = None, recurring: Callable[[str, Any], Any] | None = None) -> None:
     """A twin check gated on its effect: the share of a later split's rows with a twin in an earlier one that
-    chance does not explain (duplicates.chance_twins under PLAUSIBLE, and, for exact twins, not a row train
-    itself holds twice: independence under-counts twins of correlated columns) may be at most `margin`, the
+    chance does not explain (duplicates.chance_twins under PLAUSIBLE, and, for exact twins, not a row the table
+    holds three times: independence under-counts twins of correlated columns) may be at most `margin`, the
     check's threshold. Beyond it, a memorising model answers that share of the test rows from memory. Twins chance
     explains are counted and stated, not gated."""
     for pair, result in (found or {}).items():
@@ -83,10 +83,12 @@ def beyond_chance(checks: Checks, name: str, found: dict[str, Any] | None, colum
         total = checks.data.rows[second]
         share = (len(rows) - plausible) / total if total else 0.0
         result["explained_by_chance"] = plausible
-        checks.gate(name, share, pair, threshold=margin,
+        # One row is an anecdote, two a pattern: in a 30-row split one coincidence would be 3% on its own.
+        limit = max(margin, 1.5 / total) if total else margin
+        checks.gate(name, share, pair, threshold=round(limit, 6),
                     reference=f"{len(rows)} of {total} {second} rows have a twin in {first}; {plausible} of them are "
-                              f"common enough to have one by chance (the columns' value frequencies, or a row train "
-                              f"holds twice), the rest are gated")
+                              f"common enough to have one by chance (the columns' value frequencies, or a row the "
+                              f"table holds three times), the rest are gated; limit {margin} or one row's worth")
 
 
 def duplicate_checks(checks: Checks, hashes: duplicates.RowHashes, content: list[str], task: Task) -> dict[str, Any]:
