@@ -165,7 +165,7 @@ def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat
                        lambda: splits.unseen_categories(data, features_cat))
     for split, result in (found or {}).items():
         # Two rows' worth at least: in a 14-row test split one unseen value is 7% and says nothing.
-        limit = max(settings.unseen_categories.threshold, 2 / data.rows[split] if data.rows[split] else 0.0)
+        limit = max(settings.unseen_categories.threshold, 2.5 / data.rows[split] if data.rows[split] else 0.0)
         named = "; ".join(f"{column}: " + ", ".join(f"{e['value']!r} ({e['rows']} rows)" for e in seen["examples"][:3])
                           for column, seen in result["columns"].items() if not seen["id_like"])
         if result["id_like_columns"]:
