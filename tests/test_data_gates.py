@@ -397,3 +397,37 @@ def test_a_feature_that_separates_a_class_by_nature_is_not_a_leak_but_a_copy_of_
     assert whole["value"] == 1.0 and not whole["passed"]
     assert whole["reference"] == "code: balanced accuracy 1.0000 alone"
     assert record["decision"] == "fail"
+
+
+def test_unseen_categories_are_measured_against_what_a_random_split_leaves_unseen(tmp_path):
+    """Cars93's shape: many makers in 93 cars leave several test rows with a maker train never saw, by nature
+    (Good-Turing), and pass; a category that appears only in the later rows (a new product line) fails, named."""
+    import yaml
+
+    from govtrain.core.config import load_config
+
+    rng = np.random.default_rng(0)
+    rows = 93
+    makers = [f"m{i}" for i in range(26)]
+    frame = pd.DataFrame({"maker": rng.choice(makers, rows, p=np.r_[np.full(6, 0.1), np.full(20, 0.4 / 20)]),
+                          "size": rng.normal(size=rows)})
+    frame["y"] = (frame["size"] + rng.normal(size=rows) > 0).astype(int)
+
+    def unseen(frame, name):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        raw = {"dataset": {"path": f"{name}.csv", "target": "y", "numeric": ["size"], "categorical": ["maker"]}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+        config = load_config(tmp_path / f"{name}.yaml")
+        paths = {s: tmp_path / f"{name}-{s}.parquet" for s in ("train", "val", "test")}
+        prepare(config, paths, tmp_path / f"ev-prepare-{name}", "t1")
+        for split in ("val", "test") if name == "shifted" else ():  # a maker launched after the training data
+            later = pd.read_parquet(paths[split])
+            later.loc[: len(later) // 2, "maker"] = "newco"
+            later.to_parquet(paths[split], index=False)
+        record = leakage(config, paths, tmp_path / f"ev-prepare-{name}", tmp_path / f"ev-{name}", "t1")
+        return {c["id"]: c for c in record["checks"]}["leakage.unseen_categories.test"]
+
+    natural = unseen(frame, "natural")
+    assert natural["passed"] and natural["value"] > 0.1 and "(Good-Turing)" in natural["reference"]
+    shifted = unseen(frame, "shifted")
+    assert not shifted["passed"] and shifted["value"] > 0.5 and "'newco'" in shifted["reference"]

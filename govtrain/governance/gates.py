@@ -77,7 +77,7 @@ GATES: tuple[Gate, ...] = (
     _leak("label_errors", "share of sampled train rows whose label the model doubts", rmf=("MEASURE 2.7",)),
     _leak("target.single_feature_auc", "best single-feature ROC AUC (multiclass: one class against the rest)",
           reference="what the rest of the table reaches for the same class without the feature (logistic regression, "
-                    "out of fold), plus leakage.target.auc_margin, never under leakage.target.auc_floor"),
+                    "out of fold): a leak makes leakage.target.error_ratio times fewer errors, never under auc_floor"),
     _leak("target.single_feature_r2", "best single-feature R^2 of a regression target (binned or per-category "
           "means)", threshold="max_single_feature_r2"),
     _leak("target.whole_label", "how well one numeric feature alone reconstructs every class: balanced accuracy of "

@@ -62,6 +62,20 @@ def id_like(data: EncodedSplits, column: str) -> bool:
     return int(data.present("train", column).sum()) > ID_LIKE * max(data.rows["train"], 1)
 
 
+def unseen_by_chance(data: EncodedSplits, columns: list[str]) -> float:
+    """The share of a new row expected to hold a category train never saw, from train alone (Good-Turing: per
+    column, the categories train holds exactly once / train rows; over columns as if independent). A table of
+    32 car makers in 65 rows leaves many unseen in any random split; a split that moves a new category into
+    test leaves more than this."""
+    kept = 1.0
+    rows = max(data.rows["train"], 1)
+    for column in columns:
+        codes = data.codes["train"][column]
+        once = int((np.bincount(codes[codes >= 0]) == 1).sum()) if (codes >= 0).any() else 0
+        kept *= 1 - min(once / rows, 1.0)
+    return 1 - kept
+
+
 def unseen_categories(data: EncodedSplits, columns: list[str]) -> dict[str, dict]:
     """Per later split: rows holding a category that train never had, and which categories. Id-like columns
     (id_like) are listed with their counts but left out of the share."""

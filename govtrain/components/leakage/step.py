@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.stats import binom
 
 from govtrain.components.leakage import duplicates, splits, target
 from govtrain.components.leakage.encode import read_encoded
@@ -163,17 +164,22 @@ def split_checks(checks: Checks, data: Any, paths: dict[str, Path], features_cat
             checks.gate("class_balance", found["gap"])
     found = checks.run("unseen_categories", settings.unseen_categories,
                        lambda: splits.unseen_categories(data, features_cat))
+    chance = splits.unseen_by_chance(data, [c for c in features_cat if not splits.id_like(data, c)])
     for split, result in (found or {}).items():
-        # Two rows' worth at least: in a 14-row test split one unseen value is 7% and says nothing.
-        limit = max(settings.unseen_categories.threshold, 2.5 / data.rows[split] if data.rows[split] else 0.0)
+        # What a random split of this table makes (Good-Turing), at its 99% bound on this split's rows, and two
+        # rows' worth at least: in a 14-row test split one unseen value is 7% and says nothing.
+        rows_here = data.rows[split]
+        bound = (binom.ppf(0.99, rows_here, chance) + 0.5) / rows_here if rows_here else 0.0
+        limit = max(settings.unseen_categories.threshold, 2.5 / rows_here if rows_here else 0.0, bound)
         named = "; ".join(f"{column}: " + ", ".join(f"{e['value']!r} ({e['rows']} rows)" for e in seen["examples"][:3])
                           for column, seen in result["columns"].items() if not seen["id_like"])
         if result["id_like_columns"]:
             named += ("; " if named else "") + "left out as id-like (mostly unique in train): " + ", ".join(
                 result["id_like_columns"])
         checks.gate("unseen_categories", result["fraction"], split, threshold=round(limit, 6),
-                    reference=f"{result['count']} of {data.rows[split]} {split} rows; limit the configured share "
-                              f"{settings.unseen_categories.threshold} or two rows' worth, the larger"
+                    reference=f"{result['count']} of {data.rows[split]} {split} rows; a random split of this table "
+                              f"leaves {chance:.4f} unseen (Good-Turing), limit its 99% bound, the configured share "
+                              f"{settings.unseen_categories.threshold} or two rows' worth, the largest"
                               + (f"; {named}" if named else ""))
 
 
@@ -220,8 +226,9 @@ def model_checks(checks: Checks, data: Any, features_num: list[str], features_ca
 def single_feature_gate(checks: Checks, data: Any, rows: Any, label: Any, features_num: list[str],
                         features_cat: list[str], found: dict[str, Any]) -> None:
     """The best single feature's ROC AUC against a person's threshold, or, by default, against what the rest of
-    the table reaches for the same class without it (plus auc_margin, never under auc_floor): each feature at
-    the floor (the five best) is compared, for the class where it adds most, and the largest excess gated."""
+    the table reaches for the same class without it (error_ratio times fewer errors, never under auc_floor):
+    each feature at the floor (the five best) is compared, for the class where it adds most, and the largest
+    excess gated."""
     tgt, worst = checks.config.leakage.target, found["worst_feature"]
     value = found["auc"][worst]
     if tgt.threshold is not None or value < tgt.auc_floor:
@@ -243,11 +250,12 @@ def single_feature_gate(checks: Checks, data: Any, rows: Any, label: Any, featur
     found["rest_of_table"] = compared
     chosen = max(compared, key=lambda c: c["auc"] - (c["rest_auc"] if c["rest_auc"] is not None else 0.0))
     rest = chosen["rest_auc"]
-    limit = tgt.auc_floor if rest is None else max(tgt.auc_floor, rest + tgt.auc_margin)
+    limit = tgt.auc_floor if rest is None else max(tgt.auc_floor, 1 - (1 - rest) / tgt.error_ratio)
     rest_said = "nothing to compare with" if rest is None else f"the other features together reach {rest:.4f}"
     checks.gate("target.single_feature_auc", chosen["auc"], rows=len(rows), threshold=round(limit, 6),
                 reference=f"{chosen['feature']}: {chosen['auc']:.4f} for class {chosen['class']} against the rest; "
-                          f"{rest_said} out of fold, plus margin {tgt.auc_margin} (never under {tgt.auc_floor})")
+                          f"{rest_said} out of fold; a leak makes {tgt.error_ratio:g}x fewer errors than they do "
+                          f"(never under {tgt.auc_floor})")
 
 
 def regression_target_check(checks: Checks, data: Any, rows: Any, label: Any, features_num: list[str],
