@@ -34,6 +34,28 @@ def best_gap(kind: str, performance: dict[str, float], simple: dict[str, Any]) -
     return best["model"].removeprefix("sklearn "), best[metric], best[metric] - performance[metric]
 
 
+def beats_trivial(evidence: StepEvidence, config: Config, kind: str, performance: dict[str, float],
+                  intervals: dict[str, list[float]], trivial: dict[str, Any], said: str, rows: int) -> None:
+    """The lower end of the network's 95% interval against the trivial predictor on the same rows: ROC AUC or
+    R^2 directly; multiclass as log-loss skill, 1 - log loss / the class shares' log loss (0: no better)."""
+    if kind == "multiclass":
+        loss, (low_loss, high_loss) = performance["log_loss"], intervals.get("log_loss", [performance["log_loss"]] * 2)
+        prior = trivial["value"]
+        value, low, high = 1 - loss / prior, 1 - high_loss / prior, 1 - low_loss / prior
+        evidence.gate("evaluate.beats_trivial", low, config, rows=rows, interval=[low, high], threshold=0.0,
+                      reference=f"no threshold was set by a person {said}; {trivial['model']}: log loss {prior:.4f} "
+                                f"on the same test rows; the network {loss:.4f}, a skill of {value:.4f} (95% interval "
+                                f"{low:.4f} to {high:.4f})")
+        return
+    metric = FLOOR[kind][1]
+    value, (low, high) = performance[metric], intervals.get(metric, [performance[metric]] * 2)
+    evidence.gate("evaluate.beats_trivial", low, config, rows=rows, interval=[low, high],
+                  threshold=round(trivial["value"], 6),
+                  reference=f"no threshold was set by a person {said}; {trivial['model']} on the same test rows: "
+                            f"{metric} {trivial['value']:.4f}; the network: {value:.4f} (95% interval {low:.4f} to "
+                            f"{high:.4f})")
+
+
 def record(evidence: StepEvidence, config: Config, kind: str, performance: dict[str, float],
            intervals: dict[str, list[float]], simple: dict[str, Any], noise_kept: float, rows: int) -> None:
     """The performance and robustness rows of the model gate, each with its reference stated."""
@@ -44,11 +66,7 @@ def record(evidence: StepEvidence, config: Config, kind: str, performance: dict[
                f"{trees[trees['metric']]:.4f}")
     if evidence.gate(gate_id, value, config, rows=rows, interval=[low, high],
                      reference=f"set by a person ({knob}); {against}") is None:
-        evidence.gate("evaluate.beats_trivial", low, config, rows=rows, interval=[low, high],
-                      threshold=round(trivial["value"], 6),
-                      reference=f"no threshold was set by a person ({knob}); {trivial['model']} on the same test "
-                                f"rows: {metric} {trivial['value']:.4f}; the network: {value:.4f} (95% interval "
-                                f"{low:.4f} to {high:.4f}); {against}")
+        beats_trivial(evidence, config, kind, performance, intervals, trivial, f"({knob}); {against}", rows)
     margin = config.gates.max_gap_to_baseline
     if margin is not None:
         metric, (model, theirs, lead) = GAP_METRIC[kind], best_gap(kind, performance, simple)
