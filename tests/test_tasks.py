@@ -207,10 +207,14 @@ def test_a_group_biased_regressor_fails_the_error_gap_gate_and_its_interval_cove
     assert floor["passed"] and record["metrics"]["r2"] > 0.8 and floor["value"] == floor["interval"][0]
     assert floor["threshold"] <= 0.0 and "evaluate.r2" not in checks
     coverage = checks["evaluate.interval_coverage"]
-    assert coverage["passed"] and 0.85 < coverage["value"] < 0.95  # split conformal at 0.9 on 450 test rows
+    # split conformal at 0.9 on 450 test rows; the gate reads the upper end of its Wilson interval
+    assert coverage["passed"] and 0.85 < record["metrics"]["interval_coverage"] < 0.95
+    assert coverage["value"] == coverage["interval"][1] and coverage["reference"].startswith(
+        f"{record['metrics']['interval_coverage']:.4f} of")
     # Every gate states its sample; intervals where one is computed (Wilson for coverage, bootstrap for R^2).
     test_rows = len(pd.read_parquet(paths["test"]))
-    assert coverage["rows"] == test_rows and coverage["interval"][0] < coverage["value"] < coverage["interval"][1]
+    assert coverage["rows"] == test_rows and coverage["interval"][0] < record["metrics"]["interval_coverage"] < \
+        coverage["interval"][1]
     assert floor["interval"][0] < record["metrics"]["r2"] < floor["interval"][1]
     assert gap["rows"] == test_rows and checks["evaluate.mia_auc"]["rows"] > 0
     shipped = LoadedModel(tmp_path / "shipped").predict(pd.read_parquet(paths["test"]).head(3))

