@@ -368,3 +368,31 @@ def test_a_regression_table_runs_and_serves_predictions_with_an_interval(tmp_pat
     text = (tmp_path / "audit" / "audit_report.md").read_text()
     assert "- task: regression, inferred from the target" in text and f"r2 {metrics['r2']}" in text
     assert "evaluate.interval_coverage" in text
+
+
+@pytest.mark.slow
+def test_a_real_table_with_a_missing_category_goes_through_evaluate(tmp_path):
+    """What crashed after training (issue 35): the Palmer penguins (palmerpenguins ships them) hold 11 rows
+    with no sex, so the simple models saw a categorical mixing NA with strings (the pooling past 255 categories:
+    test_evaluation's test of the simple models)."""
+    import palmerpenguins
+
+    from govtrain.components.train.step import train
+
+    frame = palmerpenguins.load_penguins()
+    assert frame["sex"].isna().sum() == 11
+    frame.to_csv(tmp_path / "penguins.csv", index=False)
+    numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
+    (tmp_path / "penguins.yaml").write_text(yaml.safe_dump({
+        "dataset": {"path": "penguins.csv", "target": "species", "numeric": numeric,
+                    "categorical": ["island", "sex"]},
+        "training": {"epochs": 3, "workers": 1}, "evaluation": {"compare_with_champion": False}}))
+    config = load_config(tmp_path / "penguins.yaml")
+    paths, _ = run_prepare(config, tmp_path)
+    train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-train", "t1")
+    record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-train", tmp_path / "ev-eval", "t1")
+    report = json.loads((tmp_path / "ev-eval" / "files" / "evaluate" / "evaluation.json").read_text())
+    trees = report["baseline"]
+    assert trees["macro_f1"] > 0.9 and trees["linear"]["macro_f1"] > 0.9  # both fitted, with the NA category
+    assert {c["id"] for c in record["checks"]} >= {"evaluate.beats_trivial", "evaluate.baseline_gap",
+                                                   "evaluate.noise_metric_ratio"}
