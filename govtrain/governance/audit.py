@@ -221,10 +221,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [f"| {f} | {c['evidenced']} | {c['artefact linked']} | {c['gap']} |" for f, c in data["functions"].items()]
     lines += ["", "## Subcategories", "", "| id | title | status | records / artefact / gap |", "|---|---|---|---|"]
     lines += [f"| {r['id']} | {r['title']} | {r['status']} | {r['detail']} |" for r in data["rows"]]
-    lines += ["", "## Gate decisions", "", "| step | check | measures | RMF | value | threshold | result |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Gate decisions", "", "| step | check | measures | RMF | value | threshold | measured against | "
+              "result |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {g['step']} | {g['id']} | {describe(g['id'])} | {', '.join(rmf_of(g['id']))} | {measured(g)} "
-              f"| {g['threshold']} | {check_verdict(g)} |" for g in data["gates"]]
+              f"| {g['threshold']} | {g.get('reference', 'the config')} | {check_verdict(g)} |" for g in data["gates"]]
     lines += ["", "## Approvals", ""]
     lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "
               f"by {who(r['details']['approver'], r['details'].get('approver_identity'))}: {r['details']['reason']}"
@@ -267,9 +267,9 @@ Registered by {escape(data['registered_by'])}.</p>
 <table><thead><tr><th>id</th><th>title</th><th>status</th><th>records / artefact / gap</th></tr></thead>
 <tbody>{sub_rows}</tbody></table>
 <h2>Gate decisions</h2>
-{table(["step", "check", "measures", "RMF", "value", "threshold", "result"],
+{table(["step", "check", "measures", "RMF", "value", "threshold", "measured against", "result"],
        [[g["step"], g["id"], describe(g["id"]), ", ".join(rmf_of(g["id"])), g["value"], g["threshold"],
-         check_verdict(g)] for g in data["gates"]])}
+         g.get("reference", "the config"), check_verdict(g)] for g in data["gates"]])}
 <h2>Approvals</h2>
 {table(["when", "action", "from", "to", "approver", "reason"],
        [[r["finished"], r["step"], r["details"]["from_version"] or "-", r["details"]["to_version"],
