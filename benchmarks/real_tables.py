@@ -640,6 +640,9 @@ def cell(outcome: Outcome | None, results: dict[tuple[str, str], Outcome]) -> st
     if outcome.status == "crashed":
         return f"crashed ({outcome.exit_code}): {(outcome.error or '')[:60]}"
     if outcome.status == "registered":
+        twinned = already_twinned(outcome, results)
+        if twinned is not None:
+            return f"registered: no effect to catch ({twinned:.0%} of the clean test rows are twins by chance)"
         return "REGISTERED" if outcome.kind in PLANTED_LEAKS else "registered"
     gate = outcome.gate or {}
     text = f"{short(str(gate.get('id')))} {number(gate.get('value'))}/{number(gate.get('threshold'))}"
@@ -650,6 +653,22 @@ def cell(outcome: Outcome | None, results: dict[tuple[str, str], Outcome]) -> st
         return f"caught: {short(hit)}" + (f" (first: {text})" if hit != gate.get("id") else "") + \
             (" (clean fails it too)" if clean_fails_too(outcome, results) else "")
     return f"other: {text}"
+
+
+def already_twinned(outcome: Outcome, results: dict[tuple[str, str], Outcome]) -> float | None:
+    """For a duplicates twin: the share of the clean table's test rows that already have a twin in train, when
+    chance explains nearly all of them (titanic: 4 discrete columns, every row has dozens of twins). Copying 10%
+    more rows of such a table changes nothing a memorising model could use: no gate can, or should, see it."""
+    clean = results.get((outcome.table, "clean"))
+    if outcome.kind != "duplicates" or clean is None or not clean.run_dir:
+        return None
+    report = read_json(Path(clean.run_dir) / "files" / "leakage" / "leakage.json") or {}
+    found = (report.get("exact_duplicates") or {}).get("train_test") or {}
+    count, explained = found.get("count", 0), found.get("explained_by_chance", 0)
+    tested = (report.get("rows") or {}).get("test") or (count / found["fraction"] if found.get("fraction") else 0)
+    if not count or not tested or explained < 0.9 * count or count / tested < 0.5:
+        return None
+    return count / tested
 
 
 def clean_fails_too(outcome: Outcome, results: dict[tuple[str, str], Outcome]) -> bool:
@@ -753,7 +772,12 @@ def summary_lines(prepared: list[Prepared], results: dict[tuple[str, str], Outco
         if kind in TARGET_KINDS:
             named = sum(1 for o in cases if o.caught and names_planted(o, o.planted.get("columns", [])))
             lines.append(f"  the leakage report names a planted column as the worst in {named} of {caught}")
-    loud = sorted((o.table, o.kind) for o in results.values() if o.kind in PLANTED_LEAKS and o.status == "registered")
+    moot = sorted(o.table for o in results.values() if o.status == "registered" and already_twinned(o, results))
+    if moot:
+        lines.append(f"duplicates with no effect to catch (the clean table's test rows are already twins by chance, "
+                     f"explained): {', '.join(moot)}")
+    loud = sorted((o.table, o.kind) for o in results.values() if o.kind in PLANTED_LEAKS and o.status == "registered"
+                  and o.table not in moot)
     if loud:
         lines.append(f"!!! {len(loud)} PLANTED DUPLICATE OR TARGET LEAK REGISTERED:")
         lines += [f"!!!   {t} {k}" + planted_text(results[(t, k)]) for t, k in loud]
