@@ -10,6 +10,7 @@ from torchmetrics.classification import BinaryCalibrationError
 from govtrain.components.evaluation import evaluate, metrics, privacy
 from govtrain.components.prepare import prepare
 from govtrain.components.train.step import train
+from govtrain.governance.evidence import StepEvidence
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_model, save_model
 from govtrain.model.task import Task
@@ -283,6 +284,7 @@ def test_the_simple_models_take_missing_categories_and_any_cardinality():
         assert found["pooled_categories"] == {"id": frame["id"][:2000].nunique() - MAX_TREE_CATEGORIES}
         assert found["linear"][found["metric"]] == pytest.approx(found["linear"][found["metric"]])  # a number
         assert np.isfinite(found[found["metric"]]) and np.isfinite(found["noise_kept"])
+        assert 0.0 <= found["mia_auc"] <= 1.0
     assert OTHER == "(other)"
 
 
@@ -327,3 +329,21 @@ def test_a_multiclass_model_beats_the_class_shares_by_log_loss_not_by_macro_f1(t
         check = evidence.checks[0]
         assert check["passed"] is passed and check["threshold"] == 0.0
         assert check["value"] == round(1 - interval[1] / shares["value"], 6)
+
+
+def test_the_privacy_limit_is_what_the_trees_leak_on_the_same_rows_when_that_is_higher(tmp_path):
+    """iris: 105 train rows any model fits exactly, so the attack tells members apart whatever the model; the
+    network is measured against what HistGradientBoosting leaks under the same attack. A person who wants an
+    absolute limit sets gates.mia_against_trees false."""
+    from govtrain.components.evaluation import model_gate
+    from govtrain.components.evaluation.privacy import auc_interval
+    from govtrain.core.config import Config
+
+    found = {"mia_auc": 0.8, "mia_auc_interval": auc_interval(0.8, 2000, 2000), "rows_each": 2000}
+    for trees, against, passed, limit in ((0.85, True, True, 0.85), (0.55, True, False, 0.6),
+                                          (0.85, False, False, 0.6)):
+        config = Config.model_validate({"dataset": {"path": "x.csv", "target": "y", "numeric": ["x"]},
+                                        "gates": {"mia_against_trees": against}})
+        evidence = StepEvidence("evaluate", tmp_path / f"ev{trees}{against}", run_id="r", config_digest="c")
+        model_gate.privacy_gate(evidence, config, found, trees)
+        assert evidence.checks[0]["passed"] is passed and evidence.checks[0]["threshold"] == limit

@@ -24,7 +24,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from govtrain.components.evaluation.task_metrics import PRIMARY, performance, primary_ratio
+from govtrain.components.evaluation.privacy import membership_inference
+from govtrain.components.evaluation.task_metrics import PRIMARY, per_row_loss, performance, primary_ratio
 
 MISSING, OTHER = "(missing)", "(other)"
 MAX_TREE_CATEGORIES = 254  # HistGradientBoosting takes at most 255 categories; one is left for the pool
@@ -97,12 +98,34 @@ def trivial(kind: str, classes: int, y_train: np.ndarray, y_test: np.ndarray) ->
             "value": performance(kind, y_test, np.full(len(y_test), float(np.mean(y_train))))["r2"]}
 
 
+def _outputs(kind: str, classes: int, model: Any, x: pd.DataFrame) -> np.ndarray:
+    """A fitted scikit-learn model's predictions, or its probability of every class (train's classes placed)."""
+    if kind == "regression":
+        return model.predict(x)
+    proba = np.zeros((len(x), classes))
+    proba[:, model.classes_] = model.predict_proba(x)
+    return proba
+
+
+def _membership(kind: str, classes: int, model: Any, x_train: pd.DataFrame, y_train: np.ndarray,
+                x_test: pd.DataFrame, y_test: np.ndarray, seed: int, rows: int = 2000) -> float:
+    """The same loss-threshold membership-inference attack the network faces, on the trees: what a default
+    simple model fitted on these rows leaks about them (iris: 105 train rows that any model fits exactly)."""
+    size = min(len(y_train), len(y_test), rows)
+    rng = np.random.default_rng(seed)
+    members, others = rng.choice(len(y_train), size, replace=False), rng.choice(len(y_test), size, replace=False)
+    loss_kind = "regression" if kind == "regression" else "multiclass"  # binary: the 2-column log loss
+    loss = [per_row_loss(loss_kind, y[rows_].astype(int) if kind != "regression" else y[rows_],
+                         _outputs(kind, classes, model, x.iloc[rows_]))
+            for x, y, rows_ in ((x_train, y_train, members), (x_test, y_test, others))]
+    return float(membership_inference(loss[0], loss[1])["mia_auc"])
+
+
 def _scores(kind: str, classes: int, model: Any, x: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     """The task's metrics of a fitted scikit-learn model (binary: ROC AUC beside the rest)."""
     if kind == "regression":
         return performance(kind, y, model.predict(x))
-    proba = np.zeros((len(x), classes))
-    proba[:, model.classes_] = model.predict_proba(x)
+    proba = _outputs(kind, classes, model, x)
     if kind == "binary":
         from sklearn.metrics import roc_auc_score
 
@@ -130,10 +153,12 @@ def trees(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_trai
         found = _scores(kind, classes, model, columns.for_trees(test), y_test)
         scale = train[columns.numeric].astype(float).std().fillna(0.0)
         noisy = _scores(kind, classes, model, columns.for_trees(columns.noisy(test, severity, scale, seed)), y_test)
+        mia = _membership(kind, classes, model, columns.for_trees(train), y_train, columns.for_trees(test), y_test,
+                          seed)
     name = PRIMARY[kind]
     return {"model": f"sklearn {estimator.__name__} (defaults)", "metric": name, **found,
             f"network_{name}": network_value, "gap": float(gap(kind, found[name], network_value)),
-            "noise_severity": severity, "noise_kept": float(_kept(kind, found, noisy)),
+            "noise_severity": severity, "noise_kept": float(_kept(kind, found, noisy)), "mia_auc": mia,
             "pooled_categories": columns.pooled, "seconds": time.perf_counter() - started}
 
 

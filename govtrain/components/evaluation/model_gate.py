@@ -107,10 +107,20 @@ def reference_lines(checks: list[dict[str, Any]], simple: dict[str, Any]) -> lis
     return lines
 
 
-def privacy_gate(evidence: StepEvidence, config: Config, privacy: dict[str, Any]) -> None:
+def privacy_gate(evidence: StepEvidence, config: Config, privacy: dict[str, Any], trees_mia: float | None = None
+                 ) -> None:
     """The membership-inference gate reads the lower end of the attack AUC's 95% interval: it refuses an attack
-    evidently above the limit, not the chance wobble of a few dozen rows."""
+    evidently above the limit, not the chance wobble of a few dozen rows. The limit is gates.max_mia_auc, or
+    what the same attack gets from HistGradientBoosting on these rows when that is higher (gates.mia_against_
+    trees): a table so small that any model fits it exactly is not the network's leak."""
     low, high = privacy["mia_auc_interval"]
+    limit, said = config.gates.max_mia_auc, ""
+    if limit is None:
+        return
+    if trees_mia is not None and config.gates.mia_against_trees:
+        limit, said = max(limit, trees_mia), f"; HistGradientBoosting under the same attack: {trees_mia:.4f}"
     evidence.gate("evaluate.mia_auc", low, config, rows=2 * privacy["rows_each"], interval=[low, high],
+                  threshold=round(limit, 6),
                   reference=f"attack AUC {privacy['mia_auc']:.4f} on {privacy['rows_each']} members and as many "
-                            f"test rows; its 95% interval {low:.4f} to {high:.4f} (Hanley-McNeil)")
+                            f"test rows; its 95% interval {low:.4f} to {high:.4f} (Hanley-McNeil){said}; limit "
+                            f"gates.max_mia_auc {config.gates.max_mia_auc} or the trees' value, the larger")

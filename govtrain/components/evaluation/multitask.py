@@ -153,7 +153,7 @@ def record_gates(evidence: StepEvidence, config: Config, kind: str, found: dict[
     for column in config.dataset.sensitive:
         evidence.gate(f"evaluate.fairness.{gap[0]}", found["fairness"][column][gap[1]], config,
                       check_id=f"evaluate.fairness.{column}.{gap[0]}", rows=rows)
-    model_gate.privacy_gate(evidence, config, found["privacy"])
+    model_gate.privacy_gate(evidence, config, found["privacy"], found["baseline"]["mia_auc"])
     if found["ood"] is not None:
         evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config, rows=rows + found["ood"]["rows"])
     evidence.gate("evaluate.latency_p99_ms", found["latency"]["1"]["p99_ms"], config)

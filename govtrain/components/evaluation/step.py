@@ -99,7 +99,7 @@ def record_gates(evidence: StepEvidence, config: Config, found: dict[str, Any]) 
         for metric in ("demographic_parity_difference", "equalized_odds_difference"):
             evidence.gate(f"evaluate.fairness.{metric}", found["fairness"][column][metric], config,
                           check_id=f"evaluate.fairness.{column}.{metric}", rows=rows)
-    model_gate.privacy_gate(evidence, config, found["privacy"])
+    model_gate.privacy_gate(evidence, config, found["privacy"], found["baseline"]["mia_auc"])
     evidence.gate("evaluate.ood_auroc", found["ood"]["auroc"], config, rows=rows + found["ood"]["rows"])
     evidence.gate("evaluate.latency_p99_ms", found["latency"]["1"]["p99_ms"], config)
     champion = found["champion"]
