@@ -309,26 +309,31 @@ def test_the_privacy_gate_refuses_an_evident_attack_not_the_wobble_of_a_small_te
         assert check["reference"].startswith(f"attack AUC {auc:.4f} on {rows} members")
 
 
-def test_a_multiclass_model_beats_the_class_shares_by_log_loss_not_by_macro_f1(tmp_path):
-    """heating (5 systems, 60% gas): a network whose argmax is always gas has macro-F1 0.156, the trivial value,
-    yet knows more than the class shares; its log-loss skill says so. A model no better than the shares fails."""
+def test_a_multiclass_model_beats_the_class_shares_by_ranking_not_by_macro_f1(tmp_path):
+    """heating (5 systems, 60% gas): a network whose argmax is always gas has the trivial macro-F1, yet ranks
+    each class's rows above the rest better than the class shares do (mean one-against-the-rest AUC over 0.5);
+    a model no better than the shares fails."""
     from govtrain.components.evaluation import model_gate
+    from govtrain.components.evaluation import task_metrics as tm
     from govtrain.components.evaluation.baseline import trivial
     from govtrain.core.config import Config
-    from govtrain.governance.evidence import StepEvidence
 
-    y_train, y_test = np.r_[np.zeros(60), np.arange(40) % 4 + 1].astype(int), np.r_[np.zeros(30), np.arange(20) % 4 + 1]
-    shares = trivial("multiclass", 5, y_train, y_test.astype(int))
-    assert shares["metric"] == "log_loss" and shares["value"] == pytest.approx(
-        -(0.6 * np.log(0.6) + 0.4 * np.log(0.1)), abs=1e-6)
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(300), rng.integers(1, 5, 200)].astype(int)
+    proba = np.full((500, 5), 0.1)
+    proba[:, 0] = 0.6
+    proba[np.arange(500), y] += 0.05  # a little signal, never enough to move the argmax off gas
+    proba /= proba.sum(axis=1, keepdims=True)
+    assert (proba.argmax(axis=1) == 0).all() and tm.macro_auc(y, proba) > 0.9
+    assert tm.macro_auc(y, np.tile([0.6, 0.1, 0.1, 0.1, 0.1], (500, 1))) == 0.5
+    shares = trivial("multiclass", 5, y, y)
     config = Config.model_validate({"dataset": {"path": "x.csv", "target": "y", "numeric": ["x"]}})
-    for loss, interval, passed in ((0.95, [0.90, 1.0], True), (1.20, [1.1, 1.3], False)):
-        evidence = StepEvidence("evaluate", tmp_path / f"ev{loss}", run_id="r", config_digest="c")
-        model_gate.beats_trivial(evidence, config, "multiclass", {"log_loss": loss}, {"log_loss": interval}, shares,
-                                 "(gates.min_macro_f1)", 50)
+    for auc, interval, passed in ((0.93, [0.9, 0.95], True), (0.52, [0.47, 0.57], False)):
+        evidence = StepEvidence("evaluate", tmp_path / f"ev{auc}", run_id="r", config_digest="c")
+        model_gate.beats_trivial(evidence, config, "multiclass", {"macro_auc": auc}, {"macro_auc": interval}, shares,
+                                 "(gates.min_macro_f1)", 500)
         check = evidence.checks[0]
-        assert check["passed"] is passed and check["threshold"] == 0.0
-        assert check["value"] == round(1 - interval[1] / shares["value"], 6)
+        assert check["passed"] is passed and check["threshold"] == 0.5 and check["value"] == interval[0]
 
 
 def test_the_privacy_limit_is_what_the_trees_leak_on_the_same_rows_when_that_is_higher(tmp_path):

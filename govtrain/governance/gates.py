@@ -95,10 +95,10 @@ GATES: tuple[Gate, ...] = (
     Gate("evaluate.roc_auc", "test ROC AUC (binary)", "gates.min_auc", "min", _PERF),
     Gate("evaluate.macro_f1", "test macro-averaged F1 (multiclass)", "gates.min_macro_f1", "min", _PERF),
     Gate("evaluate.r2", "test R^2 (regression)", "gates.min_r2", "min", _PERF),
-    Gate("evaluate.beats_trivial", "the lower end of a 95% bootstrap interval: ROC AUC, R^2, or multiclass "
-         "log-loss skill (1 - log loss / the log loss of train's class shares)", None, "min", _PERF,
-         reference="the trivial predictor on the same test rows: ROC AUC 0.5, train's class shares as "
-                   "probabilities (skill 0), R^2 of train's mean"),
+    Gate("evaluate.beats_trivial", "the lower end of a 95% bootstrap interval: ROC AUC (multiclass: the mean of "
+         "the classes' one-against-the-rest AUCs) or R^2", None, "min", _PERF,
+         reference="the trivial predictor on the same test rows: a constant score or train's class shares (AUC "
+                   "0.5), train's mean (its R^2)"),
     Gate("evaluate.interval_coverage", "share of test rows inside the split-conformal prediction interval fitted on "
          "val (regression), the upper end of its 95% Wilson interval", "gates.min_interval_coverage", "min",
          ("MEASURE 2.5", "MEASURE 2.6")),

@@ -106,7 +106,10 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     model, out, x_num, x_cat = found["model"], found["out"], found["x_num"], found["x_cat"]
     watch.lap("calibration")
     found["performance"] = tm.performance(kind, y, out)
-    found["confidence_intervals"] = tm.bootstrap_ci(y, out, lambda a, b: tm.performance(kind, a, b),
+    if kind == "multiclass":  # what "beats the trivial predictor" reads (evaluation/model_gate.py)
+        found["performance"]["macro_auc"] = tm.macro_auc(y, out)
+    found["confidence_intervals"] = tm.bootstrap_ci(y, out, lambda a, b: {
+        **tm.performance(kind, a, b), **({"macro_auc": tm.macro_auc(a, b)} if kind == "multiclass" else {})},
                                                     spec.bootstrap_samples, spec.seed)
     watch.lap("performance_bootstrap")
     found["robustness"] = robustness_suite(config, model, x_num, x_cat, y)

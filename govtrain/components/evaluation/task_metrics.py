@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import f1_score, log_loss, mean_absolute_error, r2_score
 
 from govtrain.components.evaluation import metrics
@@ -64,6 +65,19 @@ def classwise_ece(y: np.ndarray, proba: np.ndarray, bins: int = metrics.BINS) ->
         table = metrics._binned((y == k).astype(float), proba[:, k], edges)
         total += sum(b["count"] * abs(b["observed_rate"] - b["mean_predicted"]) for b in table) / len(y)
     return float(total / proba.shape[1])
+
+
+def macro_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    """The mean over classes present (with both a row of theirs and one of another) of each class's ROC AUC
+    against the rest: the trivial predictor, train's class shares for every row, scores 0.5. A ranking
+    measure, so an over-confident small-table network is judged on what it knows, not on its temperature."""
+    scores = []
+    for k in range(proba.shape[1]):
+        hit = y == k
+        if 0 < hit.sum() < len(y):
+            ranks = rankdata(proba[:, k])
+            scores.append((ranks[hit].sum() - hit.sum() * (hit.sum() + 1) / 2) / (hit.sum() * (~hit).sum()))
+    return float(np.mean(scores)) if scores else 0.5
 
 
 def multiclass_calibration(y: np.ndarray, proba: np.ndarray, seed: int) -> dict:
