@@ -84,12 +84,13 @@ def beyond_chance(checks: Checks, name: str, found: dict[str, Any] | None, colum
         total = checks.data.rows[second]
         share = (len(rows) - plausible) / total if total else 0.0
         result["explained_by_chance"] = plausible
-        # One row is an anecdote, two a pattern: in a 30-row split one coincidence would be 3% on its own.
-        limit = max(margin, 1.5 / total) if total else margin
+        # A near twin of discrete measurements (heights and weights in whole units) can be one coincidence: one row
+        # alone never refuses. An exact twin of a row chance does not explain is a copy, even one.
+        limit = max(margin, 1.5 / total) if total and tolerance is not None else margin
         checks.gate(name, share, pair, threshold=round(limit, 6),
                     reference=f"{len(rows)} of {total} {second} rows have a twin in {first}; {plausible} of them are "
                               f"common enough to have one by chance (the columns' value frequencies, or a row the "
-                              f"table holds three times), the rest are gated; limit {margin} or one row's worth")
+                              f"table holds three times), the rest are gated; limit {limit:.4f}")
 
 
 def duplicate_checks(checks: Checks, hashes: duplicates.RowHashes, content: list[str], task: Task) -> dict[str, Any]:
