@@ -35,6 +35,7 @@ class RowHashes:
                         for s in data.rows}
         self._lookups: dict[tuple[str, str], Lookup] = {}
         self._label_ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._table_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def lookup(self, kind: str, split: str) -> Lookup:
         if (kind, split) not in self._lookups:
@@ -45,7 +46,10 @@ class RowHashes:
         """Which of these rows of the split hold a content (kind "content") or features ("features") that the
         table holds three times or more, over all splits: a pattern of the data (the all-ones row of a 1-10
         scale table), where a copied row or a duplicated record makes two."""
-        values, counts = np.unique(np.concatenate(list(getattr(self, kind).values())), return_counts=True)
+        if kind not in self._table_counts:  # once per kind: every split pair asks
+            self._table_counts[kind] = np.unique(np.concatenate(list(getattr(self, kind).values())),
+                                                 return_counts=True)
+        values, counts = self._table_counts[kind]
         ours = getattr(self, kind)[split][rows]
         at = np.clip(np.searchsorted(values, ours), 0, max(len(values) - 1, 0))
         return (values[at] == ours) & (counts[at] >= 3) if len(values) else np.zeros(len(rows), bool)
