@@ -17,7 +17,7 @@ from govtrain.pipelines.run import run_local
 from govtrain.registry.identity import IdentityError, whoami
 from govtrain.registry.lifecycle import Refused, promote, rollback
 from govtrain.registry.server import EmbeddedServer
-from govtrain.registry.team import ensure_users
+from govtrain.registry.team import ensure_users, grant_role
 
 pytestmark = pytest.mark.slow  # real pipeline runs, MLflow servers or DDP workers
 
@@ -33,11 +33,18 @@ def team(tmp_path_factory):
         server = EmbeddedServer(state, free_port(), auth=True).__enter__()
     try:
         server.wait_healthy(120)
-        passwords = {name: secrets.token_urlsafe(12) for name in ("carol", "CAROL", "alice", "bob")}
+        passwords = {name: secrets.token_urlsafe(12) for name in ("carol", "CAROL", "alice", "bob", "eve")}
         with pytest.MonkeyPatch.context() as env:
             env.setenv("MLFLOW_TRACKING_USERNAME", "admin")
             env.setenv("MLFLOW_TRACKING_PASSWORD", admin)
             ensure_users(server.url, passwords, log=lambda _: None)
+            # Least privilege: everyone reads; each gets EDIT on what their role writes; eve gets nothing.
+            for user, role in (("carol", "registrar"), ("alice", "registrar"), ("alice", "approver"),
+                               ("carol", "approver"), ("bob", "approver")):
+                grant_role(server.url, user, role, "auth-credit", "govtrain", log=lambda _: None)
+        for store in ("basic_auth.db", "mlflow.db"):  # password hashes and the registry: the owner's only
+            assert (state / store).stat().st_mode & 0o777 == 0o600
+        assert "default_permission = READ" in (state / "basic_auth.ini").read_text()
         yield server.url, passwords
     finally:
         server.__exit__(None, None, None)
@@ -99,6 +106,19 @@ def test_registrations_and_approvals_are_the_logged_in_users(team, small_data, t
     approvers = [(r["step"], r["details"]["approver"]) for r in read_chain(config.chain_dir, "auth-credit")
                  if r["step"] in ("promote", "rollback")]
     assert approvers == [("promote", "alice"), ("promote", "carol"), ("rollback", "bob")]
+
+    # A user with no grant reads, and cannot move the champion or edit a version in MLflow directly.
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    login(monkeypatch, passwords, "eve")
+    client = MlflowClient(url)
+    assert client.get_model_version_by_alias("auth-credit", "champion").version == version
+    for write in (lambda: client.set_registered_model_alias("auth-credit", "champion", v2.registration["version"]),
+                  lambda: client.set_model_version_tag("auth-credit", version, "govtrain.gate.auc", "pass"),
+                  lambda: client.update_model_version("auth-credit", version, description="edited")):
+        with pytest.raises(MlflowException, match="Permission denied"):
+            write()
 
 
 def test_without_the_auth_app_identities_are_said_to_be_unauthenticated(monkeypatch):

@@ -19,7 +19,7 @@ from govtrain.monitoring.job import drift_job
 from govtrain.monitoring.webhook import SECRET_ENV, signature
 from govtrain.pipelines.run import run_local
 from govtrain.registry.audit import audit_model, export, report
-from govtrain.registry.lifecycle import Refused, alias_check, history, promote, rollback
+from govtrain.registry.lifecycle import Refused, discrepancies, history, promote, rollback
 from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
 from govtrain.registry.runs import log_monitoring_run
 from tests.loopback import Loopback, QuietHandler
@@ -181,9 +181,9 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
         f"alias champion of life-credit points at version {second.registration['version']}, but the chain's "
         f"last move of it (record {move.record['seq']}, rollback by bob at {move.record['finished']}) was to "
         f"version {first.registration['version']}: moved outside govtrain")
-    assert alias_check(config, "life-credit") == moved.problem
+    assert discrepancies(config, "life-credit") == [moved.problem]
     client.set_registered_model_alias("life-credit", "champion", first.registration["version"])
-    assert audit_model(config, "life-credit@champion").ok and alias_check(config, "life-credit") is None
+    assert audit_model(config, "life-credit@champion").ok and discrepancies(config, "life-credit") == []
 
     # The newest chain record cut off (the rest still links and is signed): the registry's anchor shows it,
     # through MLflow and in an export made afterwards. Put back, it verifies again.

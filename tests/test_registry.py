@@ -67,12 +67,12 @@ def test_a_crash_mid_registration_is_completed_by_the_rerun(registered, tmp_path
     config, _, model_dir, evaluate_evidence = registered
     client = MlflowClient(config.registry.tracking_uri)
     before = versions(client, "card-credit")
-    real_append = chain.append
+    real_append = chain.Open.append
 
     def crash(*args, **kwargs):
         raise Crash()
 
-    monkeypatch.setattr(chain, "append", crash)
+    monkeypatch.setattr(chain.Open, "append", crash)
     with pytest.raises(Crash):
         register(config, model_dir, evaluate_evidence, tmp_path / "ev1", tmp_path / "b1", "retry-run")
     created = versions(client, "card-credit")
@@ -81,13 +81,50 @@ def test_a_crash_mid_registration_is_completed_by_the_rerun(registered, tmp_path
     assert half.tags["govtrain.ledger_root"]  # the version has its evidence even though the step died
     assert "evidence/ledger.json" in {a.path for a in client.list_artifacts(half.run_id, "evidence")}
 
-    monkeypatch.setattr(chain, "append", real_append)
+    monkeypatch.setattr(chain.Open, "append", real_append)
     done = register(config, model_dir, evaluate_evidence, tmp_path / "ev2", tmp_path / "b2", "retry-run")
     assert versions(client, "card-credit") == created  # completed, not duplicated
     assert done["version"] == half.version and done["ledger_root"] == half.tags["govtrain.ledger_root"]
     assert client.get_model_version_by_alias("card-credit", "challenger").version == half.version
     records = chain.read_chain(config.governance.chain_dir, "card-credit")
     assert chain.registered_root(records, half.version) == done["ledger_root"]
+
+
+def test_a_registration_killed_mid_way_is_completed_or_retired_without_a_pipeline_rerun(registered, tmp_path,
+                                                                                      monkeypatch):
+    """Before: the version stayed incomplete and @challenger for good unless the pipeline run was retried."""
+    from govtrain.registry.publish import complete_registration
+
+    config, _, model_dir, evaluate_evidence = registered
+    client = MlflowClient(config.registry.tracking_uri)
+    real_append = chain.Open.append
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    halves = []
+    for run_id in ("killed-1", "killed-2"):
+        monkeypatch.setattr(chain.Open, "append", crash)
+        with pytest.raises(Crash):
+            register(config, model_dir, evaluate_evidence, tmp_path / run_id / "ev", tmp_path / run_id / "b", run_id)
+        monkeypatch.setattr(chain.Open, "append", real_append)
+        halves.append(str(versions(client, "card-credit")[-1]))
+    for number in halves:
+        assert client.get_model_version("card-credit", number).tags["govtrain.registration"] == "incomplete"
+    said = audit_model(config, f"card-credit/{halves[0]}").problem
+    assert "`govtrain complete-registration --model card-credit/" in said
+
+    done = complete_registration(config, f"card-credit/{halves[0]}")
+    assert done["step"] == "register" and done["version"] == halves[0]
+    assert client.get_model_version("card-credit", halves[0]).tags["govtrain.registration"] == "complete"
+    assert audit_model(config, f"card-credit/{halves[0]}").ok
+    with pytest.raises(ValueError, match="is not incomplete; nothing to complete"):
+        complete_registration(config, f"card-credit/{halves[0]}")
+
+    retired = complete_registration(config, f"card-credit/{halves[1]}", retire="killed by the node's OOM killer")
+    assert retired["step"] == "retire" and retired["details"]["reason"] == "killed by the node's OOM killer"
+    assert halves[1] not in {str(v) for v in versions(client, "card-credit")}
+    assert audit_model(config, f"card-credit/{halves[0]}").ok  # the registry and the chain agree again
 
 
 def test_mlflow_dropping_every_call_after_create_model_version_leaves_no_promotable_version(registered, tmp_path,
@@ -169,6 +206,7 @@ def test_govtrain_server_serves_the_embedded_store_on_loopback(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             assert response.status == 200
         assert (tmp_path / "mlflow.db").is_file()
+        assert (tmp_path / "mlflow.db").stat().st_mode & 0o777 == 0o600  # the registry: its owner's only
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         # the server's own bound is 10 s graceful + 10 s after SIGKILL; the rest is a loaded 2-core CI machine

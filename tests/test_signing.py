@@ -203,3 +203,30 @@ def test_a_deleted_or_replaced_run_folder_shows_in_the_chain_of_runs(home, tmp_p
     assert out.returncode == 1
     assert out.stderr.strip().startswith("FAILED: run r1 (sealed ")
     assert f"{runs / 'local-2'} is gone (and 1 more)" in out.stderr
+
+
+def test_a_run_folder_deleted_with_its_record_shows_against_the_anchor_beside_the_chains(home, tmp_path):
+    """Before: delete the newest run folder and its .runs record, and `audit runs` said OK."""
+    from govtrain.governance.sealed_runs import RUNS, record_run
+
+    runs = home / "runs"
+    for name in ("local-1", "local-2"):
+        bundle = sealed(tmp_path, name)
+        shutil.copytree(bundle, runs / name)
+        record_run(home / "chains", runs / name, json.loads((bundle / "ledger.json").read_bytes()))
+    shutil.rmtree(runs / "local-2")
+    sorted((chain.chain_path(home / "chains", RUNS) / "records").iterdir())[-1].unlink()
+    out = govtrain("audit", "runs", "--config", tmp_path / "none.yaml")
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "FAILED: the chain of .runs ends at record 1, but its anchor file anchors record 2 "
+        f"({chain.local_anchor(home / 'chains', RUNS).split(':')[1][:12]}…): records were removed from the end "
+        "(`govtrain audit repair-chain --model .runs` records it)")
+    chain.anchor_path(home / "chains", RUNS).unlink()  # and the anchor too
+    out = govtrain("audit", "runs", "--config", tmp_path / "none.yaml")
+    assert out.returncode == 1 and "has 1 records but no anchor in its anchor file" in out.stderr
+    repaired = govtrain("audit", "repair-chain", "--model", ".runs", "--reason", "a run deleted by hand")
+    assert repaired.returncode == 0, repaired.stderr
+    out = govtrain("audit", "runs", "--config", tmp_path / "none.yaml")
+    assert out.returncode == 0 and "OK: 1 sealed runs recorded" in out.stdout  # the cut is on the chain now
+    repair = chain.read_chain(home / "chains", RUNS)[-1]
+    assert repair["step"] == "repair" and "has 1 records but no anchor" in repair["details"]["problem"]

@@ -4,6 +4,7 @@ stopped at a gate (the pipeline's seal step), or one whose step crashed (the loc
 from pathlib import Path
 
 from govtrain.core.config import Config
+from govtrain.core.secrets import redact
 from govtrain.governance.evidence import StepEvidence, adopt_mirror
 from govtrain.governance.ledger import seal
 from govtrain.governance.rmf import STEP_RMF
@@ -24,6 +25,7 @@ def seal_errored_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: Path
     """Record the crash as an "error" record on top of every step that finished, then seal."""
     finished = [d for d in evidence_dirs if (d / "HEAD").is_file()]
     evidence = StepEvidence("seal", work_dir, run_id=run_id, config_digest="", parents=finished)
+    message = redact(message)  # an error line may quote a URL with its credentials; the ledger never holds them
     evidence.details = {"failed_step": failed_step, "error": message}
     evidence.finish("error")
     return seal(work_dir, bundle_dir, run_id=run_id, outcome=f"error at {failed_step}: {message}")
@@ -57,6 +59,7 @@ def seal_on_exit(mirror_root: Path, bundle_dir: Path, run_id: str, state: str, f
         return None  # nothing ran far enough to record anything
     evidence = StepEvidence("seal", work.parent / "exit-seal", run_id=run_id, config_digest="", parents=[work])
     evidence.parents = leaves
+    message = redact(message)
     evidence.details = {"failed_step": failed_task, "error": message, "final_state": state}
     evidence.finish("error")
     return seal(work.parent / "exit-seal", bundle_dir, run_id=run_id,

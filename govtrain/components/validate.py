@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from govtrain.core.config import Config
+from govtrain.core.config import Config, ConfigError, check_shape
 from govtrain.data.ge_engine import data_docs_html
 from govtrain.data.io import SPLITS, DataError
 from govtrain.data.native_suite import columns_named, exception_message, validate_frame, validate_parquet
@@ -24,18 +24,33 @@ from govtrain.governance.hashing import sha256_file
 
 SEVERITIES = ("critical", "warning")
 MAX_EXAMPLES = 20
+# The demo suite is 6 KB; a suite with a value set per column of a wide table is a few MB. Past these a suite
+# is a mistake or an attack (a 50 MB suite took 1.2 GB of memory and wrote 305 MB of evidence).
+MAX_SUITE_BYTES, MAX_EXPECTATIONS, MAX_SUITE_VALUES = 8 * 1024 * 1024, 10_000, 2_000_000
 
 
 def load_suite(path: Path) -> dict[str, Any]:
     """Read a suite file; malformed JSON or severities are one-line errors naming the file and key."""
     if not path.is_file():
         raise DataError(f"{path}: expectation suite not found (config validation.suite)")
+    size = path.stat().st_size
+    if size > MAX_SUITE_BYTES:
+        raise DataError(f"{path}: {size} bytes; an expectation suite may be at most {MAX_SUITE_BYTES} bytes")
     try:
         suite = json.loads(path.read_text())
     except ValueError as exc:
         raise DataError(f"{path}: not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise DataError(f"{path}: nested deeper than the JSON reader allows") from None
+    try:
+        check_shape(path, suite, "suite", MAX_SUITE_VALUES)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
         raise DataError(f"{path}: not an expectation suite (needs a list under 'expectations')")
+    if len(suite["expectations"]) > MAX_EXPECTATIONS:
+        raise DataError(f"{path}: {len(suite['expectations'])} expectations; a suite may hold at most "
+                        f"{MAX_EXPECTATIONS}")
     for index, expectation in enumerate(suite["expectations"]):
         kwargs = expectation.get("kwargs") if isinstance(expectation, dict) else None
         if not isinstance(kwargs, dict) or not isinstance(expectation.get("type"), str):

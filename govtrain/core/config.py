@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from govtrain.core.catalogue import by_id
 from govtrain.core.cluster import ClusterSpec, PyTorchJobSpec, TrainJobSpec
 from govtrain.core.leakage_config import LeakageSpec
+from govtrain.core.secrets import refuse_credentials
 from govtrain.core.state import embedded_tracking_uri, state_dir
 
 
@@ -216,6 +217,12 @@ class RegistrySpec(_Strict):
     limitations: list[str] = Field(default_factory=list)
     datasheet: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, uri: str | None) -> str | None:
+        return refuse_credentials(uri, "registry.tracking_uri", "set MLFLOW_TRACKING_USERNAME and "
+                                  "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+
 
 class ColumnTest(_Strict):
     """Overrides Evidently's automatic choice for one column."""
@@ -235,6 +242,11 @@ class ArtefactLink(_Strict):
     file: Path | None = None
     sha256: str | None = None
     title: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str | None) -> str | None:
+        return refuse_credentials(url, "url", "link a page that needs no token in its address")
 
     @model_validator(mode="after")
     def _one_target(self) -> ArtefactLink:
@@ -309,17 +321,48 @@ def _error_line(path: Path, err: ValidationError) -> str:
     return f"{path}: {key}: {msg}{more}"
 
 
-def load_config(path: str | Path) -> Config:
-    """Read, validate and resolve a YAML config; any problem raises ConfigError with one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+# A config is a few KB; these bound what a hostile or mistaken file can make a loader do (a YAML alias bomb
+# expands in memory, deep nesting recurses). Each is a one-line error naming the file.
+MAX_CONFIG_BYTES, MAX_NESTING, MAX_NODES = 1024 * 1024, 32, 100_000
+
+
+def check_shape(path: Path, value: object, what: str = "config", max_nodes: int = MAX_NODES) -> None:
+    """Refuse a parsed document nested deeper than MAX_NESTING or with more than MAX_NODES values."""
+    nodes, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_NESTING:
+            raise ConfigError(f"{path}: {what} nested deeper than {MAX_NESTING} levels")
+        if nodes > max_nodes:
+            raise ConfigError(f"{path}: {what} holds more than {max_nodes} values (an alias bomb?)")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def bounded_yaml(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> object:
+    """A YAML file read within bounds (size, nesting, values), any problem one ConfigError line."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ConfigError(f"{path}: {size} bytes; a config may be at most {max_bytes} bytes")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: nested deeper than the YAML reader allows") from None
+    check_shape(path, raw)
+    return raw
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a YAML config; any problem raises ConfigError with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    raw = bounded_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     try:

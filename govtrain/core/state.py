@@ -35,3 +35,13 @@ def latest_run_dir(state: Path) -> Path | None:
 
 def mark_latest(state: Path, run_id: str) -> None:
     write_durably(state / "runs" / "LATEST", run_id + "\n")
+
+
+def private_file(path: Path) -> Path:
+    """The file (made empty if missing: SQLite takes an empty file as an empty database) readable and
+    writable by its owner only; SQLite gives its journal the same mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return path

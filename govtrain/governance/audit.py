@@ -36,7 +36,8 @@ class ModelAudit:
 
 
 def audit_bundle(model: str, version: str, bundle: Path, chain_dir: Path, trusted: list[str] | None,
-                 registry_root: str | None, anchor: str | None, allow_unsigned: bool = False) -> ModelAudit:
+                 registry_root: str | None, anchor: str | None, allow_unsigned: bool = False,
+                 anchor_file: bool = False) -> ModelAudit:
     """The bundle against its ledger and signature, the registry's root tag, and the model's chain against
     its signatures and its anchor (the registry's "<seq>:<hash>" of the newest record)."""
     ledger = verify(bundle, trusted_keys=trusted, allow_unsigned=allow_unsigned)
@@ -54,6 +55,8 @@ def audit_bundle(model: str, version: str, bundle: Path, chain_dir: Path, truste
         return result
     records = chain.read_chain(chain_dir, model)
     cut = chain.anchor_problem(records, model, anchor)
+    if anchor_file and not cut:
+        cut = chain.anchor_problem(records, model, chain.local_anchor(chain_dir, model), chain.ANCHOR_FILE, slack=1)
     if cut and not (anchor is None and allow_unsigned):
         result.ok, result.problem = False, cut
         return result

@@ -4,20 +4,27 @@ Each pipeline run seals its own ledger. After that, everything that happens to t
 record here that names the model version's ledger root, and links to the record before it:
 
     <chain_dir>/<model>/records/<seq>-<hash>.json    canonical records, seq = 1, 2, 3, ...
-    <chain_dir>/<model>/.lock                        appends hold an exclusive flock on it
+    <chain_dir>/<model>/.lock                        appends hold an exclusive flock on it (holder's PID inside)
+    <chain_dir>/.anchors/<model>                     "<seq>:<hash>" of the newest record, beside the chains
 
-Appends from concurrent processes (two pipeline runs and a drift job) are serialised by the flock, so
-the chain stays linear; verify_chain names the first record that does not hold. Every record carries an
-Ed25519 signature of its hash (governance/signing.py), so re-hashing after an edit or a deletion does not
-verify without the key; cutting records off the end is caught by the anchor, the newest record's seq and
-hash kept outside the chain (a registered-model tag in MLflow, set by registry/models.anchor_chain).
+<model> is the name percent-encoded (chain_path), so two names never share a folder. Appends from
+concurrent processes are serialised by the flock, and each append first checks the chain against its
+anchor: a chain cut at its end is refused (naming `repair-chain`), never silently extended. An append may
+also name the head it extends (compare-and-swap), and may carry a unique key that a second append with the
+same key finds instead of writing again. Every record carries an Ed25519 signature of its hash
+(governance/signing.py), so re-hashing after an edit or a deletion does not verify without the key. The
+model chains have a second anchor outside this machine's files (a registered-model tag in MLflow,
+registry/models.py), checked under the same lock.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
-from collections.abc import Iterator
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,18 +39,60 @@ from govtrain.governance.rmf import STEP_RMF
 RECORD_NAME = re.compile(r"^(\d{6})-([0-9a-f]{64})\.json$")
 
 
+ANCHORS = ".anchors"  # beside the chain folders; chain_path never makes a name that starts with "."
+LOCK_TIMEOUT_ENV = "GOVTRAIN_LOCK_TIMEOUT"
+ANCHOR_FILE = "its anchor file"
+
+
+def _encoded(model: str) -> str:
+    """Injective: "credit model" and "credit_model" get two folders. A leading "." is encoded too, so no
+    model's folder is the anchors folder or the chain of runs (".runs", which is passed as is)."""
+    if model.startswith(".") and model in (".runs",):
+        return model
+    text = urllib.parse.quote(model, safe="")
+    return "%2E" + text[1:] if text.startswith(".") else text
+
+
 def chain_path(chain_dir: Path, model: str) -> Path:
-    return Path(chain_dir) / re.sub(r"[^A-Za-z0-9._-]", "_", model)
+    return Path(chain_dir) / _encoded(model)
+
+
+def anchor_path(chain_dir: Path, model: str) -> Path:
+    return Path(chain_dir) / ANCHORS / _encoded(model)
+
+
+def lock_timeout() -> float:
+    return float(os.environ.get(LOCK_TIMEOUT_ENV, "60"))
 
 
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path, model: str, timeout: float | None = None) -> Iterator[None]:
+    """The chain's exclusive lock, waited for at most `timeout` seconds (GOVTRAIN_LOCK_TIMEOUT, default 60):
+    a process that hangs while holding it is named by its PID, instead of blocking every other writer."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    timeout = lock_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    with open(folder / ".lock", "a+") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.seek(0)
+                    holder = lock.read().strip() or "unknown"
+                    raise ChainError(f"the chain of {model} has been locked by PID {holder} for over {timeout:.0f} s "
+                                     f"({folder / '.lock'}); nothing appended. If that process is stuck, stop it "
+                                     f"by its PID and retry ({LOCK_TIMEOUT_ENV} sets the wait)") from None
+                time.sleep(0.05)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
         try:
             yield
         finally:
+            lock.truncate(0)
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
@@ -81,14 +130,77 @@ def read_chain(chain_dir: Path, model: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_bytes()) for p in _files(chain_path(chain_dir, model))]
 
 
+def local_anchor(chain_dir: Path, model: str) -> str | None:
+    path = anchor_path(chain_dir, model)
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _write_anchor(chain_dir: Path, model: str, record: dict[str, Any]) -> None:
+    path = anchor_path(chain_dir, model)
+    path.parent.mkdir(exist_ok=True)
+    write_durably(path, anchor_of(record) + "\n")
+
+
+class Open:
+    """The chain under its lock, checked against its anchor: read it, decide, append. What an append depends
+    on (the champion now, an idempotency key, a registration record) is read here, so no other writer can
+    change it between the reading and the appending."""
+
+    def __init__(self, chain_dir: Path, model: str):
+        self.chain_dir, self.model, self.folder = Path(chain_dir), model, chain_path(chain_dir, model)
+        self.records = [_valid_head(p, model) for p in _files(self.folder)]  # each whole and matching its hash
+
+    @property
+    def head(self) -> str | None:
+        return self.records[-1]["hash"] if self.records else None
+
+    def append(self, step: str, *, version: str | None, model_root: str | None, decision: str = "pass",
+               details: dict | None = None, checks: list[dict] | None = None, started: str | None = None,
+               extends: str | None | object = ..., unique: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The record appended (with seq and hash). `extends`: the head hash the caller read (None: an empty
+        chain); refused if the chain moved since. `unique`: (details key, value); a record that already has
+        it is returned instead of a new one."""
+        if unique is not None:
+            key, value = unique
+            for record in self.records:
+                if record.get("step") == step and record.get("details", {}).get(key) == value:
+                    return record
+        if extends is not ... and extends != self.head:
+            raise ChainError(f"the chain of {self.model} moved on (head {str(self.head)[:12]}…, not "
+                             f"{str(extends)[:12]}…) while this {step} was decided; nothing appended; retry")
+        record = _append(self.folder, self.model, step, version=version, model_root=model_root, decision=decision,
+                         details=details, checks=checks, started=started)
+        _write_anchor(self.chain_dir, self.model, record)
+        self.records.append(record)
+        return record
+
+
+@contextmanager
+def opened(chain_dir: Path, model: str, outside_anchor: Callable[[], str | None] | None = None,
+           timeout: float | None = None) -> Iterator[Open]:
+    """The chain locked and checked against its anchor beside the chains (and `outside_anchor`, read under
+    the lock, when given): a chain cut at its end, or rewritten, takes no appends until repaired."""
+    folder = chain_path(chain_dir, model)
+    with _locked(folder, model, timeout):
+        chain = Open(chain_dir, model)
+        problems = [anchor_problem(chain.records, model, local_anchor(chain_dir, model), where=ANCHOR_FILE, slack=1)]
+        if outside_anchor is not None and chain.records:
+            problems.append(anchor_problem(chain.records, model, outside_anchor()))
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise ChainError(f"{problem}; nothing appended. `govtrain audit repair-chain --model {model}` "
+                             f"records what is missing and re-anchors")
+        yield chain
+
+
 def append(chain_dir: Path, model: str, step: str, *, version: str | None, model_root: str | None,
            decision: str = "pass", details: dict | None = None, checks: list[dict] | None = None,
-           started: str | None = None) -> dict[str, Any]:
+           started: str | None = None, extends: str | None | object = ...,
+           unique: tuple[str, str] | None = None) -> dict[str, Any]:
     """Append one record naming the model version's root; returns it (with seq and hash)."""
-    folder = chain_path(chain_dir, model)
-    with _locked(folder):
-        return _append(folder, model, step, version=version, model_root=model_root, decision=decision,
-                       details=details, checks=checks, started=started)
+    with opened(chain_dir, model) as chain:
+        return chain.append(step, version=version, model_root=model_root, decision=decision, details=details,
+                            checks=checks, started=started, extends=extends, unique=unique)
 
 
 def _append(folder: Path, model: str, step: str, *, version: str | None, model_root: str | None,
@@ -112,28 +224,44 @@ def _append(folder: Path, model: str, step: str, *, version: str | None, model_r
 
 
 def repair_chain(chain_dir: Path, model: str, reason: str, trusted: list[str] | None = None,
-                 allow_unsigned: bool = False) -> dict[str, Any]:
-    """Set aside the first record that does not verify and every record after it (moved, never deleted,
-    to set-aside/<time>/), then append a `repair` record naming each file moved and its digest."""
+                 allow_unsigned: bool = False, outside_anchor: str | None | object = ...) -> dict[str, Any]:
+    """Two repairs, each ending in a `repair` record and a new anchor. A record that does not verify: it and
+    every record after it are set aside (moved, never deleted, to set-aside/<time>/), each named with its
+    digest. A chain that verifies but disagrees with an anchor (records cut off its end, or no anchor yet):
+    the record says what each anchor held, so the cut stays on the chain."""
     import hashlib
     import shutil
 
     folder = chain_path(chain_dir, model)
-    with _locked(folder):
+    with _locked(folder, model):
         check = verify_chain(chain_dir, model, trusted, allow_unsigned)
+        anchors = {ANCHOR_FILE: local_anchor(chain_dir, model)}
+        if outside_anchor is not ...:
+            anchors["the registry"] = outside_anchor  # type: ignore[assignment]
+        details: dict[str, Any] = {"reason": reason, "anchors": anchors}
         if check.ok:
-            raise ChainError(f"the chain of {model} verifies ({check.records} records): nothing to repair")
-        bad = _files(folder)[check.records:]
-        aside = folder / "set-aside" / now().replace(":", "")
-        aside.mkdir(parents=True)
-        moved = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
-                 for p in bad]
-        for path in bad:
-            shutil.move(path, aside / path.name)
-        return _append(folder, model, "repair", version=None, model_root=None, decision="pass",
-                       details={"reason": reason, "problem": check.problem, "kept_records": check.records,
-                                "set_aside": moved, "set_aside_folder": str(aside.relative_to(folder))},
-                       checks=None, started=None)
+            records = read_chain(chain_dir, model)
+            cut = [anchor_problem(records, model, anchor, where, slack=1 if where == ANCHOR_FILE else None)
+                   for where, anchor in anchors.items()]
+            found = [c for c in cut if c]
+            if not found:
+                raise ChainError(f"the chain of {model} verifies ({check.records} records) and agrees with its "
+                                 f"anchors: nothing to repair")
+            details.update(problem=found[0], kept_records=check.records, set_aside=[])
+        else:
+            bad = _files(folder)[check.records:]
+            aside = folder / "set-aside" / now().replace(":", "")
+            aside.mkdir(parents=True)
+            moved = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                      "bytes": p.stat().st_size} for p in bad]
+            for path in bad:
+                shutil.move(path, aside / path.name)
+            details.update(problem=check.problem, kept_records=check.records, set_aside=moved,
+                           set_aside_folder=str(aside.relative_to(folder)))
+        record = _append(folder, model, "repair", version=None, model_root=None, decision="pass", details=details,
+                         checks=None, started=None)
+        _write_anchor(chain_dir, model, record)
+        return record
 
 
 @dataclass
@@ -187,20 +315,26 @@ def anchor_of(record: dict[str, Any]) -> str:
     return f"{record['seq']}:{record['hash']}"
 
 
-def anchor_problem(records: list[dict[str, Any]], model: str, anchor: str | None) -> str | None:
+def anchor_problem(records: list[dict[str, Any]], model: str, anchor: str | None, where: str = "the registry",
+                   slack: int | None = None) -> str | None:
     """Where the chain disagrees with its anchor, in one line: records cut off the end, or the anchored record
-    replaced. A chain longer than its anchor is not a fault (a crash between an append and the anchoring)."""
+    replaced. A chain longer than its anchor is not a fault up to `slack` records (None: any number; a crash
+    between an append and the anchoring leaves one)."""
     if anchor is None:
-        return (f"the chain of {model} has {len(records)} records but no anchor in the registry "
-                f"(tag govtrain.chain_head)") if records else None
+        tag = " (tag govtrain.chain_head)" if where == "the registry" else ""
+        return f"the chain of {model} has {len(records)} records but no anchor in {where}{tag}" if records else None
     seq_text, _, anchored = anchor.partition(":")
     seq = int(seq_text) if seq_text.isdigit() else 0
     if len(records) < seq:
-        return (f"the chain of {model} ends at record {len(records)}, but the registry anchors record {seq} "
+        return (f"the chain of {model} ends at record {len(records)}, but {where} anchors record {seq} "
                 f"({anchored[:12]}…): records were removed from the end")
-    if records[seq - 1]["hash"] != anchored:
-        return (f"chain record {seq} of {model} is {records[seq - 1]['hash'][:12]}…, but the registry anchors "
-                f"{anchored[:12]}… there: the chain was rewritten")
+    if seq < 1 or records[seq - 1]["hash"] != anchored:
+        found = records[seq - 1]["hash"][:12] + "…" if seq >= 1 else "nothing"
+        return (f"chain record {seq} of {model} is {found}, but {where} anchors {anchored[:12]}… there: the chain "
+                f"was rewritten")
+    if slack is not None and len(records) - seq > slack:
+        return (f"the chain of {model} has {len(records)} records, but {where} anchors record {seq}: "
+                f"{len(records) - seq} records were added without anchoring")
     return None
 
 

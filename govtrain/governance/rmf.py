@@ -17,6 +17,7 @@ STEP_RMF: dict[str, list[str]] = {
     "promote": ["MANAGE 1.1", "MANAGE 2.4", "GOVERN 2.1", "MAP 3.5"],
     "rollback": ["MANAGE 2.3", "MANAGE 2.4", "GOVERN 2.1", "MAP 3.5"],
 }
+# repair, reconcile and retire records claim no subcategory: they record what went wrong with the records.
 
 # What the evaluation does not measure; recorded so an auditor sees the gap (MEASURE 1.1).
 NOT_MEASURED_BY_EVALUATE = [

@@ -20,7 +20,7 @@ def record_run(chain_dir: Path, run_dir: Path, ledger: dict) -> dict:
 def missing_runs(chain_dir: Path, runs_dir: Path) -> tuple[int, list[str]]:
     """(sealed runs recorded, one line per run whose folder is gone or holds another ledger)."""
     problems = []
-    records = chain.read_chain(chain_dir, RUNS)
+    records = [r for r in chain.read_chain(chain_dir, RUNS) if r["step"] == "seal"]  # not repair records
     for record in records:
         details = record["details"]
         ledger_path = runs_dir / details["folder"] / LEDGER_FILE

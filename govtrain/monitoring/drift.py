@@ -203,7 +203,9 @@ def record_drift(config: Config, model_ref: str, result: DriftResult, current_pa
                  "passed": not result.drifted}],
         details={"summary": summary, "drifted_columns": drifted, "current_sha256": sha256_file(current_path),
                  "report_sha256": sha256_file(result.html), "summary_sha256": sha256_file(result.summary),
-                 "mlflow_run_id": monitoring_run, "webhook": webhook, "idempotency_key": idempotency_key})
+                 "mlflow_run_id": monitoring_run, "webhook": webhook, "idempotency_key": idempotency_key},
+        # Checked under the chain's lock: two retries of one scheduled run racing make one record.
+        unique=("idempotency_key", idempotency_key) if idempotency_key else None)
 
 
 def shared_columns_config(reference: Path, current: Path) -> Config:

@@ -72,6 +72,9 @@ def drift_job(config: Config, current: Path, reference: Path | None = None, mode
         label = f"{version.name}/{version.version}"
         job.record = record_drift(config, label, result, current, monitoring_run=job.monitoring_run,
                                   idempotency_key=idempotency_key)
+        if job.record["details"].get("mlflow_run_id") != job.monitoring_run:  # a racing retry recorded it first
+            job.replayed = True
+            return job
         job.webhook = notify(result, label, record_hash=job.record["hash"])
         if job.webhook is not None:
             record_notification(config, version, job.record, job.webhook)

@@ -18,6 +18,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from govtrain.core.secrets import redact
+
 URL_ENV = "GOVTRAIN_DRIFT_WEBHOOK"
 SECRET_ENV = "GOVTRAIN_DRIFT_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Govtrain-Signature-256"
@@ -34,7 +36,9 @@ def signature(secret: str, body: bytes) -> str:
 def check_url(url: str) -> urllib.parse.SplitResult:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused(f"${URL_ENV}: only http(s) URLs with a host are allowed, not {parts.scheme or url!r}")
+        # The value is not shown: a webhook URL is often its own token (Slack, Teams), and this line is recorded.
+        raise WebhookRefused(f"${URL_ENV}: only http(s) URLs with a host are allowed, not "
+                             f"{(parts.scheme + ':') if parts.scheme else 'one with no scheme'} (value not shown)")
     return parts
 
 
@@ -56,7 +60,7 @@ def post(url: str, body: bytes, secret: str | None, attempts: int = 3, backoff: 
     try:
         origin = check_url(url)
     except WebhookRefused as exc:
-        return {"delivered": False, "attempts": 0, "error": str(exc), "signed": False}
+        return {"delivered": False, "attempts": 0, "error": redact(str(exc)), "signed": False}
     headers = {"Content-Type": "application/json"}
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
@@ -69,11 +73,11 @@ def post(url: str, body: bytes, secret: str | None, attempts: int = 3, backoff: 
                     return {"delivered": True, "attempts": attempt, "error": None, "signed": bool(secret)}
                 error = f"HTTP {response.status}"
         except WebhookRefused as exc:
-            return {"delivered": False, "attempts": attempt, "error": str(exc), "signed": bool(secret)}
+            return {"delivered": False, "attempts": attempt, "error": redact(str(exc)), "signed": bool(secret)}
         except urllib.error.HTTPError as exc:
             error = f"HTTP {exc.code}"
         except OSError as exc:
-            error = str(getattr(exc, "reason", exc))
+            error = redact(str(getattr(exc, "reason", exc)))
         if attempt < attempts:
             time.sleep(backoff * 2 ** (attempt - 1))
     return {"delivered": False, "attempts": attempts, "error": error, "signed": bool(secret)}

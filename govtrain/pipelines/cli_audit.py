@@ -152,16 +152,25 @@ def audit_repair_chain(
 ) -> None:
     """Set aside the first chain record that does not verify and every record after it (moved under the
     chain's set-aside/ folder, never deleted) and append a `repair` record naming each file and its digest."""
+    from govtrain.core.policy import load_policy
     from govtrain.governance.chain import repair_chain
-    from govtrain.registry.models import set_anchor
+    from govtrain.governance.sealed_runs import RUNS
+    from govtrain.registry.models import chain_anchor, client_for, set_anchor
 
-    cfg = config_for(config, model)
-    record = repair_chain(cfg.chain_dir, model, reason, trusted_keys(None, cfg), allow_unsigned)
-    set_anchor(cfg, model, record)
+    if model == RUNS:  # the chain of this machine's runs: no registry side
+        own = load_config(config) if config is not None else None
+        chain_dir = own.chain_dir if own else (state_dir() / load_policy().chain_dir).resolve()
+        record = repair_chain(chain_dir, RUNS, reason, trusted_keys(None, own), allow_unsigned)
+    else:
+        cfg = config_for(config, model)
+        record = repair_chain(cfg.chain_dir, model, reason, trusted_keys(None, cfg), allow_unsigned,
+                              outside_anchor=chain_anchor(client_for(cfg.tracking_uri), model))
+        set_anchor(cfg, model, record)
     details = record["details"]
-    console.print(f"{model}: kept {details['kept_records']} record(s); set aside "
-                  f"{', '.join(f['file'] for f in details['set_aside'])} ({details['problem']}) under "
-                  f"{details['set_aside_folder']}; repair record {record['hash'][:12]}")
+    moved = (f"set aside {', '.join(f['file'] for f in details['set_aside'])} under {details['set_aside_folder']}"
+             if details["set_aside"] else "set aside nothing")
+    console.print(f"{model}: kept {details['kept_records']} record(s); {moved} ({details['problem']}); "
+                  f"repair record {record['hash'][:12]}")
 
 
 @audit_app.command("runs")
@@ -172,7 +181,7 @@ def audit_runs(
 ) -> None:
     """Every run sealed here is still where it was sealed: the chain of runs verifies (each record signed
     by a trusted key) and each run folder holds the ledger it recorded. Exit 0, or 1 naming what is gone."""
-    from govtrain.governance.chain import verify_chain
+    from govtrain.governance.chain import ANCHOR_FILE, anchor_problem, local_anchor, read_chain, verify_chain
     from govtrain.governance.sealed_runs import RUNS, missing_runs
 
     cfg = load_config(config) if config.is_file() else None
@@ -180,6 +189,9 @@ def audit_runs(
     check = verify_chain(chain_dir, RUNS, trusted_keys(public_key, cfg or config))
     if not check.ok:
         fail(check.problem)
+    cut = anchor_problem(read_chain(chain_dir, RUNS), RUNS, local_anchor(chain_dir, RUNS), ANCHOR_FILE, slack=1)
+    if cut:
+        fail(f"{cut} (`govtrain audit repair-chain --model {RUNS}` records it)")
     count, problems = missing_runs(chain_dir, state_dir() / "runs")
     if problems:
         fail(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))

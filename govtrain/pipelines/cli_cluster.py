@@ -53,6 +53,21 @@ def users(file: Annotated[Path, typer.Option(help="name:password per line (mount
     console.print(f"{len(created)} user(s) created")
 
 
+@mlflow_app.command("grant")
+@user_errors
+def grant(user: Annotated[str, typer.Option(help="The basic-auth user.")],
+          role: Annotated[str, typer.Option(help="registrar, approver or monitor (docs/security.md).")],
+          model: Annotated[str, typer.Option(help="The registered model the role writes to.")],
+          experiment: Annotated[str, typer.Option(help="The experiment runs are logged to.")] = "govtrain",
+          tracking_uri: Annotated[str, typer.Option(envvar="MLFLOW_TRACKING_URI",
+                                                    help="The server (default: $MLFLOW_TRACKING_URI).")] = "") -> None:
+    """Give a user EDIT on exactly what their role writes, on a server whose default permission is READ, as
+    the admin named by MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD."""
+    from govtrain.registry.team import grant_role
+
+    grant_role(tracking_uri, user, role, model, experiment, log=console.print)
+
+
 @mlflow_app.command("bucket")
 @user_errors
 def bucket(name: Annotated[str, typer.Option(help="The artifact bucket.")] = "mlflow-artifacts") -> None:

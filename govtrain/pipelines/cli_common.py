@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from govtrain.core.config import Config, ConfigError, load_config
+from govtrain.core.secrets import redact, url_credential
 
 app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -58,7 +59,7 @@ def user_errors(func: Callable) -> Callable:
             if _debug:
                 traceback.print_exc()
             known = isinstance(exc, (ConfigError, ValueError, FileNotFoundError, RuntimeError))
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
             errors.print(f"error: {message}" if known else f"error: {type(exc).__name__}: {message}",
                          markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -75,17 +76,22 @@ MATCHED = ("target", "task", "numeric", "categorical")  # what a config must sha
 
 
 def config_for(config: Path | None, model: str) -> Config:
-    """The config a model command works with: --config, refused when it does not describe the model's data;
-    else the config the version was registered with, on this machine's tracking URI and chain folder."""
+    """The config a model command works with: --config (the operator's own), refused when it does not describe
+    the model's data; else the config the version was registered with, on this machine's tracking URI, with
+    the trust settings of this machine's policy (core/policy.py), never those stored in the registry."""
     import os
 
     from govtrain.core.config import resolve
+    from govtrain.core.policy import with_operator_policy
     from govtrain.core.state import embedded_tracking_uri, state_dir
     from govtrain.registry.models import client_for, parse_ref, stored_config
     from govtrain.registry.models import resolve as resolve_version
 
     given = load_config(config) if config is not None else None
     tracking = given.tracking_uri if given else os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri()
+    if found := url_credential(tracking):
+        raise ConfigError(f"MLFLOW_TRACKING_URI holds {found}; set MLFLOW_TRACKING_USERNAME and "
+                          "MLFLOW_TRACKING_PASSWORD instead, so it is never written into a record")
     version = resolve_version(client_for(tracking), parse_ref(model))
     if given is not None:
         try:
@@ -101,6 +107,5 @@ def config_for(config: Path | None, model: str) -> Config:
         return given
     stored = stored_config(version)
     stored.registry.tracking_uri = tracking
-    if stored.governance.chain_dir is None or not stored.governance.chain_dir.is_dir():
-        stored.governance.chain_dir = state_dir() / "chains"  # registered elsewhere: this machine's chains
-    return resolve(stored, Path.cwd())
+    # Trust is not the registry's to say: keys, separation of duties and the chains are this machine's policy.
+    return with_operator_policy(resolve(stored, Path.cwd()), state_dir())

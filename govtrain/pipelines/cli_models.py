@@ -73,7 +73,7 @@ def history(
     """Which version was champion when: every alias change with who, when and why."""
     from rich.table import Table
 
-    from govtrain.registry.lifecycle import alias_check
+    from govtrain.registry.lifecycle import discrepancies
     from govtrain.registry.lifecycle import history as alias_history
 
     cfg = config_for(config, model)
@@ -85,6 +85,58 @@ def history(
         table.add_row(str(row["seq"]), row["at"], row["action"], str(row["from"] or "-"), str(row["to"]),
                       row["approver"], row["reason"])
     console.print(table if rows else f"{model}: no champion yet")
-    moved = alias_check(cfg, model)
-    if moved:
-        console.print(f"[red]DISCREPANCY[/]: {moved}")
+    problems = discrepancies(cfg, model)
+    for problem in problems:
+        errors.print(f"DISCREPANCY: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        errors.print(f"`govtrain reconcile --model {model} --reason ...` records them and restores the chain's state",
+                     markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def reconcile(
+    model: ModelNameOption,
+    reason: ReasonOption,
+    approver: ApproverOption = None,
+    config: ModelConfigOption = None,
+) -> None:
+    """Record every way the registry differs from the model's chain (alias, tags, card, versions), then put
+    the chain's state back. Exit 1 if there is nothing to reconcile."""
+    from govtrain.registry.lifecycle import Refused
+    from govtrain.registry.lifecycle import reconcile as reconcile_model
+
+    try:
+        record = reconcile_model(config_for(config, model), model, approver, reason)
+    except Refused as exc:
+        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    details = record["details"]
+    for line in details["problems"]:
+        console.print(f"recorded: {line}", markup=False, highlight=False)
+    for line in details["actions"]:
+        console.print(f"done: {line}", markup=False, highlight=False)
+    for number in details["retired_versions"]:
+        console.print(f"retired: version {number} (gone from the registry)", markup=False, highlight=False)
+    for number in details["unregistered_versions"]:
+        console.print(f"left: version {number} is not in the chain; promote refuses it (delete it in MLflow)",
+                      markup=False, highlight=False)
+    console.print(f"{model}: reconcile record {record['seq']} ({record['hash'][:12]})")
+
+
+@app.command("complete-registration")
+@user_errors
+def complete_registration(
+    model: Annotated[str, typer.Option("--model", help="NAME/version of a version whose registration is incomplete.")],
+    retire: Annotated[str | None, typer.Option(help="Delete the version instead, with this reason on its record.")]
+    = None,
+    config: ModelConfigOption = None,
+) -> None:
+    """Finish a registration that was killed between creating the version and writing its chain record (its
+    ledger verified first), or retire the version with a record. No pipeline rerun needed."""
+    from govtrain.registry.publish import complete_registration as complete
+
+    record = complete(config_for(config, model), model, retire)
+    what = "retired (deleted from the registry)" if record["step"] == "retire" else "registered, alias challenger"
+    console.print(f"{model}: {what}; chain record {record['seq']} ({record['hash'][:12]})")

@@ -15,8 +15,8 @@ from govtrain.governance import chain, signing
 from govtrain.governance.audit import MANIFEST, ModelAudit, audit_bundle, render_html, render_markdown, report_data
 from govtrain.governance.hashing import canonical_json
 from govtrain.governance.ledger import LEDGER_FILE
+from govtrain.registry.bound import registry_problems
 from govtrain.registry.models import (
-    CHAMPION,
     chain_anchor,
     client_for,
     fetch_bundle,
@@ -54,7 +54,8 @@ def _audit_fetched(config: Config, version: Any, bundle: Path, trusted: list[str
     return audit_bundle(version.name, version.version, bundle, config.chain_dir,
                         trusted or signing.trusted_keys(config.governance.public_keys),
                         version.tags.get("govtrain.ledger_root"),
-                        chain_anchor(client_for(config.tracking_uri), version.name), allow_unsigned)
+                        chain_anchor(client_for(config.tracking_uri), version.name), allow_unsigned,
+                        anchor_file=True)
 
 
 def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None,
@@ -65,12 +66,19 @@ def audit_model(config: Config, ref_text: str, trusted: list[str] | None = None,
         result = _audit_fetched(config, version, bundle, trusted, allow_unsigned)
     if unfinished := incomplete(version):  # said first: it explains a missing chain record, and what completes it
         result.ok, result.problem = False, unfinished
-    alias = parse_ref(ref_text).alias
-    if result.ok and alias == CHAMPION:
-        moved = chain.alias_discrepancy(chain.read_chain(config.chain_dir, version.name), CHAMPION, version.name,
-                                        str(version.version))
-        if moved:
-            result.ok, result.problem = False, moved
+    return bound_to_chain(config, version, result)
+
+
+def bound_to_chain(config: Config, version: Any, result: ModelAudit) -> ModelAudit:
+    """However the version was named (NAME, NAME@alias, NAME/version): the registry's alias, tags, versions
+    and this version's card must be what the chain says (registry/bound.py)."""
+    if not result.ok:
+        return result
+    problems = registry_problems(client_for(config.tracking_uri), config.chain_dir, version.name,
+                                 (str(version.version),))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        result.ok, result.problem = False, f"{problems[0]}{more}"
     return result
 
 
@@ -96,7 +104,7 @@ def export(config: Config, ref_text: str, out: Path) -> Path:
 
 def report(config: Config, ref_text: str, out_dir: Path) -> tuple[ModelAudit, Path, Path]:
     with fetched(config, ref_text) as (version, bundle):
-        audit = _audit_fetched(config, version, bundle, None)
+        audit = bound_to_chain(config, version, _audit_fetched(config, version, bundle, None))
         ledger = json.loads((bundle / LEDGER_FILE).read_bytes())
     data = report_data(config, audit, ledger)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,22 @@ from govtrain.core.config import Config
 from govtrain.governance import chain, signing
 from govtrain.governance.evidence import blocks
 from govtrain.governance.ledger import verify
+from govtrain.registry.bound import (
+    LIFECYCLE_TAGS,
+    approvals_of,
+    expected_description,
+    registry_problems,
+    retired_versions,
+    tag_problems,
+)
 from govtrain.registry.identity import Identity, whoami
 from govtrain.registry.model_card import description, with_approvals
 from govtrain.registry.models import (
     CHAMPION,
+    STATE_TAG,
     ModelRef,
     RegistryError,
-    append_anchored,
+    anchored_chain,
     client_for,
     current_alias,
     fetch_bundle,
@@ -61,24 +70,29 @@ def check_version(config: Config, client: Any, version: Any) -> dict:
     return ledger
 
 
-def _move(config: Config, client: Any, model: str, step: str, target: Any, previous: Any, who: Identity,
+def _move(config: Config, client: Any, opened: chain.Open, step: str, target: Any, previous: Any, who: Identity,
           reason: str, ledger: dict) -> AliasMove:
+    """Move the alias and append its record, under the chain's lock (the caller holds it): two moves at once
+    are one after the other, each from the champion the one before left."""
     approver = who.name
     from_version = previous.version if previous else None
     previous_root = previous.tags.get("govtrain.ledger_root") if previous else None
-    client.set_registered_model_alias(model, CHAMPION, target.version)
+    if chain.registered_root(opened.records, str(target.version)) != ledger["root"]:
+        raise Refused(f"{model_label(target)}: the chain holds no registration of it with root {ledger['root'][:12]}…")
+    client.set_registered_model_alias(target.name, CHAMPION, target.version)
     try:
-        record = append_anchored(config, model, step, version=str(target.version), model_root=ledger["root"],
-                                 details={"alias": CHAMPION, "from_version": from_version,
-                                          "to_version": target.version, "approver": approver, "reason": reason,
-                                          "previous_root": previous_root, "approver_identity": who.record()})
+        record = opened.append(step, version=str(target.version), model_root=ledger["root"],
+                               details={"alias": CHAMPION, "from_version": from_version,
+                                        "to_version": target.version, "approver": approver, "reason": reason,
+                                        "previous_root": previous_root, "approver_identity": who.record()})
     except Exception:
         # No alias move without its record: put the alias back.
         if previous:
-            client.set_registered_model_alias(model, CHAMPION, previous.version)
+            client.set_registered_model_alias(target.name, CHAMPION, previous.version)
         else:
-            client.delete_registered_model_alias(model, CHAMPION)
+            client.delete_registered_model_alias(target.name, CHAMPION)
         raise
+    model = target.name
     refresh_card(config, client, model, target)
     if previous:
         refresh_card(config, client, model, previous)
@@ -89,14 +103,29 @@ def _move(config: Config, client: Any, model: str, step: str, target: Any, previ
     return AliasMove(model, CHAMPION, from_version, str(target.version), record)
 
 
+def model_label(version: Any) -> str:
+    return f"{version.name}/{version.version}"
+
+
 def refresh_card(config: Config, client: Any, model: str, version: Any) -> None:
-    """Rewrite the card's approval history from the chain (the card is the version's description)."""
+    """Set the card (the version's description) to what the chain says: the registered card with the
+    approvals recorded (registry/bound.py compares it on every read)."""
     records = chain.read_chain(config.chain_dir, model)
-    root = version.tags.get("govtrain.ledger_root")
-    approvals = [r for r in chain.alias_history(records, CHAMPION) if r["model_root"] == root
-                 or r["details"].get("previous_root") == root]
-    card = client.get_model_version(model, version.version).description or ""
-    client.update_model_version(model, version.version, description=description(with_approvals(card, approvals)))
+    full = client.get_model_version(model, version.version)
+    try:
+        text = expected_description(full, records)
+    except Exception:  # noqa: BLE001 - registered before cards were bound: approvals into the card it has
+        text = description(with_approvals(full.description or "", approvals_of(records,
+                                                                               version.tags.get("govtrain.ledger_root"))))
+    client.update_model_version(model, version.version, description=text)
+
+
+def refuse_discrepancies(config: Config, client: Any, model: str, cards_of: tuple[str, ...] = ()) -> None:
+    problems = registry_problems(client, config.chain_dir, model, cards_of)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise Refused(f"{problems[0]}{more}; nothing moved. `govtrain reconcile --model {model}` records it and "
+                      f"restores the chain's state")
 
 
 def _current(client: Any, model: str) -> Any:
@@ -135,10 +164,12 @@ def promote(config: Config, model: str, version: str, approver: str | None, reas
     target = resolve(client, ModelRef(model, version=str(version)))
     ledger = check_version(config, client, target)
     check_duties(config, model, str(version), ledger, who)
-    previous = _current(client, model)
-    if previous and previous.version == target.version:
-        raise Refused(f"{model}/{version} is already the champion")
-    return _move(config, client, model, "promote", target, previous, who, reason, ledger)
+    with anchored_chain(config, model) as opened:
+        refuse_discrepancies(config, client, model, cards_of=(str(target.version),))
+        previous = _current(client, model)
+        if previous and previous.version == target.version:
+            raise Refused(f"{model}/{version} is already the champion")
+        return _move(config, client, opened, "promote", target, previous, who, reason, ledger)
 
 
 def champion_stack(records: list[dict]) -> list[str]:
@@ -155,25 +186,80 @@ def champion_stack(records: list[dict]) -> list[str]:
 def rollback(config: Config, model: str, approver: str | None, reason: str) -> AliasMove:
     client = client_for(config.tracking_uri)
     who = approver_identity(config, approver)
-    records = chain.read_chain(config.chain_dir, model)
     check = chain.verify_chain(config.chain_dir, model, signing.trusted_keys(config.governance.public_keys))
     if not check.ok:
         raise Refused(f"{model}: its chain does not verify: {check.problem}")
-    stack = champion_stack(records)
-    if len(stack) < 2:
-        raise Refused(f"{model}: no previous champion to return to")
-    previous = _current(client, model)
-    target = resolve(client, ModelRef(model, version=stack[-2]))
-    ledger = check_version(config, client, target)
-    check_duties(config, model, str(target.version), ledger, who)
-    return _move(config, client, model, "rollback", target, previous, who, reason, ledger)
+    with anchored_chain(config, model) as opened:
+        refuse_discrepancies(config, client, model)
+        stack = champion_stack(opened.records)
+        if len(stack) < 2:
+            raise Refused(f"{model}: no previous champion to return to")
+        previous = _current(client, model)
+        target = resolve(client, ModelRef(model, version=stack[-2]))
+        ledger = check_version(config, client, target)
+        check_duties(config, model, str(target.version), ledger, who)
+        return _move(config, client, opened, "rollback", target, previous, who, reason, ledger)
 
 
-def alias_check(config: Config, model: str) -> str | None:
-    """A champion alias moved outside govtrain, said in one line (None when registry and chain agree)."""
-    current = current_alias(client_for(config.tracking_uri), model, CHAMPION)
-    return chain.alias_discrepancy(chain.read_chain(config.chain_dir, model), CHAMPION, model,
-                                   str(current.version) if current is not None else None)
+def discrepancies(config: Config, model: str) -> list[str]:
+    """Every way the registry differs from the model's chain (registry/bound.py), the champion's card included."""
+    client = client_for(config.tracking_uri)
+    champion = current_alias(client, model, CHAMPION)
+    return registry_problems(client, config.chain_dir, model, (str(champion.version),) if champion else ())
+
+
+def reconcile(config: Config, model: str, approver: str | None, reason: str) -> dict:
+    """Record every difference between the registry and the chain, then put the chain's state back: the
+    champion alias where the chain's last move put it, each version's govtrain tags and card as bound.
+    Versions gone from the registry are recorded as retired; versions the chain never registered are named
+    (promote refuses them) and left for a person to delete."""
+    client = client_for(config.tracking_uri)
+    who = approver_identity(config, approver)
+    with anchored_chain(config, model) as opened:
+        registered = [r for r in opened.records if r["step"] == "register"]
+        problems = registry_problems(client, config.chain_dir, model, tuple(r["version"] for r in registered))
+        if not problems:
+            raise Refused(f"{model}: the registry agrees with the chain; nothing to reconcile")
+        actions, retired = [], []
+        moves = chain.alias_history(opened.records, CHAMPION)
+        recorded = str(moves[-1]["details"]["to_version"]) if moves else None
+        champion = current_alias(client, model, CHAMPION)
+        if (str(champion.version) if champion else None) != recorded:
+            if recorded is None:
+                client.delete_registered_model_alias(model, CHAMPION)
+                actions.append(f"alias {CHAMPION} removed (the chain records no move of it)")
+            else:
+                client.set_registered_model_alias(model, CHAMPION, recorded)
+                actions.append(f"alias {CHAMPION} -> version {recorded}, as chain record {moves[-1]['seq']} left it")
+        existing = {str(v.version): v for v in client.search_model_versions(f"name = '{model}'")}
+        for record in registered:
+            version = existing.get(record["version"])
+            if version is None:
+                if record["version"] not in retired_versions(opened.records):
+                    retired.append(record["version"])
+                continue
+            bound = record["details"].get("version_tags")
+            if bound is None:
+                continue
+            for line in tag_problems(version, bound):
+                actions.append(f"restored: {line}")
+            for key, value in bound.items():
+                if version.tags.get(key) != value:
+                    client.set_model_version_tag(model, version.version, key, value)
+            for key in [k for k in version.tags if k.startswith("govtrain.") and k not in bound
+                        and k not in LIFECYCLE_TAGS]:
+                client.delete_model_version_tag(model, version.version, key)
+            full = client.get_model_version(model, version.version)
+            expected = expected_description(full, opened.records)
+            if (full.description or "") != expected:
+                client.update_model_version(model, version.version, description=expected)
+                actions.append(f"card of {model}/{version.version} restored to the registered card with its approvals")
+        unregistered = [n for n, v in existing.items() if n not in {r["version"] for r in registered}
+                        and v.tags.get(STATE_TAG) == "complete"]
+        return opened.append("reconcile", version=None, model_root=None, decision="fail",
+                             details={"reason": reason, "problems": problems, "actions": actions,
+                                      "retired_versions": retired, "unregistered_versions": unregistered,
+                                      "by": who.name, "identity": who.record()})
 
 
 def history(config: Config, model: str) -> list[dict]:

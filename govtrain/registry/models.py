@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,10 @@ def parse_ref(text: str) -> ModelRef:
 def client_for(tracking_uri: str) -> Any:
     """The one way govtrain makes an MLflow client (and points the fluent API at the same server)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output to our lines
+    if tracking_uri.startswith("sqlite:///"):  # the embedded store holds the registry: its owner's only
+        from govtrain.core.state import private_file
+
+        private_file(Path(tracking_uri.removeprefix("sqlite:///")))
     import mlflow
     from mlflow import MlflowClient
 
@@ -48,21 +54,33 @@ def client_for(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri)
 
 
-def append_anchored(config: Any, model: str, step: str, **fields: Any) -> dict:
-    """A chain record (governance/chain.py), then its anchor as the registered model's tag, so records cut
-    off the end of the chain show. The record stands once appended: an anchor that cannot be written is
-    said on stderr and left one behind, which verifies (and the next append moves it on)."""
+@contextmanager
+def anchored_chain(config: Any, model: str) -> Iterator[Any]:
+    """The model's chain locked and checked against both anchors (the file beside the chains and the
+    registered model's tag), for reading what an append depends on and appending it. After an append the
+    tag moves on; a tag that cannot be written is said on stderr and left behind, which verifies (and the
+    next append moves it on): the registry is another system, its failure must not undo a record."""
     import sys
 
     from govtrain.governance import chain
 
-    record = chain.append(config.chain_dir, model, step, **fields)
-    try:
-        set_anchor(config, model, record)
-    except Exception as exc:  # the registry is another system: its failure must not undo the record
-        print(f"warning: chain record {record['seq']} of {model} appended, but its anchor was not written "
-              f"({str(exc).splitlines()[0][:160]})", file=sys.stderr)
-    return record
+    client = client_for(config.tracking_uri)
+    with chain.opened(config.chain_dir, model, outside_anchor=lambda: chain_anchor(client, model)) as opened:
+        before = opened.head
+        yield opened
+        if opened.head != before:
+            try:
+                set_anchor(config, model, opened.records[-1])
+            except Exception as exc:
+                print(f"warning: chain record {opened.records[-1]['seq']} of {model} appended, but its anchor in "
+                      f"the registry was not written ({str(exc).splitlines()[0][:160]})", file=sys.stderr)
+
+
+def append_anchored(config: Any, model: str, step: str, **fields: Any) -> dict:
+    """One chain record (governance/chain.py), appended only to a chain that agrees with its anchors, then
+    anchored in the registry."""
+    with anchored_chain(config, model) as opened:
+        return opened.append(step, **fields)
 
 
 def set_anchor(config: Any, model: str, record: dict) -> None:
@@ -76,7 +94,8 @@ def incomplete(version: Any) -> str | None:
     if version.tags.get(STATE_TAG) != "incomplete":
         return None
     return (f"{version.name}/{version.version}: its registration is incomplete (no challenger alias or chain record "
-            f"yet); a retry of pipeline run {version.tags.get('govtrain.run_id')} completes it")
+            f"yet); `govtrain complete-registration --model {version.name}/{version.version}` completes it (or "
+            f"--retire REASON), as a retry of pipeline run {version.tags.get('govtrain.run_id')} would")
 
 
 def chain_anchor(client: Any, model: str) -> str | None:
@@ -196,4 +215,26 @@ def stored_config(version: Any) -> Any:
                             ) from exc
     if config.digest() != version.tags.get("govtrain.config_digest"):
         raise RegistryError(f"{label}: its stored config does not match the version's govtrain.config_digest tag")
+    signed = ledger_config_digest(version)
+    if signed is not None and signed != config.digest():
+        raise RegistryError(f"{label}: its stored config (digest {config.digest()[:12]}…) is not the config its signed "
+                            f"ledger was made with ({signed[:12]}…): changed in the registry; refused")
     return config
+
+
+def ledger_config_digest(version: Any) -> str | None:
+    """The config digest the version's sealed ledger records for its register step (None: no ledger)."""
+    import json
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="evidence/ledger.json",
+                                                       dst_path=tmp)
+            ledger = json.loads(Path(path).read_bytes())
+    except (MlflowException, OSError, ValueError):
+        return None
+    register = next((r for r in ledger.get("records", []) if r.get("step") == "register"), None)
+    return register.get("config_digest") if register else None

@@ -19,6 +19,7 @@ from govtrain.core.files import write_durably
 from govtrain.governance import chain
 from govtrain.governance.hashing import sha256_file
 from govtrain.model import PYFUNC_FILE
+from govtrain.registry.bound import binding, registered_card
 from govtrain.registry.identity import whoami
 from govtrain.registry.model_card import description, model_card
 from govtrain.registry.models import (
@@ -26,7 +27,7 @@ from govtrain.registry.models import (
     CHAMPION,
     STATE_TAG,
     STORED_CONFIG,
-    append_anchored,
+    anchored_chain,
     current_alias,
     fetch_bundle,
 )
@@ -170,10 +171,12 @@ def finish_registration(config: Config, client: Any, version: Any, ledger: dict,
     current = current_alias(client, name, CHALLENGER)
     if current is None or int(current.version) < int(version.version):  # a retry never moves it backwards
         client.set_registered_model_alias(name, CHALLENGER, version.version)
-    records = chain.read_chain(config.chain_dir, name)
-    if chain.registered_root(records, str(version.version)) is None:
-        append_anchored(config, name, "register", version=str(version.version), model_root=ledger["root"],
-                        details={"run_id": ledger["run_id"], "alias": CHALLENGER, **details})
+    # The version's tags and card as registered, bound to the chain: an edit in the registry later shows.
+    bound = binding(version.tags, registered_card(version))
+    with anchored_chain(config, name) as opened:  # the check and the append under one lock: one record per version
+        if chain.registered_root(opened.records, str(version.version)) is None:
+            opened.append("register", version=str(version.version), model_root=ledger["root"],
+                          details={"run_id": ledger["run_id"], "alias": CHALLENGER, **details, **bound})
     client.set_model_version_tag(name, version.version, STATE_TAG, "complete")  # last: everything above exists
 
 
@@ -186,6 +189,45 @@ def complete_existing(config: Config, client: Any, version: Any, bundle_dir: Pat
     register_record = next(r for r in ledger["records"] if r["step"] == "register")
     finish_registration(config, client, version, ledger, register_record["details"])
     return write_result(config, version, ledger["root"], bundle_dir, started)
+
+
+def complete_registration(config: Config, ref: str, retire: str | None = None) -> dict:
+    """An incomplete version (a registration killed between creating the version and its chain record),
+    without rerunning the pipeline: its sealed ledger is verified with this machine's trusted keys, then
+    the registration is finished (alias challenger, chain record) or, with a reason in `retire`, the
+    version is deleted and a `retire` record says so. Returns the chain record."""
+    from govtrain.governance import signing
+    from govtrain.governance.ledger import verify
+    from govtrain.registry.models import ModelRef, RegistryError, client_for, fetch_model_into, incomplete, resolve
+
+    client = client_for(config.tracking_uri)
+    name, _, number = ref.partition("/")
+    version = resolve(client, ModelRef(name, version=number or None))
+    label = f"{version.name}/{version.version}"
+    if not incomplete(version):
+        raise RegistryError(f"{label}: its registration is not incomplete; nothing to complete")
+    bundle = fetch_bundle(client, version)
+    try:
+        fetch_model_into(version, bundle)
+        result = verify(bundle, trusted_keys=signing.trusted_keys(config.governance.public_keys))
+        if not result.ok:
+            raise RegistryError(f"{label}: its ledger does not verify ({result.problem}); retire it instead")
+        ledger = json.loads((bundle / "ledger.json").read_bytes())
+    finally:
+        shutil.rmtree(bundle.parent, ignore_errors=True)
+    if ledger["root"] != version.tags.get("govtrain.ledger_root"):
+        raise RegistryError(f"{label}: the registry's ledger root tag does not match its bundle")
+    if retire is not None:
+        with anchored_chain(config, version.name) as opened:
+            record = opened.append("retire", version=str(version.version), model_root=ledger["root"],
+                                   decision="fail", details={"reason": retire, "run_id": ledger["run_id"],
+                                                             "by": whoami(config.tracking_uri).record()})
+        client.delete_model_version(version.name, version.version)
+        return record
+    register = next(r for r in ledger["records"] if r["step"] == "register")
+    finish_registration(config, client, version, ledger, register["details"])
+    records = chain.read_chain(config.chain_dir, version.name)
+    return next(r for r in records if r["step"] == "register" and r["version"] == str(version.version))
 
 
 def write_result(config: Config, version: Any, root: str, bundle_dir: Path, started: float) -> Registration:

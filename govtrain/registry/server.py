@@ -1,8 +1,10 @@
 """A real `mlflow server` on the embedded store (sqlite + a local artifact root in the state folder),
 on 127.0.0.1 only. `govtrain server`/`ui` and the tests start it the same way.
 
-With auth=True it runs MLflow's basic-auth app (users in <state>/basic_auth.db, every user may read and
-edit, so one user registers and another approves; who did what is then vouched for by the server). The
+With auth=True it runs MLflow's basic-auth app (users in <state>/basic_auth.db). Every user may read and
+nothing more (default_permission READ, as MLflow's own template): the admin grants each registrar, approver
+and monitor EDIT on what its role writes (`govtrain mlflow grant`, registry/team.py); who did what is then
+vouched for by the server. The stores that hold credentials or registry data are made 0600. The
 admin's password comes from MLFLOW_AUTH_ADMIN_PASSWORD (MLflow's own variable; `govtrain server --auth
 --admin-password-file F` sets it from a file) and is needed only the first time, when the admin is made."""
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from govtrain.core.state import embedded_tracking_uri
+from govtrain.core.state import embedded_tracking_uri, private_file
 
 
 class EmbeddedServer:
@@ -27,6 +29,7 @@ class EmbeddedServer:
 
     def __enter__(self) -> EmbeddedServer:
         self.state.mkdir(parents=True, exist_ok=True)
+        private_file(self.state / "mlflow.db")
         env = dict(os.environ)
         app = []
         if self.auth:
@@ -51,7 +54,8 @@ class EmbeddedServer:
             raise RuntimeError("the first `govtrain server --auth` makes the admin: set MLFLOW_AUTH_ADMIN_PASSWORD "
                                "or pass --admin-password-file")
         ini = self.state / "basic_auth.ini"
-        ini.write_text(f"[mlflow]\ndefault_permission = EDIT\ndatabase_uri = sqlite:///{users}\n"
+        private_file(users)
+        ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{users}\n"
                        f"admin_username = {os.environ.get('MLFLOW_AUTH_ADMIN_USERNAME', 'admin')}\n"
                        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
                        "auth_cache_ttl_seconds = 60\n")  # one PBKDF2 check per user a minute, not per request

@@ -6,6 +6,8 @@
   MLflow's head revisions, so replicas never race to create tables on an empty database.
 - ensure_users: the basic-auth app's users, created from a Secret through the app's own API (as admin),
   once; existing users are left as they are.
+- grant_role: least privilege on a server whose default permission is READ (MLflow's own template):
+  a registrar, an approver or the drift monitor gets EDIT on exactly the experiment and model it writes.
 - ensure_bucket: the artifact bucket, created if missing (MinIO or any S3 API).
 """
 from __future__ import annotations
@@ -147,6 +149,54 @@ def ensure_users(tracking_uri: str, users: dict[str, str], log: Callable[[str], 
         created.append(name)
         log(f"user {name}: created")
     return created
+
+
+# What each role writes, so what it is granted EDIT on (everything else it may only read):
+#   registrar  logs the pipeline run (experiment) and creates versions, tags and the chain anchor (model)
+#   approver   moves the champion alias and rewrites the card and anchor (model)
+#   monitor    logs drift runs (experiment) and moves the chain anchor (model)
+ROLES = {"registrar": ("experiment", "model"), "approver": ("model",), "monitor": ("experiment", "model")}
+
+
+def grant_role(tracking_uri: str, user: str, role: str, model: str, experiment: str,
+               log: Callable[[str], None] = print) -> list[str]:
+    """EDIT for `user` on what `role` writes (ROLES), as the admin named by MLFLOW_TRACKING_USERNAME/PASSWORD.
+    The experiment and registered model are created first if missing, so a grant can precede the first run.
+    Returns one line per grant."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException, RestException
+    from mlflow.server.auth.client import AuthServiceClient
+
+    if role not in ROLES:
+        raise TeamSetupError(f"role {role!r}: one of {', '.join(ROLES)}")
+    auth, tracking, done = AuthServiceClient(tracking_uri), MlflowClient(tracking_uri), []
+    for kind in ROLES[role]:
+        if kind == "model":
+            try:
+                tracking.get_registered_model(model)
+            except MlflowException:
+                tracking.create_registered_model(model)
+            resource_type, resource_id, label = "registered_model", model, f"model {model}"
+        else:
+            found = tracking.get_experiment_by_name(experiment)
+            resource_id = found.experiment_id if found else tracking.create_experiment(experiment)
+            resource_type, label = "experiment", f"experiment {experiment}"
+        try:  # MLflow's unified per-user grant (3.x)
+            auth.grant_user_permission(user, resource_type, resource_id, "EDIT")
+            line = f"{user}: EDIT on {label} ({role})"
+        except RestException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise TeamSetupError(f"{role} {user}: {exc.message}") from exc
+            held = auth.get_user_permission(user, resource_type, resource_id).permission
+            if held in ("EDIT", "MANAGE"):
+                line = f"{user}: already {held} on {label} ({role})"
+            else:  # a narrower grant (READ, NO_PERMISSIONS) is replaced
+                auth.revoke_user_permission(user, resource_type, resource_id)
+                auth.grant_user_permission(user, resource_type, resource_id, "EDIT")
+                line = f"{user}: EDIT on {label}, was {held} ({role})"
+        done.append(line)
+        log(line)
+    return done
 
 
 def ensure_bucket(bucket: str, client=None, log: Callable[[str], None] = print) -> bool:
