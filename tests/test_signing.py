@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from govtrain.governance import chain, signing
+from govtrain.governance import chain, keys, signing
 from govtrain.governance.evidence import StepEvidence
 from govtrain.governance.hashing import canonical_json, record_hash
 from govtrain.governance.ledger import root_hash, seal, verify
@@ -148,7 +148,7 @@ def test_records_cut_off_the_end_are_caught_by_the_anchor(home):
 
 def _make_key(home: str, queue) -> None:
     os.environ["GOVTRAIN_HOME"] = home
-    queue.put(signing.local_key())
+    queue.put(keys.local_key())
 
 
 def test_processes_racing_to_make_the_first_key_end_with_one(home):

@@ -239,3 +239,24 @@ def test_a_version_once_champion_deleted_in_mlflow_is_named_and_retired_by_recon
     fixed = cli("reconcile", "--model", NAME, "--reason", "a version deleted in MLflow", "--approver", "bob")
     assert fixed.returncode == 0 and f"retired: version {gone}" in fixed.stdout
     assert verifies()[0] == 0
+
+
+def test_planted_secrets_are_in_nothing_a_drift_run_writes(life, isolated_state, tmp_path, monkeypatch):
+    """A webhook URL that is its own token (no scheme), the webhook's HMAC secret and an MLflow password in the
+    environment; then every file under the state folder and the run's output is searched for each."""
+    config, runs, client, data = life
+    planted = {"GOVTRAIN_DRIFT_WEBHOOK": "hooks.example.com/services/T0/B0/pl4nted-T0KEN",
+               "GOVTRAIN_DRIFT_WEBHOOK_SECRET": "pl4nted-HMAC", "MLFLOW_TRACKING_PASSWORD": "pl4nted-PASSW0RD"}
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    out = cli("drift", "--model", f"{NAME}@champion", "--current", data.current, "--out", tmp_path / "drift")
+    assert out.returncode == 0, out.stderr
+    notice = chain.read_chain(config.chain_dir, NAME)[-1]
+    assert notice["step"] == "notify" and notice["details"]["delivered"] is False
+    assert notice["details"]["error"].endswith("(value not shown)")
+    secrets = [v.encode() for v in planted.values()] + [b"pl4nted"]
+    written = [p for root in (isolated_state, tmp_path / "drift") for p in root.rglob("*") if p.is_file()]
+    assert len(written) > 50
+    leaked = [str(p) for p in written for s in secrets if s in p.read_bytes()]
+    assert leaked == [] and "pl4nted" not in out.stdout + out.stderr

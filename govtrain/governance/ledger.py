@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from govtrain.core.files import write_durably
-from govtrain.governance import signing
+from govtrain.governance import keys, signing
 from govtrain.governance.evidence import now
 from govtrain.governance.hashing import canonical_json, record_hash, sha256_bytes, sha256_file
+from govtrain.governance.keylog import KeyTrust
 
 LEDGER_FILE = "ledger.json"
 MODEL_DIR = "model"  # the registered model's files, listed by digest in the register record
@@ -66,7 +67,7 @@ def seal(evidence_dir: str | Path, bundle_dir: str | Path, *, run_id: str, outco
         "records": records,
         "root": root_hash(run_id, outcome, sealed, hashes),
     }
-    ledger["signature"] = signing.sign(ledger["root"], signing.signing_key())
+    ledger["signature"] = signing.sign(ledger["root"], keys.signing_key())
     if (evidence_dir / "files").is_dir():
         shutil.copytree(evidence_dir / "files", bundle_dir / "files", dirs_exist_ok=True)
     write_durably(bundle_dir / LEDGER_FILE, canonical_json(ledger))
@@ -83,13 +84,14 @@ class Verification:
     problem: str | None = None
     root: str | None = None
     signed_by: str | None = None  # the public key whose signature of the root checked out
+    trusted_by: str | None = None  # the key log entry that trusted it then (None: a configured key)
     details: list[str] = field(default_factory=list)
 
 
 def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None,
            allow_unsigned: bool = False) -> Verification:
     """Recompute every record hash, parent link, artifact digest, the root and its signature; stop at
-    the first fault. The root must be signed by one of trusted_keys (default: signing.trusted_keys());
+    the first fault. The root must be signed by one of trusted_keys (default: keys.trusted_keys());
     allow_unsigned accepts a root with no signature (a signature present must still check out)."""
     bundle_dir = Path(bundle_dir)
     ledger_path = bundle_dir / LEDGER_FILE
@@ -134,8 +136,11 @@ def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None,
                          [r["hash"] for r in records])
     if expected != ledger.get("root"):
         return _fail(result, "ledger root does not match its records")
-    problem, result.signed_by = signing.signature_problem(ledger["root"], ledger.get("signature"), trusted_keys,
-                                                  allow_unsigned, "ledger root")
+    trusted_keys = keys.trusted_keys() if trusted_keys is None else trusted_keys
+    problem, result.signed_by = keys.signature_problem(ledger["root"], ledger.get("signature"), trusted_keys,
+                                                  allow_unsigned, "ledger root", at=ledger.get("sealed"))
+    if isinstance(trusted_keys, KeyTrust) and result.signed_by:
+        result.trusted_by = trusted_keys.entry(result.signed_by, ledger.get("sealed"))
     if problem:
         return _fail(result, problem)
     return result

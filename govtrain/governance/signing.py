@@ -1,17 +1,17 @@
-"""Ed25519 signatures of ledger roots and chain records (the cryptography package).
+"""Ed25519 signatures of ledger roots and chain records (the cryptography package); which key signs and
+which keys are trusted is governance/keys.py, on top of this and the key log.
 
 Everything is signed; which key signs, in order: GOVTRAIN_SIGNING_KEY (base64 of the 32-byte seed), the file
 GOVTRAIN_SIGNING_KEY_FILE names (on a cluster, a Secret mounted only into the steps that seal or append), else
 this machine's own key, made on first use as <state>/keys/signing.key (mode 0600) and trusted from then on
-by listing its public key in <state>/keys/trusted.pub. Verification trusts the keys of trusted.pub plus those
-configured (governance.public_keys), or exactly the keys an auditor names. Public keys are base64 of the 32
-raw bytes. The private key never sits in a file of the repository.
+by entry 1 of the key log (governance/keylog.py). Verification trusts the keys of the key log, each in its
+window, plus those configured (governance.public_keys, policy.yaml), or exactly the keys an auditor names.
+Public keys are base64 of the 32 raw bytes. The private key never sits in a file of the repository.
 """
 from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -67,40 +67,14 @@ def key_dir() -> Path:
     return state_dir() / "keys"
 
 
-def signing_key() -> str:
-    """The seed that signs: from the environment when set, else this machine's key (made on first use)."""
-    return key_from_environment() or local_key()
-
-
-def local_key() -> str:
-    """<state>/keys/signing.key, created 0600 and trusted the first time; two processes racing to create it
-    end up with one key (the file appears by link(2), which refuses to replace one already there)."""
-    folder = key_dir()
-    path = folder / LOCAL_KEY
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        seed, public = new_key()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key-")  # mkstemp makes it 0600
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(seed + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.link(tmp, path)
-            with open(folder / TRUSTED, "a") as trusted:
-                trusted.write(public + "\n")
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        finally:
-            os.unlink(tmp)
-    return path.read_text().strip()
-
-
-def trusted_keys(configured: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The configured keys and those of <state>/keys/trusted.pub (this machine's key once it exists)."""
-    trust = key_dir() / TRUSTED
-    local = trust.read_text().split() if trust.is_file() else []
-    return list(dict.fromkeys([*configured, *local]))
+def public_key_bytes(public_key: str) -> bytes:
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except ValueError as exc:
+        raise SigningError(f"{public_key!r} is not base64") from exc
+    if len(raw) != 32:
+        raise SigningError(f"{public_key!r} is not an Ed25519 public key (32 bytes, base64)")
+    return raw
 
 
 def short(public_key: str) -> str:
@@ -121,18 +95,3 @@ def check(root: str, signature: dict) -> bool:
         return True
     except (InvalidSignature, ValueError, KeyError, TypeError):
         return False
-
-
-def signature_problem(signed: str, signature: object, trusted: list[str] | None, allow_unsigned: bool,
-                      what: str) -> tuple[str | None, str | None]:
-    """(what is wrong in one line or None, the public key that signed or None), for a ledger root or a chain
-    record's hash."""
-    if signature is None:
-        return (None if allow_unsigned else f"{what} is not signed (--allow-unsigned checks hashes only)"), None
-    if not isinstance(signature, dict) or not check(signed, signature):
-        return f"{what} signature does not verify", None
-    key = signature["public_key"]
-    trusted = trusted_keys() if trusted is None else trusted
-    if key not in trusted:
-        return f"{what} is signed by {short(key)}, which is not a trusted key", key
-    return None, key

@@ -28,7 +28,7 @@ AllowUnsignedOption = Annotated[bool, typer.Option(
 def trusted_keys(given: list[str] | None, config: Path | Config | None) -> list[str]:
     """The keys --public-key names; else this machine's trusted keys plus governance.public_keys of the config
     (when the config file exists: a run folder or a zip can be checked without one)."""
-    from govtrain.governance.signing import trusted_keys as local_trust
+    from govtrain.governance.keys import trusted_keys as local_trust
 
     if given:
         return list(given)
@@ -39,10 +39,12 @@ def trusted_keys(given: list[str] | None, config: Path | Config | None) -> list[
     return local_trust(config.governance.public_keys)
 
 
-def signer(key: str | None) -> str:
+def signer(key: str | None, trusted_by: str | None = None) -> str:
     from govtrain.governance.signing import short
 
-    return f"signed by {short(key)}" if key else "NOT SIGNED (--allow-unsigned)"
+    if not key:
+        return "NOT SIGNED (--allow-unsigned)"
+    return f"signed by {short(key)}" + (f" (trusted by {trusted_by})" if trusted_by else "")
 
 
 @audit_app.command("verify")
@@ -71,7 +73,7 @@ def audit_verify(
             fail(result.problem)
         console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
                       f"{result.data_not_supplied} data files not supplied; root {result.root}; "
-                      f"{signer(result.signed_by)}")
+                      f"{signer(result.signed_by, result.trusted_by)}")
         raise typer.Exit(0)
     if model is not None:
         assert cfg is not None
@@ -88,7 +90,7 @@ def audit_verify(
     console.print(f"OK: {audit.model} version {audit.version}: {result.records} records, "
                   f"{result.files_checked} files checked, {audit.chain_records} chain records "
                   f"({len(audit.lifecycle)} about this version); root {audit.root}; ledger "
-                  f"{signer(result.signed_by)}; chain {chain_keys}")
+                  f"{signer(result.signed_by, result.trusted_by)}; chain {chain_keys}")
     raise typer.Exit(0)
 
 
@@ -140,6 +142,36 @@ def audit_keygen(out: Annotated[Path, typer.Option(help="File for the private ke
     out.write_text(private + "\n")
     console.print(f"private key: {out}  (export GOVTRAIN_SIGNING_KEY_FILE={out}; never commit it)")
     console.print(f"public key (put it in governance.public_keys): {public}")
+
+
+@audit_app.command("trust-key")
+@user_errors
+def audit_trust_key(
+    public_key: Annotated[str, typer.Option("--public-key", help="The Ed25519 public key (base64) to trust.")],
+    reason: Annotated[str, typer.Option(help="Why, for the key log.")],
+) -> None:
+    """Trust a key from now on: an entry in this machine's key log, signed by the signing key in use, which the
+    log must already trust (a key cannot trust itself in). Rotation: trust the new key, switch to it, retire
+    the old one."""
+    from govtrain.governance.keylog import change
+    from govtrain.governance.keys import signing_key
+
+    record = change("trust", public_key, reason, signing_key())
+    console.print(f"key log entry {record['seq']}: trust {public_key} from {record['finished']}")
+
+
+@audit_app.command("retire-key")
+@user_errors
+def audit_retire_key(
+    public_key: Annotated[str, typer.Option("--public-key", help="The Ed25519 public key (base64) to retire.")],
+    reason: Annotated[str, typer.Option(help="Why, for the key log.")],
+) -> None:
+    """Stop trusting a key from now on: what it signed before still verifies, what it signs after does not."""
+    from govtrain.governance.keylog import change
+    from govtrain.governance.keys import signing_key
+
+    record = change("retire", public_key, reason, signing_key())
+    console.print(f"key log entry {record['seq']}: retire {public_key} from {record['finished']}")
 
 
 @audit_app.command("repair-chain")

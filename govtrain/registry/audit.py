@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from govtrain.core.config import Config
-from govtrain.governance import chain, signing
+from govtrain.governance import chain, keys
 from govtrain.governance.audit import MANIFEST, ModelAudit, audit_bundle, render_html, render_markdown, report_data
 from govtrain.governance.hashing import canonical_json
 from govtrain.governance.ledger import LEDGER_FILE
@@ -52,7 +52,7 @@ def _removed_after(path: Path) -> Iterator[None]:
 def _audit_fetched(config: Config, version: Any, bundle: Path, trusted: list[str] | None,
                    allow_unsigned: bool = False) -> ModelAudit:
     return audit_bundle(version.name, version.version, bundle, config.chain_dir,
-                        trusted or signing.trusted_keys(config.governance.public_keys),
+                        trusted or keys.trusted_keys(config.governance.public_keys),
                         version.tags.get("govtrain.ledger_root"),
                         chain_anchor(client_for(config.tracking_uri), version.name), allow_unsigned,
                         anchor_file=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from govtrain.core.config import Config
-from govtrain.governance import chain, signing
+from govtrain.governance import chain, keys
 from govtrain.governance.evidence import blocks
 from govtrain.governance.ledger import verify
 from govtrain.registry.bound import (
@@ -56,7 +56,7 @@ def check_version(config: Config, client: Any, version: Any) -> dict:
     bundle = fetch_bundle(client, version)
     try:
         fetch_model_into(version, bundle)  # the files a server would load, against the ledger's digests
-        result = verify(bundle, trusted_keys=signing.trusted_keys(config.governance.public_keys))
+        result = verify(bundle, trusted_keys=keys.trusted_keys(config.governance.public_keys))
         if not result.ok:
             raise Refused(f"{version.name}/{version.version}: its ledger does not verify: {result.problem}")
         ledger = json.loads((bundle / "ledger.json").read_bytes())
@@ -186,7 +186,7 @@ def champion_stack(records: list[dict]) -> list[str]:
 def rollback(config: Config, model: str, approver: str | None, reason: str) -> AliasMove:
     client = client_for(config.tracking_uri)
     who = approver_identity(config, approver)
-    check = chain.verify_chain(config.chain_dir, model, signing.trusted_keys(config.governance.public_keys))
+    check = chain.verify_chain(config.chain_dir, model, keys.trusted_keys(config.governance.public_keys))
     if not check.ok:
         raise Refused(f"{model}: its chain does not verify: {check.problem}")
     with anchored_chain(config, model) as opened:

@@ -196,7 +196,7 @@ def complete_registration(config: Config, ref: str, retire: str | None = None) -
     without rerunning the pipeline: its sealed ledger is verified with this machine's trusted keys, then
     the registration is finished (alias challenger, chain record) or, with a reason in `retire`, the
     version is deleted and a `retire` record says so. Returns the chain record."""
-    from govtrain.governance import signing
+    from govtrain.governance import keys
     from govtrain.governance.ledger import verify
     from govtrain.registry.models import ModelRef, RegistryError, client_for, fetch_model_into, incomplete, resolve
 
@@ -209,7 +209,7 @@ def complete_registration(config: Config, ref: str, retire: str | None = None) -
     bundle = fetch_bundle(client, version)
     try:
         fetch_model_into(version, bundle)
-        result = verify(bundle, trusted_keys=signing.trusted_keys(config.governance.public_keys))
+        result = verify(bundle, trusted_keys=keys.trusted_keys(config.governance.public_keys))
         if not result.ok:
             raise RegistryError(f"{label}: its ledger does not verify ({result.problem}); retire it instead")
         ledger = json.loads((bundle / "ledger.json").read_bytes())
