@@ -80,7 +80,8 @@ class EpochLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        names = ("train_loss", "val_loss", "val_auc", "val_accuracy", "val_rmse", "samples_per_second", "world_size")
+        names = ("train_loss", "val_loss", "val_auc", "val_accuracy", "val_rmse", "samples_per_second", "world_size",
+                 "comm_share", "comm_overlap", "comm_bytes_per_step", "comm_exposed_seconds")
         try:
             self.client.log_batch(self.run_id, metrics=[Metric(n, float(stats[n]), now, stats["epoch"])
                                                         for n in names if n in stats])

@@ -36,6 +36,10 @@ class TrainJob(BaseModel):
     keep_best: bool = False
     checkpoint_dir: Path
     mlflow: MlflowTarget | None = None
+    grad_accumulation: int = 1  # micro-batches per optimizer step; no_sync on all but the last
+    bucket_cap_mb: float = 25.0  # DDP's gradient bucket size
+    comm_hook: str = "none"  # none | fp16 | bf16 | powersgd (components/train/comm.py)
+    static_graph: bool = False
 
     def write(self, job_dir: Path) -> Path:
         path = job_dir / JOB_FILE

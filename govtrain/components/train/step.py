@@ -69,7 +69,8 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
                                                  "lr_schedule", "warmup_epochs",
                                                  "min_steps_per_epoch"}),
                    numeric_embedding=numeric_embedding(training, len(train)),
-                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run)
+                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=training.grad_accumulation,
+                   **training.ddp.model_dump())
     job.write(job_dir)
     return features
 
@@ -243,6 +244,8 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
         "cost": round(worker_seconds / 3600 * training.price_per_worker_hour, 6),
         "restart_count": result["restart_count"], "epochs_redone": result["epochs_redone"],
         "best_epoch": result["best_epoch"], "best_val_loss": result["best_val_loss"],
+        # what a step spent on communication nothing hid (the last epoch, rank 0); absent on one worker
+        **{k: last[k] for k in ("comm_share", "comm_overlap", "comm_bytes_per_step") if k in last},
     }
     evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
                         "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
@@ -252,6 +255,7 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                         "network": {**network_evidence(training.model, evidence),
                                     **(result.get("network", {}) if training.model == DEFAULT_NETWORK else {})},
                         "schedule": result.get("schedule"), "kept_epoch": result["kept"],
+                        "communication": result.get("communication"),
                         "stop_reason": result["stop_reason"]}
     if job_status is not None:
         evidence.details["job_conditions"] = job_status.get("conditions", [])

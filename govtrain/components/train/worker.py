@@ -18,6 +18,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 
+from govtrain.components.train.comm import CommMeter, attach
 from govtrain.components.train.job import TrainJob
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
@@ -100,7 +102,8 @@ class Trainer:
         # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
         shard_rows = math.ceil(len(self.train_data[2]) / world)
         self.batch_size = batch_size_for(shard_rows, job)
-        self.steps_per_epoch = math.ceil(shard_rows / self.batch_size)
+        self.micro_batches = math.ceil(shard_rows / self.batch_size)
+        self.steps_per_epoch = math.ceil(self.micro_batches / job.grad_accumulation)  # optimizer steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(job, self.steps_per_epoch))
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
@@ -114,8 +117,11 @@ class Trainer:
         check_room(self.snapshot_dir)  # a restart after a full disk stops here, not an epoch later
         self.module = model
         # A world of one has nothing to all-reduce; DDP would only add its hooks (as in nanoGPT).
-        self.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                         gradient_as_bucket_view=True) if world > 1 else model
+        self.ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                       gradient_as_bucket_view=True, bucket_cap_mb=job.bucket_cap_mb,
+                       static_graph=job.static_graph) if world > 1 else None
+        self.model: torch.nn.Module = self.ddp if self.ddp is not None else model
+        self.meter: CommMeter | None = attach(self.ddp, job.comm_hook) if self.ddp is not None else None
         self.logger = EpochLogger(job.mlflow if rank == 0 else None)
         indices: Any = range(len(self.train_data[2]))  # the sampler only needs len()
         self.sampler: DistributedSampler = DistributedSampler(indices, num_replicas=world, rank=rank,
@@ -166,25 +172,40 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         order = torch.tensor(list(iter(self.sampler)), device=self.device)
         x_num, x_cat, y = self.train_data
-        batch = self.batch_size
+        batch, accumulate = self.batch_size, self.job.grad_accumulation
+        if self.meter is not None:
+            self.meter.reset()
         loss_sum, seen, started = torch.zeros((), device=self.device), 0, time.perf_counter()
         use_bf16 = self.device.type == "cuda"
-        for start in range(0, len(order), batch):
+        starts = range(0, len(order), batch)
+        for micro, start in enumerate(starts):
             idx = order[start:start + batch]
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = self.task.loss(self.model(x_num[idx], x_cat[idx]), y[idx])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            # the optimizer steps after `accumulate` micro-batches (or the epoch's last); gradients are
+            # all-reduced only then, and each micro-batch's loss is scaled so the step sees their mean
+            stepping = (micro + 1) % accumulate == 0 or micro == len(starts) - 1
+            group = min(accumulate, len(starts) - micro // accumulate * accumulate)  # micro-batches in this step
+            syncing = nullcontext() if stepping or self.ddp is None else self.ddp.no_sync()
+            with syncing:
+                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = self.task.loss(self.model(x_num[idx], x_cat[idx]), y[idx])
+                (loss / group if group > 1 else loss).backward()
+            if stepping:
+                if self.meter is not None:
+                    self.meter.backward_done()
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach() * len(idx)
             seen += len(idx)
         elapsed = time.perf_counter() - started
         totals = torch.stack([loss_sum, torch.tensor(float(seen), device=self.device)])
         dist.all_reduce(totals)
-        return {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
-                "lr_end": float(self.scheduler.get_last_lr()[0]),
-                "samples_per_second": float(totals[1]) / elapsed, "seconds": elapsed, "world_size": self.world}
+        stats = {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
+                 "lr_end": float(self.scheduler.get_last_lr()[0]),
+                 "samples_per_second": float(totals[1]) / elapsed, "seconds": elapsed, "world_size": self.world}
+        if self.meter is not None:
+            stats |= self.meter.epoch_stats(elapsed)
+        return stats
 
     def _mark_epoch_start(self, epoch: int) -> None:
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
@@ -269,6 +290,10 @@ class Trainer:
                   "device": str(self.device), "device_name": device_name(self.device),
                   "best_epoch": self.best["epoch"], "best_val_loss": self.best["val_loss"], "kept": kept,
                   "stop_reason": self.stop_reason,
+                  "communication": {"bucket_cap_mb": self.job.bucket_cap_mb, "comm_hook": self.job.comm_hook,
+                                    "static_graph": self.job.static_graph,
+                                    "grad_accumulation": self.job.grad_accumulation,
+                                    "measured": "rank 0, per epoch" if self.world > 1 else "one worker: none"},
                   "schedule": {"kind": self.job.lr_schedule, "peak_lr": self.job.lr,
                                "warmup_epochs": self.job.warmup_epochs, "steps_per_epoch": self.steps_per_epoch,
                                "batch_size_per_worker": self.batch_size},

@@ -1,0 +1,69 @@
+"""Communication measured inside DDP (components/train/comm.py) on two real gloo workers: the bytes all-reduced
+per step are the gradients' size (halved by fp16 compression), the exposed share and the overlap are shares,
+and gradient accumulation all-reduces once per optimizer step. Issue 31, items 1 and 2."""
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from govtrain.components.prepare import prepare
+from govtrain.components.train.step import train
+
+pytestmark = pytest.mark.slow  # DDP workers
+
+
+@pytest.fixture(scope="module")
+def prepared(small_data, tmp_path_factory):
+    from conftest import base_config
+
+    from govtrain.core.config import Config, resolve
+
+    folder = tmp_path_factory.mktemp("comm")
+    config = resolve(Config.model_validate(base_config(small_data.data)), folder)
+    paths = {s: folder / f"{s}.parquet" for s in ("train", "val", "test")}
+    prepare(config, paths, folder / "ev-prepare", "comm")
+    return config, paths, folder
+
+
+def trained(prepared, tmp_path, **training):
+    config, paths, folder = prepared
+    config = config.model_copy(deep=True)
+    config.training.epochs, config.training.early_stopping_patience = 2, None
+    for key, value in training.items():
+        if key == "ddp":
+            config.training.ddp = config.training.ddp.model_copy(update=value)
+        else:
+            setattr(config.training, key, value)
+    record = train(config, paths, folder / "ev-prepare", tmp_path / "model", tmp_path / "ev", "comm")
+    weights = load_file(str(tmp_path / "model" / "model.safetensors"))
+    parameters = sum(t.numel() for k, t in weights.items() if "running" not in k and "num_batches" not in k)
+    return record, parameters
+
+
+def test_each_epoch_states_what_communication_cost(prepared, tmp_path):
+    record, parameters = trained(prepared, tmp_path)
+    history = record["details"]["history"]
+    assert [h["world_size"] for h in history] == [2, 2]
+    for epoch in history:
+        assert epoch["comm_bytes_per_step"] == 4 * parameters  # fp32 gradients, every parameter, once a step
+        assert epoch["comm_buckets_per_step"] >= 1
+        assert 0 < epoch["comm_share"] < 1 and 0 <= epoch["comm_overlap"] <= 1
+        assert epoch["comm_exposed_seconds"] > 0 and epoch["comm_busy_seconds"] > 0
+    assert record["metrics"]["comm_share"] == history[-1]["comm_share"]
+    assert record["details"]["communication"] == {"bucket_cap_mb": 25.0, "comm_hook": "none", "static_graph": False,
+                                                  "grad_accumulation": 1, "measured": "rank 0, per epoch"}
+
+
+def test_fp16_compression_halves_the_bytes_and_accumulation_all_reduces_once_a_step(prepared, tmp_path):
+    plain, parameters = trained(prepared, tmp_path / "plain")
+    fp16, _ = trained(prepared, tmp_path / "fp16", ddp={"comm_hook": "fp16"})
+    assert fp16["details"]["history"][0]["comm_bytes_per_step"] == 2 * parameters
+    accumulated, _ = trained(prepared, tmp_path / "acc", grad_accumulation=4)
+    schedule = accumulated["details"]["schedule"]
+    plain_steps = plain["details"]["schedule"]["steps_per_epoch"]
+    assert schedule["steps_per_epoch"] == -(-plain_steps // 4)  # optimizer steps: a quarter, rounded up
+    busy = [h["comm_busy_seconds"] for h in accumulated["details"]["history"]]
+    assert all(b > 0 for b in busy)
+    log = (tmp_path / "acc" / "ev" / "files" / "train" / "train.log").read_text()
+    assert "Traceback" not in log
+    assert json.dumps(accumulated["details"]["communication"]).count('"grad_accumulation": 4') == 1
