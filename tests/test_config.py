@@ -21,8 +21,21 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
 
 
 def test_unknown_key_names_its_path(tmp_path):
-    with pytest.raises(ConfigError, match=r"c\.yaml: training\.epoch: Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: training\.epoch: Extra inputs are not permitted; did you mean "
+                                          r"'epochs'\?$"):
         load_config(write(tmp_path, MINIMAL + "training:\n  epoch: 3\n"))
+    with pytest.raises(ConfigError, match=r"c\.yaml: trainnig: Extra inputs are not permitted; did you mean "
+                                          r"'training'\?$"):
+        load_config(write(tmp_path, MINIMAL + "trainnig:\n  epochs: 3\n"))
+
+
+def test_a_column_typo_gets_the_near_name_and_a_miss_the_columns_the_file_has():
+    from govtrain.components.prepare import hint
+
+    assert hint("defualt", {"default", "age", "income"}) == "; did you mean 'default'?"
+    assert hint("salary", {"default", "age", "income"}) == "; the file has age, default, income"
+    many = {f"c{i:02d}" for i in range(20)}
+    assert hint("zzz", many).endswith("c11 and 8 more")
 
 
 def test_wrong_type_names_its_path(tmp_path):

@@ -31,7 +31,18 @@ def check_columns(config: Config) -> None:
     for column in required_columns(config):
         if column not in present:
             role, key = roles[column]
-            raise DataError(f"{spec.path}: {role} {column!r} not found (config dataset.{key})")
+            raise DataError(f"{spec.path}: {role} {column!r} not found (config dataset.{key}){hint(column, present)}")
+
+
+def hint(name: str, present: set[str]) -> str:
+    """"; did you mean 'default'?" for a near miss, else the columns the file has (the first 12)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(present), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    listed = sorted(present)
+    return f"; the file has {', '.join(listed[:12])}" + (f" and {len(listed) - 12} more" if len(listed) > 12 else "")
 
 
 def classes_of(frame: pd.DataFrame, config: Config) -> np.ndarray | None:

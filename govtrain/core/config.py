@@ -330,8 +330,24 @@ def _error_line(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":  # a typo in a key: name the key it was probably meant to be
+        msg += _did_you_mean(first["loc"])
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{path}: {key}: {msg}{more}"
+
+
+def _did_you_mean(loc: tuple) -> str:
+    import difflib
+
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        annotation = field.annotation if field is not None else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(model.model_fields)}"
 
 
 # A config is a few KB; these bound what a hostile or mistaken file can make a loader do (a YAML alias bomb
