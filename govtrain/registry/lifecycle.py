@@ -155,7 +155,8 @@ def check_duties(config: Config, model: str, version: str, ledger: dict, approve
     registrar = register["details"].get("registered_by", {}).get("user") or register["actor"]
     if approver.same_person(registrar):
         raise Refused(f"{model}/{version}: approver {approver.name!r} registered it (as {registrar!r}; separation "
-                      f"of duties, governance.separation_of_duties)")
+                      f"of duties, governance.separation_of_duties): someone else approves it, logged in as "
+                      f"themselves where MLflow's basic-auth app runs, else with --approver NAME")
 
 
 def promote(config: Config, model: str, version: str, approver: str | None, reason: str) -> AliasMove:
