@@ -260,3 +260,27 @@ def test_planted_secrets_are_in_nothing_a_drift_run_writes(life, isolated_state,
     assert len(written) > 50
     leaked = [str(p) for p in written for s in secrets if s in p.read_bytes()]
     assert leaked == [] and "pl4nted" not in out.stdout + out.stderr
+
+
+def test_the_chain_of_runs_is_anchored_in_the_experiment_too(life, isolated_state, mlflow_server, tmp_path):
+    """The anchor file rolled back to the record before and the newest run's record cut to match: the file agrees,
+    the experiment's tag does not."""
+    config_file = tmp_path / "runs.yaml"
+    config_file.write_text(yaml.safe_dump({"dataset": {"path": "x.csv", "target": "y", "numeric": ["a"]},
+                                           "registry": {"tracking_uri": mlflow_server}}))
+    assert cli("audit", "runs", "--config", config_file).returncode == 0
+    folder = chain.chain_path(isolated_state / "chains", ".runs") / "records"
+    newest = sorted(folder.glob("*.json"))[-1]
+    before = json.loads(sorted(folder.glob("*.json"))[-2].read_bytes())
+    kept, anchor_file = newest.read_bytes(), chain.anchor_path(isolated_state / "chains", ".runs")
+    kept_anchor = anchor_file.read_text()
+    newest.unlink()
+    anchor_file.write_text(chain.anchor_of(before))
+    try:
+        out = cli("audit", "runs", "--config", config_file)
+        assert out.returncode == 1 and "but the registry (experiment govtrain, tag govtrain.runs_chain_head) " \
+            "anchors record" in out.stderr and "records were removed from the end" in out.stderr
+    finally:
+        newest.write_bytes(kept)
+        anchor_file.write_text(kept_anchor)
+    assert cli("audit", "runs", "--config", config_file).returncode == 0

@@ -189,10 +189,17 @@ def audit_repair_chain(
     from govtrain.governance.sealed_runs import RUNS
     from govtrain.registry.models import chain_anchor, client_for, set_anchor
 
-    if model == RUNS:  # the chain of this machine's runs: no registry side
-        own = load_config(config) if config is not None else None
+    if model == RUNS:  # the chain of this machine's runs, anchored in the experiment of the config (if any)
+        from govtrain.registry.runs import anchor_runs, runs_anchor
+
+        path = config if config is not None else DEFAULT_CONFIG
+        own = load_config(path) if path.is_file() else None
         chain_dir = own.chain_dir if own else (state_dir() / load_policy().chain_dir).resolve()
-        record = repair_chain(chain_dir, RUNS, reason, trusted_keys(None, own), allow_unsigned)
+        outside = runs_anchor(own.tracking_uri, own.registry.experiment) if own else None
+        record = repair_chain(chain_dir, RUNS, reason, trusted_keys(None, own), allow_unsigned,
+                              **({"outside_anchor": outside} if outside is not None else {}))
+        if own is not None:
+            anchor_runs(own.tracking_uri, own.registry.experiment, f"{record['seq']}:{record['hash']}")
     else:
         cfg = config_for(config, model)
         record = repair_chain(cfg.chain_dir, model, reason, trusted_keys(None, cfg), allow_unsigned,
@@ -221,7 +228,14 @@ def audit_runs(
     check = verify_chain(chain_dir, RUNS, trusted_keys(public_key, cfg or config))
     if not check.ok:
         fail(check.problem)
-    cut = anchor_problem(read_chain(chain_dir, RUNS), RUNS, local_anchor(chain_dir, RUNS), ANCHOR_FILE, slack=1)
+    records = read_chain(chain_dir, RUNS)
+    cut = anchor_problem(records, RUNS, local_anchor(chain_dir, RUNS), ANCHOR_FILE, slack=1)
+    if cut is None and cfg is not None:  # and the anchor outside this machine's files, where there is one
+        from govtrain.registry.runs import RUNS_ANCHOR_TAG, runs_anchor
+
+        outside = runs_anchor(cfg.tracking_uri, cfg.registry.experiment)
+        where = f"the registry (experiment {cfg.registry.experiment}, tag {RUNS_ANCHOR_TAG})"
+        cut = anchor_problem(records, RUNS, outside, where) if outside is not None else None
     if cut:
         fail(f"{cut} (`govtrain audit repair-chain --model {RUNS}` records it)")
     count, problems = missing_runs(chain_dir, state_dir() / "runs")

@@ -140,17 +140,22 @@ def seal_interrupted(config: Config, signum: int, pipeline_root: Path, state: Pa
     seal_interrupted_run(sorted(pipeline_root.glob("*/*/evidence")), pipeline_root / "interrupt-evidence",
                          run_dir, run_id, step, name, killed)
     shutil.copyfile(log_path, run_dir / "pipeline.log")
-    note_sealed(config.chain_dir, run_dir)
+    note_sealed(config.chain_dir, run_dir, config)
     end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, "KILLED",
                      f"interrupted by {name} during {step}")
     return Interrupted(signum, step, run_dir)
 
 
-def note_sealed(chain_dir: Path, run_dir: Path) -> Path:
-    """Every sealed run goes into the chain of runs (governance/sealed_runs.py): a deleted folder shows."""
+def note_sealed(chain_dir: Path, run_dir: Path, config: Config | None = None) -> Path:
+    """Every sealed run goes into the chain of runs (governance/sealed_runs.py): a deleted folder shows. With
+    a config, the chain's newest record is also anchored as a tag of the MLflow experiment."""
+    from govtrain.governance.chain import anchor_of
     from govtrain.governance.sealed_runs import record_run
+    from govtrain.registry.runs import anchor_runs
 
-    record_run(chain_dir, run_dir, json.loads((run_dir / "ledger.json").read_bytes()))
+    record = record_run(chain_dir, run_dir, json.loads((run_dir / "ledger.json").read_bytes()))
+    if config is not None:
+        anchor_runs(config.tracking_uri, config.registry.experiment, anchor_of(record))
     return run_dir
 
 
@@ -211,7 +216,8 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
     seconds = time.perf_counter() - started
     if failure is not None:
         message = last_error(log_path)
-        run_dir = note_sealed(config.chain_dir, seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message))
+        run_dir = note_sealed(config.chain_dir, seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message),
+                              config)
         end_pipeline_run(config.tracking_uri, config.registry.experiment, f"local-{stamp}", "FAILED",
                          f"error: {message}")
         raise PipelineFailed(f"{message} (log: {log_path}; sealed evidence: {run_dir})") from failure
@@ -228,7 +234,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
             (run_dir / "data").mkdir(exist_ok=True)
             shutil.copyfile(path, run_dir / "data" / f"{split}.parquet")
     shutil.copyfile(log_path, run_dir / "pipeline.log")
-    note_sealed(config.chain_dir, run_dir)
+    note_sealed(config.chain_dir, run_dir, config)
     mark_latest(state, ledger["run_id"])
     registration_file = run_dir / "registration.json"
     registration = json.loads(registration_file.read_text()) if registration_file.is_file() else None

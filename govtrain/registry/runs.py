@@ -104,3 +104,24 @@ def log_monitoring_run(tracking_uri: str, experiment: str, version: Any, drifted
         client.log_artifact(run.info.run_id, str(path))
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+RUNS_ANCHOR_TAG = "govtrain.runs_chain_head"  # "<seq>:<hash>" of the chain of runs' newest record
+
+
+def anchor_runs(tracking_uri: str, experiment: str, anchor: str) -> None:
+    """The chain of runs anchored outside this machine's files: a tag on the experiment. Best effort, like
+    ending a run: the anchor file beside the chains is the one every append checks."""
+    try:
+        client = client_for(tracking_uri)
+        client.set_experiment_tag(experiment_id(client, experiment, tracking_uri), RUNS_ANCHOR_TAG, anchor)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not anchor the chain of runs in MLflow: %s", exc)
+
+
+def runs_anchor(tracking_uri: str, experiment: str) -> str | None:
+    """The experiment's anchor of the chain of runs, or None (no store, no experiment, no tag yet)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return None
+    exp = client_for(tracking_uri).get_experiment_by_name(experiment)
+    return exp.tags.get(RUNS_ANCHOR_TAG) if exp else None
