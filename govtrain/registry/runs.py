@@ -111,7 +111,10 @@ RUNS_ANCHOR_TAG = "govtrain.runs_chain_head"  # "<seq>:<hash>" of the chain of r
 
 def anchor_runs(tracking_uri: str, experiment: str, anchor: str) -> None:
     """The chain of runs anchored outside this machine's files: a tag on the experiment. Best effort, like
-    ending a run: the anchor file beside the chains is the one every append checks."""
+    ending a run: the anchor file beside the chains is the one every append checks. A run refused before
+    anything opened the embedded store leaves no tag (making the store would print MLflow's set-up lines)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return
     try:
         client = client_for(tracking_uri)
         client.set_experiment_tag(experiment_id(client, experiment, tracking_uri), RUNS_ANCHOR_TAG, anchor)
