@@ -104,6 +104,13 @@ def _valid_head(path: Path, model: str) -> dict[str, Any]:
     return json.loads(path.read_bytes())
 
 
+def _readable(path: Path, model: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError:
+        return _valid_head(path, model)  # raises, naming the record and the repair
+
+
 def _record_problem(path: Path) -> str | None:
     try:
         record = json.loads(path.read_bytes())
@@ -138,7 +145,10 @@ class Open:
     def __init__(self, chain_dir: Path, model: str, signer: Callable[[], str]):
         self.chain_dir, self.model, self.folder = Path(chain_dir), model, chain_path(chain_dir, model)
         self.signer = signer  # the seed that signs an append made without one
-        self.records = [_valid_head(p, model) for p in _files(self.folder)]  # each whole and matching its hash
+        files = _files(self.folder)
+        # The head is checked against its hash before anything links to it; the rest are read (an unreadable
+        # one is named the same way), not re-hashed on every append: verify_chain checks them all.
+        self.records = [_readable(p, model) for p in files[:-1]] + [_valid_head(p, model) for p in files[-1:]]
 
     @property
     def head(self) -> str | None:

@@ -153,11 +153,7 @@ def audit_trust_key(
     """Trust a key from now on: an entry in this machine's key log, signed by the signing key in use, which the
     log must already trust (a key cannot trust itself in). Rotation: trust the new key, switch to it, retire
     the old one."""
-    from govtrain.governance.keylog import change
-    from govtrain.governance.keys import signing_key
-
-    record = change("trust", public_key, reason, signing_key())
-    console.print(f"key log entry {record['seq']}: trust {public_key} from {record['finished']}")
+    key_log_entry("trust", public_key, reason)
 
 
 @audit_app.command("retire-key")
@@ -167,11 +163,16 @@ def audit_retire_key(
     reason: Annotated[str, typer.Option(help="Why, for the key log.")],
 ) -> None:
     """Stop trusting a key from now on: what it signed before still verifies, what it signs after does not."""
+    key_log_entry("retire", public_key, reason)
+
+
+def key_log_entry(step: str, public_key: str, reason: str) -> None:
+    """A trust or retire entry, signed by the signing key in use (governance/keylog.py checks it may)."""
     from govtrain.governance.keylog import change
     from govtrain.governance.keys import signing_key
 
-    record = change("retire", public_key, reason, signing_key())
-    console.print(f"key log entry {record['seq']}: retire {public_key} from {record['finished']}")
+    record = change(step, public_key, reason, signing_key())
+    console.print(f"key log entry {record['seq']}: {step} {public_key} from {record['finished']}")
 
 
 @audit_app.command("repair-chain")

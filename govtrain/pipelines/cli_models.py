@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -17,6 +17,8 @@ from govtrain.pipelines.cli_common import (
     errors,
     user_errors,
 )
+
+T = TypeVar("T")
 
 
 @app.command()
@@ -48,15 +50,20 @@ def rollback(
     print_move(lambda: rollback_model(config_for(config, model), model, approver, reason))
 
 
-def print_move(move_alias: Callable) -> None:
-    """Run a promotion or rollback: a refusal by the rules is exit 1 with its reason, not a usage error."""
+def unless_refused(action: Callable[[], T]) -> T:
+    """Run a rule-bound action: a refusal by the rules is exit 1 with its reason, not a usage error."""
     from govtrain.registry.lifecycle import Refused
 
     try:
-        move = move_alias()
+        return action()
     except Refused as exc:
         errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def print_move(move_alias: Callable) -> None:
+    """Run a promotion or rollback and say where the alias went."""
+    move = unless_refused(move_alias)
     from govtrain.governance.audit import who
 
     details = move.record["details"]
@@ -104,14 +111,9 @@ def reconcile(
 ) -> None:
     """Record every way the registry differs from the model's chain (alias, tags, card, versions), then put
     the chain's state back. Exit 1 if there is nothing to reconcile."""
-    from govtrain.registry.lifecycle import Refused
     from govtrain.registry.lifecycle import reconcile as reconcile_model
 
-    try:
-        record = reconcile_model(config_for(config, model), model, approver, reason)
-    except Refused as exc:
-        errors.print(f"refused: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    record = unless_refused(lambda: reconcile_model(config_for(config, model), model, approver, reason))
     details = record["details"]
     for line in details["problems"]:
         console.print(f"recorded: {line}", markup=False, highlight=False)

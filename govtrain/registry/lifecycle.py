@@ -2,15 +2,12 @@
 and every move is a record in the model's chain (governance/chain.py) and a tag in MLflow."""
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
 from govtrain.core.config import Config
 from govtrain.governance import chain, keys
 from govtrain.governance.evidence import blocks
-from govtrain.governance.ledger import verify
 from govtrain.registry.bound import (
     LIFECYCLE_TAGS,
     approvals_of,
@@ -29,10 +26,9 @@ from govtrain.registry.models import (
     anchored_chain,
     client_for,
     current_alias,
-    fetch_bundle,
-    fetch_model_into,
     incomplete,
     resolve,
+    verified_ledger,
 )
 
 
@@ -53,17 +49,10 @@ def check_version(config: Config, client: Any, version: Any) -> dict:
     """The version's verified ledger; refuses if it does not verify or did not pass every gate."""
     if unfinished := incomplete(version):
         raise Refused(unfinished)
-    bundle = fetch_bundle(client, version)
     try:
-        fetch_model_into(version, bundle)  # the files a server would load, against the ledger's digests
-        result = verify(bundle, trusted_keys=keys.trusted_keys(config.governance.public_keys))
-        if not result.ok:
-            raise Refused(f"{version.name}/{version.version}: its ledger does not verify: {result.problem}")
-        ledger = json.loads((bundle / "ledger.json").read_bytes())
-    finally:
-        shutil.rmtree(bundle.parent, ignore_errors=True)
-    if ledger["root"] != version.tags.get("govtrain.ledger_root"):
-        raise Refused(f"{version.name}/{version.version}: the registry's ledger root tag does not match its bundle")
+        ledger = verified_ledger(config, client, version)
+    except RegistryError as exc:
+        raise Refused(str(exc)) from None
     failed = [c["id"] for r in ledger["records"] for c in r.get("checks", []) if blocks(c)]
     if ledger["outcome"] != "registered" or failed:
         raise Refused(f"{version.name}/{version.version}: failed gate {failed[0] if failed else ledger['outcome']}")

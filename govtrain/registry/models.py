@@ -139,6 +139,30 @@ def fetch_bundle(client: Any, version: Any, dest: Path | None = None) -> Path:
     return bundle
 
 
+def verified_ledger(config: Any, client: Any, version: Any) -> dict:
+    """The version's sealed ledger, downloaded with the model's own files and verified against both with this
+    machine's trusted keys, its root matching the registry's tag; RegistryError naming what does not hold."""
+    import json
+    import shutil
+
+    from govtrain.governance import keys
+    from govtrain.governance.ledger import verify
+
+    label = f"{version.name}/{version.version}"
+    bundle = fetch_bundle(client, version)
+    try:
+        fetch_model_into(version, bundle)  # the files a server would load, against the ledger's digests
+        result = verify(bundle, trusted_keys=keys.trusted_keys(config.governance.public_keys))
+        if not result.ok:
+            raise RegistryError(f"{label}: its ledger does not verify: {result.problem}")
+        ledger = json.loads((bundle / "ledger.json").read_bytes())
+    finally:
+        shutil.rmtree(bundle.parent, ignore_errors=True)
+    if ledger["root"] != version.tags.get("govtrain.ledger_root"):
+        raise RegistryError(f"{label}: the registry's ledger root tag does not match its bundle")
+    return ledger
+
+
 def download_model(uri: str, dest: Path) -> Path:
     """A logged model's folder (MLmodel, code/, artifacts/, requirements...) downloaded under dest."""
     import mlflow

@@ -196,9 +196,7 @@ def complete_registration(config: Config, ref: str, retire: str | None = None) -
     without rerunning the pipeline: its sealed ledger is verified with this machine's trusted keys, then
     the registration is finished (alias challenger, chain record) or, with a reason in `retire`, the
     version is deleted and a `retire` record says so. Returns the chain record."""
-    from govtrain.governance import keys
-    from govtrain.governance.ledger import verify
-    from govtrain.registry.models import ModelRef, RegistryError, client_for, fetch_model_into, incomplete, resolve
+    from govtrain.registry.models import ModelRef, RegistryError, client_for, incomplete, resolve, verified_ledger
 
     client = client_for(config.tracking_uri)
     name, _, number = ref.partition("/")
@@ -206,17 +204,10 @@ def complete_registration(config: Config, ref: str, retire: str | None = None) -
     label = f"{version.name}/{version.version}"
     if not incomplete(version):
         raise RegistryError(f"{label}: its registration is not incomplete; nothing to complete")
-    bundle = fetch_bundle(client, version)
     try:
-        fetch_model_into(version, bundle)
-        result = verify(bundle, trusted_keys=keys.trusted_keys(config.governance.public_keys))
-        if not result.ok:
-            raise RegistryError(f"{label}: its ledger does not verify ({result.problem}); retire it instead")
-        ledger = json.loads((bundle / "ledger.json").read_bytes())
-    finally:
-        shutil.rmtree(bundle.parent, ignore_errors=True)
-    if ledger["root"] != version.tags.get("govtrain.ledger_root"):
-        raise RegistryError(f"{label}: the registry's ledger root tag does not match its bundle")
+        ledger = verified_ledger(config, client, version)
+    except RegistryError as exc:
+        raise RegistryError(f"{exc}; `--retire REASON` withdraws it") from None
     if retire is not None:
         with anchored_chain(config, version.name) as opened:
             record = opened.append("retire", version=str(version.version), model_root=ledger["root"],
