@@ -5,10 +5,13 @@ A sealed bundle is a folder:
     ledger.json      {run_id, outcome, sealed, records: [record, ...] in topological order, root}
     files/...        the evidence files the records name
     data/...         optionally, the data splits (kind "data"), checked when present
+    unsealed.json    in a run folder: the files made after sealing (pipeline.log, registration.json), each
+                     with its sha256 and why it is outside the ledger, signed (governance/unsealed.py)
 
 root = sha256(canonical {run_id, outcome, sealed, records: [hash, ...]}), so changing, dropping or
 reordering any record changes the root. The ledger carries an Ed25519 signature of the root (always: by the
 key of governance/signing.py); verify requires it, by a trusted key, unless told to allow an unsigned one.
+Every other file in the folder must be in the ledger or in unsealed.json: nothing in it goes unchecked.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from govtrain.core.files import write_durably
-from govtrain.governance import keys, signing
+from govtrain.governance import keys, signing, unsealed
 from govtrain.governance.evidence import now
 from govtrain.governance.hashing import canonical_json, record_hash, sha256_bytes, sha256_file
 from govtrain.governance.keylog import KeyTrust
@@ -81,6 +84,7 @@ class Verification:
     files_checked: int = 0
     data_not_supplied: int = 0
     model_files_checked: int = 0
+    unsealed_checked: int = 0  # files outside the ledger that matched the signed unsealed.json
     problem: str | None = None
     root: str | None = None
     signed_by: str | None = None  # the public key whose signature of the root checked out
@@ -143,7 +147,23 @@ def verify(bundle_dir: str | Path, trusted_keys: list[str] | None = None,
         result.trusted_by = trusted_keys.entry(result.signed_by, ledger.get("sealed"))
     if problem:
         return _fail(result, problem)
+    problem, result.unsealed_checked = unsealed.check(bundle_dir, ledger, covered_names(records), trusted_keys,
+                                                      allow_unsigned)
+    if problem:
+        return _fail(result, problem)
     return result
+
+
+def covered_names(records: list[dict[str, Any]]) -> set[str]:
+    """The files of a folder the ledger accounts for: itself and every output its records name."""
+    return {LEDGER_FILE, *(out["name"] for r in records for out in r.get("outputs", []))}
+
+
+def list_unsealed(run_dir: str | Path) -> dict[str, Any]:
+    """Last, once every file of a sealed run folder is in place: write its signed unsealed.json."""
+    run_dir = Path(run_dir)
+    ledger = json.loads((run_dir / LEDGER_FILE).read_bytes())
+    return unsealed.write_manifest(run_dir, ledger, covered_names(ledger["records"]))
 
 
 def _fail(result: Verification, problem: str) -> Verification:

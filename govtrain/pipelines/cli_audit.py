@@ -72,7 +72,8 @@ def audit_verify(
         if not result.ok:
             fail(result.problem)
         console.print(f"OK: {result.records} records, {result.files_checked} files checked, "
-                      f"{result.data_not_supplied} data files not supplied; root {result.root}; "
+                      f"{result.data_not_supplied} data files not supplied, {result.unsealed_checked} unsealed "
+                      f"files matched unsealed.json; root {result.root}; "
                       f"{signer(result.signed_by, result.trusted_by)}")
         raise typer.Exit(0)
     if model is not None:

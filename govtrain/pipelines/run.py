@@ -118,8 +118,7 @@ def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, 
     run_dir = state / "runs" / run_id
     seal_errored_run(evidence, pipeline_root / "error-evidence", run_dir, run_id,
                      failed[0].removesuffix("-op").replace("-", "_") if failed else "unknown", message)
-    shutil.copyfile(log_path, run_dir / "pipeline.log")
-    return run_dir
+    return close_folder(run_dir, log_path)
 
 
 def running_step(log_path: Path) -> str:
@@ -139,11 +138,24 @@ def seal_interrupted(config: Config, signum: int, pipeline_root: Path, state: Pa
     step, run_dir, name = running_step(log_path), state / "runs" / run_id, signal.Signals(signum).name
     seal_interrupted_run(sorted(pipeline_root.glob("*/*/evidence")), pipeline_root / "interrupt-evidence",
                          run_dir, run_id, step, name, killed)
-    shutil.copyfile(log_path, run_dir / "pipeline.log")
+    close_folder(run_dir, log_path)
     note_sealed(config.chain_dir, run_dir, config)
     end_pipeline_run(config.tracking_uri, config.registry.experiment, run_id, "KILLED",
                      f"interrupted by {name} during {step}")
     return Interrupted(signum, step, run_dir)
+
+
+def close_folder(run_dir: Path, log_path: Path | None) -> Path:
+    """The last files of a sealed run folder: a copy of the pipeline log, then unsealed.json, which lists it
+    and registration.json (made after the ledger was sealed) by sha256 and is signed: every file in the
+    folder is then in the ledger or in that list, and `audit verify` checks both (governance/unsealed.py).
+    Written last and durably: a crash before it leaves a folder whose verify names the unlisted file."""
+    from govtrain.governance.ledger import list_unsealed
+
+    if log_path is not None:
+        shutil.copyfile(log_path, run_dir / "pipeline.log")
+    list_unsealed(run_dir)
+    return run_dir
 
 
 def note_sealed(chain_dir: Path, run_dir: Path, config: Config | None = None) -> Path:
@@ -170,7 +182,7 @@ def seal_rejected(state: Path, stage: str, message: str, chain_dir: Path | None 
     run_dir = state / "runs" / run_id
     with tempfile.TemporaryDirectory() as work:
         seal_errored_run([], Path(work), run_dir, run_id, stage, message)
-    return note_sealed(chain_dir or state / "chains", run_dir)
+    return note_sealed(chain_dir or state / "chains", close_folder(run_dir, None))
 
 
 def find_bundle(pipeline_root: Path) -> Path | None:
@@ -233,7 +245,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
         for path in source:
             (run_dir / "data").mkdir(exist_ok=True)
             shutil.copyfile(path, run_dir / "data" / f"{split}.parquet")
-    shutil.copyfile(log_path, run_dir / "pipeline.log")
+    close_folder(run_dir, log_path)
     note_sealed(config.chain_dir, run_dir, config)
     mark_latest(state, ledger["run_id"])
     registration_file = run_dir / "registration.json"
