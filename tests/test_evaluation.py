@@ -194,7 +194,9 @@ def test_the_linear_baseline_catches_a_network_worse_than_a_straight_line():
     assert found["rmse"] < 5 and found["gap"] == pytest.approx(20.0 / found["rmse"] - 1)
     rows = baseline_rows(comparison({**found, "linear": {**found, "model": "line", "network_rmse": 1.0,
                                                           "gap": 1.0 / found["rmse"] - 1}}))
-    assert rows[0][-1] == f"this model does better ({found['gap']:+.1%})" and rows[1][-1] == "the network does better"
+    # The backwards row: a simple model that does better is named as the better one.
+    assert rows[0][-1] == f"Ridge does better than the network by {found['gap']:.1%} rmse"
+    assert rows[1][-1] == f"the network does better than line by {abs(1.0 / found['rmse'] - 1):.1%} rmse"
 
 
 def gate_of(evidence, gate_id):

@@ -47,3 +47,13 @@ def test_a_dataset_block_alone_runs_the_whole_pipeline(tmp_path, isolated_state,
     assert any(o["name"].endswith("structural_suite.json") for o in validate["outputs"])
     assert run.registration is not None, run.ledger["outcome"]
     assert run.registration["model_name"] == "cancer"  # registered under the file's name
+    # Issue 29: no sensitive attribute, so fairness is a gap with its reason; the explanation was computed.
+    evaluate = next(r for r in run.ledger["records"] if r["step"] == "evaluate")
+    assert "MEASURE 2.11" not in evaluate["rmf"] and evaluate["details"]["fairness"] == {}
+    assert ("MEASURE 2.11: no sensitive attribute stated (dataset.sensitive): fairness not measured"
+            in evaluate["not_measured"])
+    importance = evaluate["details"]["importance"]
+    assert "MEASURE 2.9" in evaluate["rmf"] and len(importance["features"]) == 30
+    assert importance["metric"] == "roc_auc" and importance["features"][0]["drop"] >= importance["features"][-1]["drop"]
+    register = next(r for r in run.ledger["records"] if r["step"] == "register")
+    assert "MEASURE 2.9" not in register["rmf"] and register["details"]["statements"] == {}

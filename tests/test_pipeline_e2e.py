@@ -33,6 +33,13 @@ def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_
     prepare = next(r for r in run.ledger["records"] if r["step"] == "prepare")
     assert version.tags["govtrain.data.train.sha256"] == prepare["outputs"][0]["sha256"]
     assert f"ledger root `{run.ledger['root']}`" in version.description
+    # Issue 29: the card in MLflow is whole: the verdict first, the gates, the provenance command filled in.
+    card = version.description
+    assert card.index("## Verdict") < card.index("## Provenance") and "(in the full card" not in card.split(
+        "## Gates")[1].split("## ")[0]
+    assert f"`govtrain audit verify --model e2e-credit/{version.version}`" in card and len(card) <= 5000
+    assert "| evaluate.roc_auc | " in card and "| ≥ 0.6 | config" in card
+    assert f"(get-artifact?path=evidence/files/evaluate/roc_pr.png&run_uuid={version.run_id})" in card
 
     # One MLflow run per pipeline run: rank 0 logged every epoch into the run that register completed.
     runs = client.search_runs([client.get_experiment_by_name("govtrain").experiment_id],

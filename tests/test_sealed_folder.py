@@ -212,3 +212,27 @@ def test_audit_verify_names_the_changed_file_and_counts_the_listed_ones(run_dir,
     out = govtrain("audit", "verify", run_dir, "--public-key", key, "--config", tmp_path / "none.yaml")
     assert out.returncode == 1
     assert "FAILED: file registration.json does not match its sha256 in unsealed.json" in out.stderr
+
+
+def test_deleting_the_manifest_with_the_files_it_lists_shows_in_the_chain_of_runs(tmp_path, key):
+    """The one way around the manifest: delete it and the log and registration.json together; the folder then
+    verifies on its ledger alone, but the chain of runs recorded the manifest's digest."""
+    from govtrain.governance.sealed_runs import missing_runs, record_run
+
+    run_dir = sealed_run(tmp_path)
+    record_run(tmp_path / "chains", run_dir, json.loads((run_dir / "ledger.json").read_bytes()))
+    assert missing_runs(tmp_path / "chains", run_dir.parent) == (1, [])
+    for name in (MANIFEST_FILE, "pipeline.log", "registration.json"):
+        (run_dir / name).unlink()
+    assert verify(run_dir, trusted_keys=[key]).ok  # the ledger covers what is left
+    count, problems = missing_runs(tmp_path / "chains", run_dir.parent)
+    assert count == 1 and len(problems) == 1
+    assert problems[0].endswith(f"{run_dir / MANIFEST_FILE} is gone (the list of the folder's files outside the "
+                                f"ledger, recorded {manifest_digest_prefix(tmp_path)}…)")
+
+
+def manifest_digest_prefix(tmp_path):
+    from govtrain.governance.chain import read_chain
+    from govtrain.governance.sealed_runs import RUNS
+
+    return read_chain(tmp_path / "chains", RUNS)[-1]["details"]["unsealed_sha256"][:12]

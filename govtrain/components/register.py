@@ -9,11 +9,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from govtrain.core.config import Config
+from govtrain.core.config import Config, RegistrySpec
 from govtrain.governance.evidence import StepEvidence
+from govtrain.governance.hashing import canonical_json, sha256_bytes
 from govtrain.governance.ledger import seal
 from govtrain.registry import publish
 from govtrain.registry.models import client_for
+
+
+def statements(config: Config) -> dict[str, dict]:
+    """What a person stated in the config about the model (registry.intended_use, limitations, datasheet), each
+    with its digest: recorded so the audit links them as the human artefacts they are (governance/rmf.py)."""
+    registry, default = config.registry, RegistrySpec.model_fields["intended_use"].default
+    stated = {"intended_use": registry.intended_use if registry.intended_use != default else None,
+              "limitations": registry.limitations, "datasheet": registry.datasheet}
+    return {name: {"text": text, "sha256": sha256_bytes(canonical_json(text))}
+            for name, text in stated.items() if text}
 
 
 def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_dir: Path, bundle_dir: Path,
@@ -31,7 +42,7 @@ def register(config: Config, model_dir: Path, parent_evidence: Path, evidence_di
     logged = publish.log_model(config, where, model_dir, train_path)
     evidence = StepEvidence("register", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
-    evidence.details = where.details(config) | {"model_id": logged.model_id}
+    evidence.details = where.details(config) | {"model_id": logged.model_id, "statements": statements(config)}
     evidence.add_model_files(logged.files)
     evidence.finish("pass")
     ledger = seal(evidence_dir, bundle_dir, run_id=run_id, outcome="registered")

@@ -7,7 +7,6 @@ from govtrain.core.config import Config
 from govtrain.core.secrets import redact
 from govtrain.governance.evidence import StepEvidence, adopt_mirror
 from govtrain.governance.ledger import seal
-from govtrain.governance.rmf import STEP_RMF
 from govtrain.registry.runs import end_pipeline_run
 
 
@@ -38,7 +37,7 @@ def seal_interrupted_run(evidence_dirs: list[Path], work_dir: Path, bundle_dir: 
     finished = [d for d in evidence_dirs if (d / "HEAD").is_file()]
     evidence = StepEvidence("interrupted", work_dir, run_id=run_id, config_digest="", parents=finished)
     evidence.details = {"step": step, "signal": signal_name, "children_killed_after_grace": killed}
-    evidence.finish("interrupted", rmf=STEP_RMF["seal"])
+    evidence.finish("interrupted", claims_as="seal")
     return seal(work_dir, bundle_dir, run_id=run_id, outcome=f"interrupted at {step} by {signal_name}")
 
 

@@ -212,6 +212,8 @@ class EvaluationSpec(_Strict):
     slices: list[str] = Field(default_factory=list)  # extra columns to report metrics by
     ood_data: Path | None = None  # a shifted batch; None: the test split with numerics shifted by 2 std
     latency_repeats: int = Field(200, ge=10)
+    importance_rows: int = Field(5000, ge=50)  # permutation importance (MEASURE 2.9), seeded test rows
+    importance_repeats: int = Field(5, ge=2)
     compare_with_champion: bool = True
     seed: int = 0
 

@@ -1,6 +1,6 @@
 """What an auditor checks, from files alone: a sealed bundle against its ledger, the registry's root tag
-and the model's chain; an exported zip offline; and the NIST AI RMF coverage report. Fetching a bundle
-from MLflow is registry/audit.py's job."""
+and the model's chain, and an exported zip offline (the report of it: governance/report.py). Fetching a
+bundle from MLflow is registry/audit.py's job."""
 from __future__ import annotations
 
 import json
@@ -11,12 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from govtrain.core.catalogue import by_id
-from govtrain.core.config import Config
 from govtrain.governance import chain
 from govtrain.governance.evidence import blocks
-from govtrain.governance.gates import describe, rmf_of
-from govtrain.governance.hashing import sha256_file
 from govtrain.governance.ledger import Verification, verify
 
 MANIFEST = "manifest.json"
@@ -121,41 +117,6 @@ def audit_export(path: Path, trusted: list[str] | None = None, allow_unsigned: b
         shutil.rmtree(work, ignore_errors=True)
 
 
-# --- the RMF report ------------------------------------------------------------------------------
-
-def coverage(config: Config, ledger: dict, lifecycle: list[dict], verified: bool) -> list[dict[str, Any]]:
-    """One row per subcategory: evidenced by the pipeline, human artefact linked, or gap."""
-    claims: dict[str, list[str]] = {}
-    for record in [*ledger["records"], *lifecycle]:
-        for sid in record.get("rmf", []):
-            claims.setdefault(sid, []).append(f"{record['step']} {record['hash'][:12]}")
-    rows = []
-    for sub in by_id().values():
-        link = config.governance.artefacts.get(sub.id)
-        if sub.id in claims and verified:
-            status, detail = "evidenced", ", ".join(claims[sub.id])
-        elif link is not None:
-            status, detail = _artefact_status(link)
-        else:
-            status = "gap"
-            detail = (f"the pipeline can evidence this via {', '.join(sub.evidence)}; no verified record in this "
-                      f"version"
-                      if sub.evidence else f"needs a human artefact: {sub.human}")
-        rows.append({"id": sub.id, "function": sub.function, "title": sub.title, "status": status, "detail": detail})
-    return rows
-
-
-def _artefact_status(link: Any) -> tuple[str, str]:
-    if link.url:
-        return "artefact linked", f"{link.title or 'link'}: {link.url}"
-    if not link.file.is_file():
-        return "gap", f"linked artefact {link.file} is missing"
-    digest = sha256_file(link.file)
-    if link.sha256 and digest != link.sha256:
-        return "gap", f"linked artefact {link.file} has sha256 {digest[:12]}…, config says {link.sha256[:12]}…"
-    return "artefact linked", f"{link.title or link.file.name} (sha256 {digest[:12]}…)"
-
-
 NOT_AUTHENTICATED = "identity not authenticated"
 
 
@@ -165,36 +126,6 @@ def who(name: str, identity: dict | None) -> str:
     if identity and identity.get("authenticated"):
         return f"{name} (authenticated: {identity.get('by')})"
     return f"{name} ({NOT_AUTHENTICATED})"
-
-
-def report_data(config: Config, audit: ModelAudit, ledger: dict) -> dict[str, Any]:
-    rows = coverage(config, ledger, audit.lifecycle, audit.ok)
-    functions: dict[str, dict[str, int]] = {}
-    for row in rows:
-        counts = functions.setdefault(row["function"], {"evidenced": 0, "artefact linked": 0, "gap": 0})
-        counts[row["status"]] += 1
-    gates = [{"step": r["step"], **c} for r in ledger["records"] if r["step"] in ("data_gate", "evaluate")
-             for c in r.get("checks", [])]  # data_gate repeats the checks of validate and leakage
-    not_measured = sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})
-    approvals = [r for r in audit.lifecycle if r["step"] in ("promote", "rollback")]
-    drift = [r for r in audit.lifecycle if r["step"] == "drift"]
-    register = next((r for r in ledger["records"] if r["step"] == "register"), None)
-    identity = register["details"].get("registered_by") if register else None
-    registered_by = who(identity["user"] if identity else register["actor"], identity) if register else "-"
-    prepare: dict[str, Any] = next((r for r in ledger["records"] if r["step"] == "prepare"), {})
-    task = prepare.get("details", {}).get("task") or {"kind": "binary", "classes": [],
-                                                      "rule": "a run from before tasks were recorded"}
-    evaluate: dict[str, Any] = next((r for r in ledger["records"] if r["step"] == "evaluate"), {})
-    return {"model": audit.model, "task": task, "metrics": evaluate.get("metrics", {}), "version": audit.version,
-            "root": audit.root, "verified": audit.ok,
-            "problem": audit.problem, "records": audit.ledger.records, "chain_records": audit.chain_records,
-            "signed_by": audit.ledger.signed_by, "functions": functions, "rows": rows, "gates": gates,
-            "approvals": approvals, "drift": drift, "not_measured": not_measured, "registered_by": registered_by}
-
-
-# What the audit report shows of each task's evaluation (the rest is in evaluation.json).
-HEADLINE_METRICS = ("roc_auc", "accuracy", "macro_f1", "log_loss", "rmse", "mae", "r2", "interval_coverage", "ece",
-                    "ece_excess", "test_rows")
 
 
 def measured(check: dict[str, Any]) -> str:
@@ -207,81 +138,3 @@ def measured(check: dict[str, Any]) -> str:
 def check_verdict(check: dict[str, Any]) -> str:
     """pass, FAIL (a gated failure), or warn (an ungated one, such as a poisoning signal)."""
     return "pass" if check["passed"] else "FAIL" if blocks(check) else "warn"
-
-
-def render_markdown(data: dict[str, Any]) -> str:
-    ok = "verified" if data["verified"] else f"DOES NOT VERIFY: {data['problem']}"
-    lines = [f"# AI RMF audit report: {data['model']} version {data['version']}", "",
-             f"- ledger root `{data['root']}`: {ok}",
-             f"- {data['records']} pipeline records, {data['chain_records']} chain records, "
-             f"signed by: {data['signed_by'] or 'not signed'}", f"- registered by: {data['registered_by']}",
-             f"- task: {data['task']['kind']}" + (f" ({', '.join(data['task']['classes'][:20])})"
-                                                  if data["task"]["classes"] else "") + f", {data['task']['rule']}",
-             "- test metrics: " + ", ".join(f"{k} {v}" for k, v in data["metrics"].items()
-                                            if k in HEADLINE_METRICS) or "- test metrics: none recorded", "",
-             "## Coverage by function", "",
-             "| function | evidenced | artefact linked | gap |", "|---|---|---|---|"]
-    lines += [f"| {f} | {c['evidenced']} | {c['artefact linked']} | {c['gap']} |" for f, c in data["functions"].items()]
-    lines += ["", "## Subcategories", "", "| id | title | status | records / artefact / gap |", "|---|---|---|---|"]
-    lines += [f"| {r['id']} | {r['title']} | {r['status']} | {r['detail']} |" for r in data["rows"]]
-    lines += ["", "## Gate decisions", "", "| step | check | measures | RMF | value | threshold | measured against | "
-              "result |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {g['step']} | {g['id']} | {describe(g['id'])} | {', '.join(rmf_of(g['id']))} | {measured(g)} "
-              f"| {g['threshold']} | {g.get('reference', 'the config')} | {check_verdict(g)} |" for g in data["gates"]]
-    lines += ["", "## Approvals", ""]
-    lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "
-              f"by {who(r['details']['approver'], r['details'].get('approver_identity'))}: {r['details']['reason']}"
-              for r in data["approvals"]] or ["- none"]
-    lines += ["", "## Drift history", ""]
-    lines += [f"- {r['finished']}: {r['decision']} ({r['details'].get('summary', '')})"
-              for r in data["drift"]] or ["- none"]
-    lines += ["", "## Not measured (MEASURE 1.1)",
-              ""] + ([f"- {n}" for n in data["not_measured"]] or ["- nothing listed"])
-    return "\n".join(lines) + "\n"
-
-
-def render_html(data: dict[str, Any]) -> str:
-    from html import escape
-
-    def table(header: list[str], rows: list[list[Any]]) -> str:
-        head = "".join(f"<th>{escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    status_class = {"evidenced": "ok", "artefact linked": "linked", "gap": "gap"}
-    sub_rows = "".join(
-        f"<tr class='{status_class[r['status']]}'><td>{escape(r['id'])}</td><td>{escape(r['title'])}</td>"
-        f"<td>{escape(r['status'])}</td><td>{escape(r['detail'])}</td></tr>" for r in data["rows"])
-    verdict = "verified" if data["verified"] else f"DOES NOT VERIFY: {data['problem']}"
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>AI RMF audit: {escape(data['model'])} v{escape(data['version'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
-tr.ok td:nth-child(3){{background:#d9f2d9}}tr.linked td:nth-child(3){{background:#dde8fa}}
-tr.gap td:nth-child(3){{background:#fbe0dc}}code{{font-size:90%}}</style></head><body>
-<h1>AI RMF audit report: {escape(data['model'])} version {escape(data['version'])}</h1>
-<p>Ledger root <code>{escape(str(data['root']))}</code>: <b>{escape(verdict)}</b>. {data['records']} pipeline records,
-{data['chain_records']} chain records, signed by: {escape(str(data['signed_by'] or 'not signed'))}.
-Registered by {escape(data['registered_by'])}.</p>
-<h2>Coverage by function</h2>
-{table(["function", "evidenced", "artefact linked", "gap"],
-       [[f, c["evidenced"], c["artefact linked"], c["gap"]] for f, c in data["functions"].items()])}
-<h2>Subcategories</h2>
-<table><thead><tr><th>id</th><th>title</th><th>status</th><th>records / artefact / gap</th></tr></thead>
-<tbody>{sub_rows}</tbody></table>
-<h2>Gate decisions</h2>
-{table(["step", "check", "measures", "RMF", "value", "threshold", "measured against", "result"],
-       [[g["step"], g["id"], describe(g["id"]), ", ".join(rmf_of(g["id"])), g["value"], g["threshold"],
-         g.get("reference", "the config"), check_verdict(g)] for g in data["gates"]])}
-<h2>Approvals</h2>
-{table(["when", "action", "from", "to", "approver", "reason"],
-       [[r["finished"], r["step"], r["details"]["from_version"] or "-", r["details"]["to_version"],
-         who(r["details"]["approver"], r["details"].get("approver_identity")), r["details"]["reason"]]
-        for r in data["approvals"]])}
-<h2>Drift history</h2>
-{table(["when", "decision", "summary"],
-       [[r["finished"], r["decision"], r["details"].get("summary", "")] for r in data["drift"]])}
-<h2>Not measured (MEASURE 1.1)</h2>
-<ul>{"".join(f"<li>{escape(n)}</li>" for n in data["not_measured"]) or "<li>nothing listed</li>"}</ul>
-</body></html>
-"""

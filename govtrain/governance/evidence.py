@@ -23,7 +23,7 @@ from typing import Any, NotRequired, TypedDict
 from govtrain.core.files import write_durably
 from govtrain.governance.gates import BY_ID
 from govtrain.governance.hashing import canonical_json, jsonable, record_hash, sha256_file
-from govtrain.governance.rmf import STEP_RMF
+from govtrain.governance.rmf import claims
 
 
 class Check(TypedDict):
@@ -239,8 +239,9 @@ class StepEvidence:
         return bool(passed)
 
     def finish(self, decision: str | None = None, *, not_measured: list[str] = (),  # type: ignore[assignment]
-               rmf: list[str] | None = None) -> Record:
-        """Write the record; decision defaults to pass when no gated check failed."""
+               claims_as: str | None = None) -> Record:
+        """Write the record; decision defaults to pass when no gated check failed. Its RMF claims are what its
+        content supports as a record of its step (or of claims_as: an interrupted run claims as a seal)."""
         if decision is None:
             decision = "fail" if any(blocks(c) for c in self.checks) else "pass"
         record: Record = {
@@ -257,10 +258,14 @@ class StepEvidence:
             "checks": jsonable(self.checks),
             "details": jsonable(self.details),
             "decision": decision,
-            "rmf": list(rmf if rmf is not None else STEP_RMF.get(self.step, [])),
+            "rmf": [],
             "not_measured": list(not_measured),
             "parents": self.parents,
         }
+        # Claimed from what the record holds (governance/rmf.py); an unmet claim is listed with its reason.
+        held, gaps = claims(claims_as or self.step, dict(record))
+        record["rmf"] = held
+        record["not_measured"] += [f"{sid}: {why}" for sid, why in gaps.items()]
         record["hash"] = record_hash(dict(record))
         records = self.out_dir / "records"
         records.mkdir(exist_ok=True)

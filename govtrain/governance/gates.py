@@ -163,3 +163,10 @@ def describe(check_id: str) -> str:
 def rmf_of(check_id: str) -> list[str]:
     gate = gate_of(check_id)
     return list(gate.rmf) if gate else []
+
+
+def bound(check_id: str, threshold: Any) -> str:
+    """The threshold with the way it passes: "≥ 0.7" or "≤ 0.05"."""
+    gate = gate_of(check_id)
+    sign = "" if gate is None else "≥ " if gate.direction == "min" else "≤ "
+    return f"{sign}{threshold}"

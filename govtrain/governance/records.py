@@ -23,7 +23,7 @@ from govtrain.core.files import write_durably
 from govtrain.governance import signing
 from govtrain.governance.evidence import actor, code_version, now
 from govtrain.governance.hashing import canonical_json, jsonable, record_hash
-from govtrain.governance.rmf import STEP_RMF
+from govtrain.governance.rmf import claims
 
 RECORD_NAME = re.compile(r"^(\d{6})-([0-9a-f]{64})\.json$")
 
@@ -204,8 +204,9 @@ def _append(folder: Path, model: str, step: str, *, version: str | None, model_r
         "seq": (head["seq"] + 1) if head else 1,
         "started": started or now(), "finished": now(), "actor": actor(), "code_version": code_version(),
         "checks": jsonable(checks or []), "details": jsonable(details or {}), "decision": decision,
-        "rmf": STEP_RMF.get(step, []), "parents": [head["hash"]] if head else [],
+        "rmf": [], "parents": [head["hash"]] if head else [],
     }
+    record["rmf"] = claims(step, record)[0]  # what its content supports (governance/rmf.py)
     record["hash"] = record_hash(record)
     record["signature"] = signing.sign(record["hash"], seed)
     records = folder / "records"

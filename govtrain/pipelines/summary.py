@@ -4,11 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from govtrain.governance.audit import check_verdict
 from govtrain.governance.evidence import blocks
 from govtrain.governance.gates import describe
+from govtrain.governance.verdict import paragraph
 from govtrain.pipelines.run import LocalRun
 
 COLOURS = {"pass": "green", "FAIL": "red", "warn": "yellow"}
@@ -84,6 +87,10 @@ def print_summary(run: LocalRun, console: Console) -> None:
                           f"limit {check['threshold']}", markup=False)
             if check.get("reference"):  # what the reference achieved: the refusal read against it
                 console.print(f"    {check['reference']}", markup=False)
+    registered = f"{run.registration['model_name']} version {run.registration['version']}" if run.registration else None
+    # soft_wrap off for this one: the console keeps paths whole, a paragraph must wrap
+    console.print(Panel(Text(paragraph(run.ledger, registered=registered)), title="verdict", title_align="left",
+                        width=min(console.width, 100)), soft_wrap=False)
     console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
     console.print(f"verify it:  govtrain audit verify {run.run_dir}")
     console.print("open MLflow: govtrain ui")

@@ -12,9 +12,10 @@ from typing import Any
 
 from govtrain.core.config import Config
 from govtrain.governance import chain, keys
-from govtrain.governance.audit import MANIFEST, ModelAudit, audit_bundle, render_html, render_markdown, report_data
+from govtrain.governance.audit import MANIFEST, ModelAudit, audit_bundle
 from govtrain.governance.hashing import canonical_json
 from govtrain.governance.ledger import LEDGER_FILE
+from govtrain.governance.report import render_html, render_markdown, report_data
 from govtrain.registry.bound import registry_problems
 from govtrain.registry.models import (
     chain_anchor,
@@ -106,7 +107,7 @@ def report(config: Config, ref_text: str, out_dir: Path) -> tuple[ModelAudit, Pa
     with fetched(config, ref_text) as (version, bundle):
         audit = bound_to_chain(config, version, _audit_fetched(config, version, bundle, None))
         ledger = json.loads((bundle / LEDGER_FILE).read_bytes())
-    data = report_data(config, audit, ledger)
+        data = report_data(config, audit, ledger, bundle)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, html = out_dir / "audit_report.md", out_dir / "audit_report.html"
     md.write_text(render_markdown(data))

@@ -49,7 +49,8 @@ def expected_description(version: Any, records: list[dict]) -> str:
     if bound is not None and hashlib.sha256(card.encode()).hexdigest() != bound:
         raise ValueError(f"model card artifact of {version.name}/{version.version} is not the one registered")
     approvals = approvals_of(records, version.tags.get("govtrain.ledger_root"))
-    return description(with_approvals(card, approvals) if approvals else card)  # else: "not yet approved"
+    return description(with_approvals(card, approvals) if approvals else card,  # else: "not yet approved"
+                       str(version.version))
 
 
 def _register_record(records: list[dict], version: str) -> dict | None:

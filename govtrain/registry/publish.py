@@ -18,6 +18,7 @@ from govtrain.core.config import Config
 from govtrain.core.files import write_durably
 from govtrain.governance import chain
 from govtrain.governance.hashing import sha256_file
+from govtrain.governance.report import figures
 from govtrain.model import PYFUNC_FILE
 from govtrain.registry.bound import binding, registered_card
 from govtrain.registry.identity import whoami
@@ -111,7 +112,7 @@ def publish(config: Config, where: Target, logged: LoggedModel, bundle_dir: Path
         mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
         for page in sorted((bundle_dir / "files" / "validate").glob("data_docs_*.html")):
             mlflow.log_artifact(str(page), artifact_path="data_docs")  # GE's pages, where reviewers look
-        card_md, card_html = model_card(config, ledger, approvals=[])
+        card_md, card_html = model_card(config, ledger, approvals=[], figures=figures(bundle_dir))
         mlflow.log_text(card_md, "model_card/model_card.md")
         mlflow.log_text(card_html, "model_card/model_card.html")
         # What model commands need with no config file at hand (columns, task, settings), its digest a tag.
@@ -172,7 +173,11 @@ def finish_registration(config: Config, client: Any, version: Any, ledger: dict,
     if current is None or int(current.version) < int(version.version):  # a retry never moves it backwards
         client.set_registered_model_alias(name, CHALLENGER, version.version)
     # The version's tags and card as registered, bound to the chain: an edit in the registry later shows.
-    bound = binding(version.tags, registered_card(version))
+    card = registered_card(version)
+    bound = binding(version.tags, card)
+    filled = description(card, str(version.version))  # the provenance command names this version
+    if version.description != filled:  # a version is never promoted before this: no approvals to keep
+        client.update_model_version(name, version.version, description=filled)
     with anchored_chain(config, name) as opened:  # the check and the append under one lock: one record per version
         if chain.registered_root(opened.records, str(version.version)) is None:
             opened.append("register", version=str(version.version), model_root=ledger["root"],

@@ -39,3 +39,25 @@ def test_reviewer_sees_card_gates_and_aliases(small_data, write_config, mlflow_s
         out.mkdir(exist_ok=True)
         browser.save_screenshot(str(out / "mlflow_model_version.png"))
     assert "by reviewer: card reviewed in the UI" in text
+
+    # Issue 29, a reviewer's test: the version page opens with the verdict, shows the gates table and renders
+    # the ROC figure (served by MLflow from the run's evidence), and so does the audit report's HTML.
+    assert "gated checks on the data and the model passed" in text
+    assert "evaluate.roc_auc" in text and "must be" in text
+    roc = browser.find_element(By.CSS_SELECTOR, "img[alt='ROC and precision-recall curves']")
+    WebDriverWait(browser, 30, poll_frequency=0.5).until(
+        lambda driver: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", roc))
+    assert browser.execute_script("return arguments[0].naturalWidth", roc) == 900  # the 9x4 inch figure at 100 dpi
+
+    from govtrain.registry.audit import report
+
+    audit, _, html = report(config, f"ui-credit/{version}", tmp_path / "report")
+    assert audit.ok, audit.problem
+    browser.get(html.as_uri())
+    verdict = browser.find_element(By.ID, "verdict").text
+    assert verdict.startswith(f"Registered as ui-credit version {version}") and "the ledger verifies" in verdict
+    gates = browser.find_element(By.ID, "gates").text
+    assert "evaluate.roc_auc" in gates and "≥ 0.6" in gates
+    figure = browser.find_element(By.CSS_SELECTOR, "img[alt='roc_pr.png']")
+    assert browser.execute_script("return arguments[0].naturalWidth", figure) == 900
+    browser.save_screenshot(str(ROOT / "test-artifacts" / "audit_report.png"))

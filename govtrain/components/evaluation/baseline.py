@@ -120,14 +120,35 @@ def _membership(kind: str, classes: int, model: Any, x_train: pd.DataFrame, y_tr
     return float(membership_inference(loss[0], loss[1])["mia_auc"])
 
 
-def _scores(kind: str, classes: int, model: Any, x: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
-    """The task's metrics of a fitted scikit-learn model (binary: ROC AUC beside the rest)."""
-    if kind == "regression":
-        return performance(kind, y, model.predict(x))
-    proba = _outputs(kind, classes, model, x)
+def _headline(kind: str, y: np.ndarray, out: np.ndarray) -> float:
     if kind == "binary":
-        return {"roc_auc": float(roc_auc_score(y, proba[:, 1])) if len(np.unique(y)) > 1 else 0.5}
-    return performance(kind, y, proba)
+        score = out[:, 1] if out.ndim == 2 else out
+        return float(roc_auc_score(y, score)) if len(np.unique(y)) > 1 else 0.5
+    return performance(kind, y, out)[PRIMARY[kind]]
+
+
+def gap_interval(kind: str, y: np.ndarray, network: np.ndarray, simple: np.ndarray, seed: int, samples: int = 100,
+                 rows: int = 20_000) -> list[float]:
+    """The 95% interval of gap() over paired resamples of the test rows (both models scored on the same draw),
+    on at most `rows` seeded rows: who is better on this split, and by how much, as far as these rows can say."""
+    rng = np.random.default_rng(seed)
+    if len(y) > rows:
+        keep = rng.choice(len(y), rows, replace=False)
+        y, network, simple = y[keep], network[keep], simple[keep]
+    draws = []
+    for _ in range(samples):
+        idx = rng.integers(0, len(y), len(y))
+        draws.append(gap(kind, _headline(kind, y[idx], simple[idx]), _headline(kind, y[idx], network[idx])))
+    return [round(float(np.percentile(draws, 2.5)), 6), round(float(np.percentile(draws, 97.5)), 6)]
+
+
+def _scores(kind: str, classes: int, model: Any, x: pd.DataFrame, y: np.ndarray,
+            outputs: np.ndarray | None = None) -> dict[str, float]:
+    """The task's metrics of a fitted scikit-learn model (binary: ROC AUC beside the rest)."""
+    out = _outputs(kind, classes, model, x) if outputs is None else outputs
+    if kind == "binary":
+        return {"roc_auc": _headline(kind, y, out)}
+    return performance(kind, y, out)
 
 
 def _kept(kind: str, clean: dict[str, float], noisy: dict[str, float]) -> float:
@@ -148,7 +169,8 @@ def trees(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_trai
     x_train, x_test = columns.for_trees(train), columns.for_trees(test)  # encoded once: fit, score and attack
     with threadpool_limits(1):
         model.fit(x_train, y_train)
-        found = _scores(kind, classes, model, x_test, y_test)
+        outputs = _outputs(kind, classes, model, x_test)
+        found = _scores(kind, classes, model, x_test, y_test, outputs)
         scale = train[columns.numeric].astype(float).std().fillna(0.0)
         noisy = _scores(kind, classes, model, columns.for_trees(columns.noisy(test, severity, scale, seed)), y_test)
         mia = _membership(kind, classes, model, x_train, y_train, x_test, y_test, seed)
@@ -156,7 +178,7 @@ def trees(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_trai
     return {"model": f"sklearn {estimator.__name__} (defaults)", "metric": name, **found,
             f"network_{name}": network_value, "gap": float(gap(kind, found[name], network_value)),
             "noise_severity": severity, "noise_kept": float(_kept(kind, found, noisy)), "mia_auc": mia,
-            "pooled_categories": columns.pooled, "seconds": time.perf_counter() - started}
+            "pooled_categories": columns.pooled, "seconds": time.perf_counter() - started, "outputs": outputs}
 
 
 def linear(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame,
@@ -175,22 +197,30 @@ def linear(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_tra
     model = make_pipeline(ColumnTransformer(parts), estimator)
     with threadpool_limits(1):  # as for the trees
         model.fit(columns.for_linear(train), y_train)
-        found = _scores(kind, classes, model, columns.for_linear(test), y_test)
+        outputs = _outputs(kind, classes, model, columns.for_linear(test))
+        found = _scores(kind, classes, model, columns.for_linear(test), y_test, outputs)
     name = PRIMARY[kind]
     return {"model": f"sklearn {type(estimator).__name__} (defaults, one-hot categories)", "metric": name,
             **{k: float(v) for k, v in found.items()}, f"network_{name}": network_value,
-            "gap": float(gap(kind, found[name], network_value)), "seconds": time.perf_counter() - started}
+            "gap": float(gap(kind, found[name], network_value)), "seconds": time.perf_counter() - started,
+            "outputs": outputs}
 
 
 def simple_models(kind: str, classes: int, train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame,
                   y_test: np.ndarray, numeric: list[str], categorical: list[str], network_value: float, seed: int,
-                  severity: float) -> dict[str, Any]:
+                  severity: float, network_out: np.ndarray | None = None) -> dict[str, Any]:
     """The trees' result (the evaluate record's `baseline`), with the linear model and the trivial predictor
-    beside it: the references of the model gate (evaluation/model_gate.py)."""
+    beside it: the references of the model gate (evaluation/model_gate.py). With the network's outputs on the
+    test rows, each simple model's gap carries its paired 95% interval."""
     columns = Columns(train, numeric, categorical)
     found = trees(kind, classes, columns, train, y_train, test, y_test, network_value, seed, severity)
     found["linear"] = linear(kind, classes, columns, train, y_train, test, y_test, network_value)
     found["trivial"] = trivial(kind, classes, y_train, y_test)
+    if network_out is not None:
+        for result in (found, found["linear"]):
+            result["gap_interval"] = gap_interval(kind, y_test, network_out, result.pop("outputs"), seed)
+    else:
+        found.pop("outputs"), found["linear"].pop("outputs")
     return found
 
 
@@ -201,5 +231,6 @@ def comparison(found: dict) -> list[dict]:
         if base:
             name = base["metric"]
             rows.append({"model": base["model"], "metric": name, "value": round(base[name], 6),
-                         "network": round(base[f"network_{name}"], 6), "gap": round(base["gap"], 6)})
+                         "network": round(base[f"network_{name}"], 6), "gap": round(base["gap"], 6),
+                         **({"gap_interval": base["gap_interval"]} if "gap_interval" in base else {})})
     return rows

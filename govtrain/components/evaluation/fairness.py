@@ -55,3 +55,17 @@ def error_gaps(frame: pd.DataFrame, column: str, errors: np.ndarray, min_group: 
     worst, best = (max(judged), min(judged)) if len(judged) > 1 else (0.0, 0.0)
     return {"groups": groups, "groups_judged": len(judged), "error_difference": float(worst - best),
             "error_ratio": float(worst / best) if best > 0 else (1.0 if worst == 0 else float("inf"))}
+
+
+def judged(results: dict[str, dict], sensitive: list[str]) -> tuple[dict[str, dict], list[str]]:
+    """For the evaluate record (MEASURE 2.11): each sensitive attribute's gaps where at least two groups were
+    large enough to judge, without the per-group rows (those are in evaluation.json); and what was not judged."""
+    found, not_judged = {}, []
+    for column in sensitive:
+        result = results[column]
+        if result["groups_judged"] > 1:
+            found[column] = {k: v for k, v in result.items() if k != "groups"}
+        else:
+            not_judged.append(f"fairness for {column}: {result['groups_judged']} group(s) of at least the minimum "
+                              f"size (evaluation.fairness_min_group), two are needed to compare (MEASURE 2.11)")
+    return found, not_judged

@@ -28,6 +28,7 @@ from govtrain.components.evaluation.common import (
     shifted_batch,
     write_calibrated,
 )
+from govtrain.components.evaluation.importance import explain
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.gates import rmf_of
@@ -120,6 +121,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     found["fairness"] = {column: fairness.error_gaps(data.test, column, errors, spec.fairness_min_group)
                          for column in [*config.dataset.sensitive, *spec.slices]}
     watch.lap("fairness")
+    found["importance"] = explain(model, kind, data.test, y, config.dataset.sensitive, spec.fairness_min_group,
+                                  spec.importance_rows, spec.importance_repeats, spec.seed)
+    watch.lap("importance")
     found["privacy"] = membership_inference(config, model, data, out)
     watch.lap("privacy")
     found["ood"] = ood_detection(config, model, data, out)
@@ -128,7 +132,8 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("latency")
     found["baseline"] = simple_models(kind, len(data.task.classes), data.train, data.y("train"), data.test, y,
                                       config.dataset.numeric, config.dataset.categorical,
-                                      found["performance"][tm.PRIMARY[kind]], spec.seed, config.gates.noise_severity)
+                                      found["performance"][tm.PRIMARY[kind]], spec.seed, config.gates.noise_severity,
+                                      network_out=out)
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data, found)
@@ -194,7 +199,7 @@ def evaluate_task(config: Config, model_dir: Path, data: Splits, evidence: StepE
     full = {"task": data.task.to_dict(), "rows": {name: len(getattr(data, name)) for name in ("train", "val", "test")},
             "samples": samples,
             **{k: found[k] for k in ("performance", "confidence_intervals", "calibration", "fairness", "privacy",
-                                     "ood", "latency", "baseline", "noise_metric_ratio")},
+                                     "ood", "latency", "baseline", "noise_metric_ratio", "importance")},
             "robustness": {k: v for k, v in found["robustness"].items() if k != "attack_rows"},
             "champion": found["champion"] or "no champion in the registry: nothing to compare with",
             "checks": [{**c, "rmf": rmf_of(c["id"])} for c in evidence.checks], "timings": watch.timings}
@@ -208,10 +213,12 @@ def evaluate_task(config: Config, model_dir: Path, data: Splits, evidence: StepE
     evidence.metrics = headline(kind, found, len(y))
     evidence.details = {"task": full["task"], "confidence_intervals": full["confidence_intervals"],
                         "champion": full["champion"], "baselines": comparison(found["baseline"]),
+                        "importance": found["importance"],
                         "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
+    evidence.details["fairness"], not_judged = fairness.judged(found["fairness"], config.dataset.sensitive)
     if kind == "multiclass":
         evidence.details |= {"confusion_matrix": full["confusion_matrix"], "classes": data.task.classes}
-    not_measured = list(NOT_MEASURED_BY_EVALUATE)
+    not_measured = [*NOT_MEASURED_BY_EVALUATE, *not_judged]
     if found["ood"] is None:
         not_measured.append("out-of-distribution detection (a regression model has no confidence score; drift "
                             "monitoring watches its inputs)")

@@ -24,6 +24,7 @@ from govtrain.components.evaluation.common import (
     shifted_batch,
     write_calibrated,
 )
+from govtrain.components.evaluation.importance import explain
 from govtrain.components.evaluation.multitask import evaluate_task
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Check, Record, StepEvidence
@@ -127,6 +128,9 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     found["fairness"] = {column: fairness.by_attribute(data.test, column, y, proba, spec.fairness_min_group)
                          for column in [*config.dataset.sensitive, *spec.slices]}
     watch.lap("fairness")
+    found["importance"] = explain(model, "binary", data.test, y, config.dataset.sensitive, spec.fairness_min_group,
+                                  spec.importance_rows, spec.importance_repeats, spec.seed)
+    watch.lap("importance")
     found["privacy"] = membership_inference(config, model, data, proba)
     watch.lap("privacy")
     found["ood"] = ood_detection(config, model, data.test, proba)
@@ -135,7 +139,7 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("latency")
     found["baseline"] = simple_models("binary", 2, data.train, data.y("train"), data.test, y, config.dataset.numeric,
                                       config.dataset.categorical, found["performance"]["roc_auc"], spec.seed,
-                                      config.gates.noise_severity)
+                                      config.gates.noise_severity, network_out=proba)
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data.test, y, found["performance"]["roc_auc"])
@@ -159,6 +163,7 @@ def full_report(data: Splits, found: dict[str, Any], checks: list[Check], spec: 
         "performance": found["performance"], "confidence_intervals": found["confidence_intervals"],
         "temperature": found["temperature"], "calibration_before": found["calibration_before"],
         "calibration": found["calibration"], "robustness": robust, "fairness": found["fairness"],
+        "importance": found["importance"],
         "privacy": found["privacy"], "ood": found["ood"], "latency": found["latency"], "baseline": found["baseline"],
         "champion": found["champion"] or "no champion in the registry: nothing to compare with",
         "checks": [{**c, "rmf": rmf_of(c["id"])} for c in checks],
@@ -168,15 +173,24 @@ def full_report(data: Splits, found: dict[str, Any], checks: list[Check], spec: 
     }
 
 
-def write_report_files(evidence: StepEvidence, full: dict[str, Any]) -> None:
+def write_report_files(evidence: StepEvidence, full: dict[str, Any], y: np.ndarray, proba: np.ndarray,
+                       severity: float) -> None:
+    noise_gate = next((c for c in evidence.checks if c["id"] == "evaluate.noise_auc_ratio"), None)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         report.reliability_png(full["calibration_before"]["reliability"], full["calibration"]["reliability"],
                                full["temperature"], folder / "reliability.png")
         report.robustness_png(full["robustness"]["noise"], full["robustness"]["missing"],
-                              full["performance"]["roc_auc"], folder / "robustness.png")
+                              full["performance"]["roc_auc"], folder / "robustness.png",
+                              noise_gate["threshold"] if noise_gate else None, severity)
+        report.roc_pr_png(y, proba, folder / "roc_pr.png")
+        full["ks"] = report.score_distributions_png(y, proba, folder / "score_distributions.png")
+        names = ["reliability.png", "robustness.png", "roc_pr.png", "score_distributions.png"]
+        if full["importance"]["features"]:
+            report.importance_png(full["importance"], folder / "importance.png")
+            names.append("importance.png")
         (folder / "evaluation.md").write_text(report.markdown(full))
-        for name in ("reliability.png", "robustness.png", "evaluation.md"):
+        for name in [*names, "evaluation.md"]:
             evidence.add_file(name, folder / name)
     evidence.write_json("evaluation.json", full)
 
@@ -213,11 +227,12 @@ def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], pare
     found = measure(config, model_dir, calibrated_dir or evidence_dir.parent / "calibrated_model", data, watch)
     record_gates(evidence, config, found)
     full = full_report(data, found, evidence.checks, config.evaluation, watch.timings)
-    write_report_files(evidence, full)
+    write_report_files(evidence, full, data.y("test"), found["proba"], config.gates.noise_severity)
     evidence.metrics = headline(found, len(data.test))
     evidence.details = {"task": data.task.to_dict(), "classes": data.task.classes,
                         "confidence_intervals": full["confidence_intervals"], "roc_curve": full["roc_curve"],
                         "confusion_matrix": full["confusion_matrix"], "champion": full["champion"],
-                        "baselines": comparison(found["baseline"]),
+                        "baselines": comparison(found["baseline"]), "importance": full["importance"],
                         "timings": {k: round(v, 3) for k, v in watch.timings.items()}}
-    return evidence.finish(not_measured=NOT_MEASURED_BY_EVALUATE)
+    evidence.details["fairness"], not_judged = fairness.judged(found["fairness"], config.dataset.sensitive)
+    return evidence.finish(not_measured=[*NOT_MEASURED_BY_EVALUATE, *not_judged])

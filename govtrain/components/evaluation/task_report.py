@@ -9,7 +9,9 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from govtrain.components.evaluation import importance
 from govtrain.components.evaluation.model_gate import reference_lines
+from govtrain.components.evaluation.report import importance_png
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -87,6 +89,7 @@ def markdown(full: dict[str, Any]) -> str:
     lines += [f"- missing {r['rate']}: {_metrics(r)}" for r in full["robustness"]["missing"]]
     lines += [f"- {a['name']} (eps {a['epsilon']}, {a['steps']} steps): {_metrics(a)}"
               for a in full["robustness"]["attacks"]]
+    lines += ["", "## What the model leans on (MEASURE 2.9)", "", *importance.lines(full["importance"])]
     lines += ["", "## Error gaps between groups", ""]
     for column, result in full["fairness"].items():
         lines.append(f"- {column}: difference {result['error_difference']:.4f}, ratio {result['error_ratio']:.4f} "
@@ -117,7 +120,11 @@ def write(evidence: StepEvidence, full: dict[str, Any], y: np.ndarray, out: np.n
         else:
             figure = "residuals.png"
             residuals_png(y, out, full["calibration"]["half_width"], folder / figure)
+        names = [figure]
+        if full["importance"]["features"]:
+            importance_png(full["importance"], folder / "importance.png")
+            names.append("importance.png")
         (folder / "evaluation.md").write_text(markdown(full))
-        for name in (figure, "evaluation.md"):
+        for name in (*names, "evaluation.md"):
             evidence.add_file(name, folder / name)
     evidence.write_json("evaluation.json", full)
