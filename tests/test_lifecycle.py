@@ -144,7 +144,7 @@ def test_a_models_life_is_one_verifiable_chain(small_data, write_config, mlflow_
         assert "| evidenced |" in rows[sid], rows[sid]
     assert "| artefact linked |" in rows["GOVERN 1.2"] and "| artefact linked |" in rows["MAP 1.1"]
     assert "| evidenced |" in rows["MEASURE 2.11"]  # fairness by gender, measured and gated by evaluate
-    assert "| gap |" in rows["GOVERN 1.1"] and "needs a human artefact" in rows["GOVERN 1.1"]
+    assert "| document to attach |" in rows["GOVERN 1.1"] and "needs a human artefact" in rows["GOVERN 1.1"]
     assert "<table>" in html.read_text() and "alice" in html.read_text()
     # No auth app on this server: the report says plainly that nobody vouched for these names.
     assert f"- registered by: {getpass.getuser()} (identity not authenticated)" in md.read_text()

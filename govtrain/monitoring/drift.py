@@ -121,10 +121,42 @@ def performance_drift(task: Any, labels: dict[str, pd.Series], outputs: dict[str
     return {f"reference_{metric}": before, f"current_{metric}": now, change: worse}
 
 
+def reference_note(reference_path: Path, rows: int, stored_of: str | None) -> dict:
+    """What the reference is, said in the summary and by the CLI. The one stored with a version at registration
+    is a seeded sample of its train split (registry/publish.py, log_reference_profile): the rows the model was
+    fit on, so the model's scores on it are in-sample, not a held-out baseline."""
+    if stored_of is None:
+        return {"source": "file", "in_sample": None, "short": f"the given reference file {reference_path.name}",
+                "description": f"{reference_path} ({rows} rows), given as the reference (not a version's stored one)"}
+    from govtrain.registry.publish import REFERENCE_ROWS
+
+    whole = rows < REFERENCE_ROWS  # a larger split is sampled down to exactly REFERENCE_ROWS
+    which = (f"the whole train split ({rows} rows)" if whole else
+             f"a seeded sample of {rows} rows of the train split (the stored sample's limit)")
+    return {"source": "stored train split", "in_sample": True, "sampled": not whole,
+            "short": "the train split, in-sample" if whole else f"a {rows}-row sample of the train split, in-sample",
+            "description": f"{which} of {stored_of}, as stored at registration: rows the model was fit on, so "
+                           f"its scores there are in-sample, not a held-out baseline"}
+
+
+def html_note(reference_rows: int, current_rows: int) -> dict:
+    """Which rows Evidently's page was drawn on (evidently_html): a seeded sample of at most HTML_SAMPLE_ROWS
+    per side, so where a batch is larger its scores differ from the summary's, computed on every row."""
+    shown = {"reference_rows": min(reference_rows, HTML_SAMPLE_ROWS), "current_rows": min(current_rows,
+                                                                                          HTML_SAMPLE_ROWS)}
+    sampled = reference_rows > HTML_SAMPLE_ROWS or current_rows > HTML_SAMPLE_ROWS
+    note = (f"Evidently's page is drawn on seeded samples, {shown['reference_rows']} of {reference_rows} "
+            f"reference rows and {shown['current_rows']} of {current_rows} current rows: its scores differ from "
+            f"this summary's and the CLI's, which use every row, and its verdict may too"
+            if sampled else "Evidently's page is drawn on every row of both batches")
+    return {**shown, "sample_limit": HTML_SAMPLE_ROWS, "sampled": sampled, "note": note}
+
+
 def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir: Path,
-              model: Any | None = None) -> DriftResult:
+              model: Any | None = None, stored_reference_of: str | None = None) -> DriftResult:
     """Decisions from monitoring.engine on every row (Evidently's tests and thresholds); Evidently's HTML
-    on a sample for reading."""
+    on a sample for reading. stored_reference_of names the version ("NAME/V") whose stored train-split sample
+    the reference is, so the summary says the model's reference scores are in-sample."""
     from concurrent.futures import ThreadPoolExecutor
 
     spec = config.dataset
@@ -141,11 +173,13 @@ def run_drift(config: Config, current_path: Path, reference_path: Path, out_dir:
     of_model = model_drift(config, model, {"reference": reference, "current": current}) if model is not None else {}
     if of_model.get("prediction", {}).get("drifted"):
         drifted = True
+    about = reference_note(reference_path, len(reference), stored_reference_of)
+    if "performance" in of_model and "error" not in of_model["performance"]:
+        of_model["performance"]["reference_is"] = about["short"]
     summary = {"drifted": drifted, "drift_share": share, "threshold": config.monitoring.drift_share, **of_model,
-               "reference": str(reference_path), "current": str(current_path),
+               "reference": str(reference_path), "reference_is": about, "current": str(current_path),
                "reference_rows": len(reference), "current_rows": len(current), "columns": per_column,
-               "extra_columns_ignored": extra,
-               "html_sample_rows": min(HTML_SAMPLE_ROWS, len(reference), len(current))}
+               "extra_columns_ignored": extra, "html_report": html_note(len(reference), len(current))}
     summary_path = out_dir / "drift_summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))
     return DriftResult(drifted, share, config.monitoring.drift_share, per_column, html, raw, summary_path)

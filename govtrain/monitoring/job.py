@@ -44,18 +44,20 @@ def drift_job(config: Config, current: Path, reference: Path | None = None, mode
     from govtrain.registry.models import client_for, load_version_model, parse_ref, reference_sample, resolve
     from govtrain.registry.runs import log_monitoring_run
 
-    version = None
+    version, stored_of = None, None
     if model is not None:
         version = resolve(client_for(config.tracking_uri), parse_ref(model))
         if reference is None:
             reference = reference_sample(version, state_dir() / "drift" / "reference")
+            stored_of = f"{version.name}/{version.version}"
     if reference is None:  # never a silent pick: the newest run may be of another dataset
         latest = latest_run_dir(state_dir())
         hint = (f" (the newest local run's train split is {latest / 'data' / 'train.parquet'})"
                 if latest is not None and (latest / "data" / "train.parquet").is_file() else "")
         raise ValueError(f"drift needs a reference: give --reference FILE or --model NAME[@alias]{hint}")
     out_dir = out_dir or state_dir() / "drift" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    result = run_drift(config, current, reference, out_dir, model=load_version_model(version) if version else None)
+    result = run_drift(config, current, reference, out_dir, model=load_version_model(version) if version else None,
+                       stored_reference_of=stored_of)
     job = DriftJob(result, version)
     if version is not None and idempotency_key:
         earlier = recorded_drift(config, version.name, idempotency_key)

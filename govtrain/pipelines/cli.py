@@ -185,14 +185,22 @@ def drift(
         p = details["prediction"]
         console.print(f"prediction drift: {p['method']} {p['value']:.4f} (threshold {p['threshold']}) "
                       f"{'[red]DRIFT[/]' if p['drifted'] else 'ok'}")
+    if "target" in details:  # label drift: measured when both batches carry the label
+        t = details["target"]
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
+        console.print(f"label drift: {t['method']} {value} (threshold {t['threshold']}) "
+                      f"{'[red]DRIFT[/]' if t['drifted'] else 'ok'}{': ' + t['finding'] if t.get('finding') else ''}")
     perf = details.get("performance", {})
     metric = next((k.removeprefix("current_") for k in perf if k.startswith("current_")), None)
     if metric and perf[f"current_{metric}"] is not None and perf[f"reference_{metric}"] is not None:
         console.print(f"labelled batch: {metric} {perf[f'current_{metric}']:.4f} vs {perf[f'reference_{metric}']:.4f} "
-                      "on the reference")
+                      f"on the reference ({perf.get('reference_is', 'the given reference file')})", markup=False,
+                      highlight=False)
     elif "error" in perf:
         console.print(f"labelled batch: {perf['error']}")
-    console.print(f"report: {result.html}\nsummary: {result.summary}")
+    html = details.get("html_report", {})
+    console.print(f"report: {result.html} ({html.get('note', 'Evidently')})\nsummary: {result.summary}",
+                  markup=False, highlight=False)
     if job.webhook is not None:
         hook = job.webhook
         line = ("delivered" if hook["delivered"] else "[red]NOT delivered[/]") + f" after {hook['attempts']} attempt(s)"

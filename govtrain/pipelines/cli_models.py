@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -18,6 +18,9 @@ from govtrain.pipelines.cli_common import (
     user_errors,
 )
 
+if TYPE_CHECKING:
+    from govtrain.registry.lifecycle import AliasMove
+
 T = TypeVar("T")
 
 
@@ -29,11 +32,23 @@ def promote(
     reason: ReasonOption,
     approver: ApproverOption = None,
     config: ModelConfigOption = None,
+    acknowledge_drift: Annotated[str | None, typer.Option(
+        help="Promote although the version's newest drift run flagged drift; this reason is recorded in the "
+             "promote record, with the drift record it accepts.")] = None,
 ) -> None:
-    """Move alias champion to a version that passed its gates and whose ledger verifies. Exit 1 if refused."""
+    """Move alias champion to a version that passed its gates and whose ledger verifies, and whose newest drift
+    run (if any) passed, unless --acknowledge-drift says why the drift is accepted. Exit 1 if refused."""
     from govtrain.registry.lifecycle import promote as promote_version
 
-    print_move(lambda: promote_version(config_for(config, f"{model}/{version}"), model, version, approver, reason))
+    move = print_move(lambda: promote_version(config_for(config, f"{model}/{version}"), model, version, approver,
+                                              reason, acknowledge_drift))
+    acknowledged = move.record["details"].get("drift_acknowledged")
+    if acknowledged:
+        console.print(f"drift acknowledged: {acknowledged['summary']} (drift record {acknowledged['drift_record'][:12]}"
+                      f" at {acknowledged['finished']}): {acknowledged['reason']}", markup=False, highlight=False)
+    elif acknowledge_drift is not None:
+        console.print("--acknowledge-drift: nothing to acknowledge (the newest drift run on this version passed, or "
+                      "none ran); not recorded", markup=False, highlight=False)
 
 
 @app.command()
@@ -61,7 +76,7 @@ def unless_refused(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
-def print_move(move_alias: Callable) -> None:
+def print_move(move_alias: Callable) -> AliasMove:
     """Run a promotion or rollback and say where the alias went."""
     move = unless_refused(move_alias)
     from govtrain.governance.audit import who
@@ -69,6 +84,7 @@ def print_move(move_alias: Callable) -> None:
     details = move.record["details"]
     console.print(f"{move.model}@champion: {move.from_version or '-'} -> {move.to_version} by "
                   f"{who(details['approver'], details['approver_identity'])} (record {move.record['hash'][:12]})")
+    return move
 
 
 @app.command()

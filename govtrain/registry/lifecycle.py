@@ -60,7 +60,7 @@ def check_version(config: Config, client: Any, version: Any) -> dict:
 
 
 def _move(config: Config, client: Any, opened: chain.Open, step: str, target: Any, previous: Any, who: Identity,
-          reason: str, ledger: dict) -> AliasMove:
+          reason: str, ledger: dict, extra: dict | None = None) -> AliasMove:
     """Move the alias and append its record, under the chain's lock (the caller holds it): two moves at once
     are one after the other, each from the champion the one before left."""
     approver = who.name
@@ -73,7 +73,8 @@ def _move(config: Config, client: Any, opened: chain.Open, step: str, target: An
         record = opened.append(step, version=str(target.version), model_root=ledger["root"],
                                details={"alias": CHAMPION, "from_version": from_version,
                                         "to_version": target.version, "approver": approver, "reason": reason,
-                                        "previous_root": previous_root, "approver_identity": who.record()})
+                                        "previous_root": previous_root, "approver_identity": who.record(),
+                                        **(extra or {})})
     except Exception:
         # No alias move without its record: put the alias back.
         if previous:
@@ -86,6 +87,8 @@ def _move(config: Config, client: Any, opened: chain.Open, step: str, target: An
     if previous:
         refresh_card(config, client, model, previous)
     summary = f"{step}: {from_version or '-'} -> {target.version} by {approver} at {record['finished']}: {reason}"
+    if acknowledged := (extra or {}).get("drift_acknowledged"):
+        summary += f" (drift acknowledged: {acknowledged['reason']})"
     client.set_registered_model_tag(model, f"govtrain.alias_history.{record['seq']:06d}", summary[:4900])
     client.set_model_version_tag(model, target.version, f"govtrain.{step}d_by", approver)
     client.set_model_version_tag(model, target.version, f"govtrain.{step}_reason", reason[:4900])
@@ -148,7 +151,34 @@ def check_duties(config: Config, model: str, version: str, ledger: dict, approve
                       f"themselves where MLflow's basic-auth app runs, else with --approver NAME")
 
 
-def promote(config: Config, model: str, version: str, approver: str | None, reason: str) -> AliasMove:
+def newest_drift(records: list[dict], root: str) -> dict | None:
+    """The newest drift run on the version with this ledger root (drift records name the monitored
+    version's root, as every lifecycle record does), or None when none ran."""
+    return next((r for r in reversed(records) if r["step"] == "drift" and r.get("model_root") == root), None)
+
+
+def drift_acknowledgement(records: list[dict], label: str, root: str, acknowledge: str | None) -> dict | None:
+    """What the promote record says about drift: None when the newest drift run on the version passed (or
+    none ran); when it flagged drift, a refusal unless the approver acknowledged it with a reason."""
+    drift = newest_drift(records, root)
+    if drift is None or drift["decision"] != "fail":
+        return None
+    summary = drift["details"].get("summary", "drift")
+    if not acknowledge:
+        raise Refused(f"{label}: its newest drift run (at {drift['finished']}, chain record {drift['seq']} "
+                      f"{drift['hash'][:12]}) flagged drift: {summary}; to promote it anyway, say why with "
+                      f"--acknowledge-drift REASON")
+    return {"reason": acknowledge, "drift_record": drift["hash"], "drift_seq": drift["seq"],
+            "finished": drift["finished"], "summary": summary}
+
+
+def promote(config: Config, model: str, version: str, approver: str | None, reason: str,
+            acknowledge_drift: str | None = None) -> AliasMove:
+    """Move champion to the version. A version whose newest drift run flagged drift is refused unless
+    acknowledge_drift gives the approver's reason, recorded in the promote record (details.drift_acknowledged,
+    naming the drift record); given where no drift stands, it is not recorded (the record then has none)."""
+    if acknowledge_drift is not None and not acknowledge_drift.strip():
+        raise ValueError("--acknowledge-drift: give the reason the drift is accepted, not an empty text")
     client = client_for(config.tracking_uri)
     who = approver_identity(config, approver)
     target = resolve(client, ModelRef(model, version=str(version)))
@@ -159,7 +189,11 @@ def promote(config: Config, model: str, version: str, approver: str | None, reas
         previous = _current(client, model)
         if previous and previous.version == target.version:
             raise Refused(f"{model}/{version} is already the champion")
-        return _move(config, client, opened, "promote", target, previous, who, reason, ledger)
+        # Read under the lock the move is recorded under: a drift run recorded meanwhile is seen, not raced.
+        acknowledged = drift_acknowledgement(opened.records, model_label(target), ledger["root"],
+                                             acknowledge_drift.strip() if acknowledge_drift else None)
+        return _move(config, client, opened, "promote", target, previous, who, reason, ledger,
+                     {"drift_acknowledged": acknowledged} if acknowledged else None)
 
 
 def champion_stack(records: list[dict]) -> list[str]:
@@ -185,6 +219,7 @@ def rollback(config: Config, model: str, approver: str | None, reason: str) -> A
         if len(stack) < 2:
             raise Refused(f"{model}: no previous champion to return to")
         previous = _current(client, model)
+        # No drift check: a rollback is the emergency way back, to a version that was champion before.
         target = resolve(client, ModelRef(model, version=stack[-2]))
         ledger = check_version(config, client, target)
         check_duties(config, model, str(target.version), ledger, who)
