@@ -124,6 +124,13 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict, bundle: Path | 
             "approvals": approvals, "drift": drift, "not_measured": not_measured, "registered_by": registered_by}
 
 
+def reason_of(approval: dict[str, Any]) -> str:
+    """The approver's reason, and the drift they accepted when they acknowledged one."""
+    acknowledged = approval["details"].get("drift_acknowledged")
+    said = f" (promoted despite drift: {acknowledged['summary']}; {acknowledged['reason']})" if acknowledged else ""
+    return str(approval["details"]["reason"]) + said
+
+
 def drift_word(record: dict[str, Any]) -> str:
     """As the CLI says it."""
     return "DRIFT" if record["decision"] == "fail" else "no drift"
@@ -166,7 +173,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [f"| {r['id']} | {r['title']} | {r['status']} | {r['detail']} |" for r in data["rows"]]
     lines += ["", "## Approvals", ""]
     lines += [f"- {r['finished']}: {r['step']} {r['details']['from_version'] or '-'} → {r['details']['to_version']} "
-              f"by {who(r['details']['approver'], r['details'].get('approver_identity'))}: {r['details']['reason']}"
+              f"by {who(r['details']['approver'], r['details'].get('approver_identity'))}: {reason_of(r)}"
               for r in data["approvals"]] or ["- none"]
     lines += ["", "## Drift history", ""]
     lines += [f"- {r['finished']}: {drift_word(r)} ({r['details'].get('summary', '')})"
@@ -237,7 +244,7 @@ the report checks).</p>
 <h2>Approvals</h2>
 {_table(["when", "action", "from", "to", "approver", "reason"],
         [[r["finished"], r["step"], r["details"]["from_version"] or "-", r["details"]["to_version"],
-          who(r["details"]["approver"], r["details"].get("approver_identity")), r["details"]["reason"]]
+          who(r["details"]["approver"], r["details"].get("approver_identity")), reason_of(r)]
          for r in data["approvals"]])}
 <h2>Drift history</h2>
 {_table(["when", "result", "summary"],

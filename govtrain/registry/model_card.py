@@ -9,6 +9,7 @@ from typing import Any
 from govtrain.core.config import Config
 from govtrain.governance.audit import check_verdict
 from govtrain.governance.gates import bound
+from govtrain.governance.report import reason_of
 from govtrain.governance.rmf import standing
 from govtrain.governance.verdict import comparison_words, paragraph
 
@@ -195,7 +196,7 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
         ("Figures", figure_lines(by_step)),
         ("NIST AI RMF subcategories evidenced", (["subcategory", "records"], rmf_rows(ledger["records"]))),
         ("Approval history", [f"- {a['finished']}: {a['step']} {a['details']['from_version'] or '-'} → "
-                              f"{a['details']['to_version']} by {a['details']['approver']}: {a['details']['reason']}"
+                              f"{a['details']['to_version']} by {a['details']['approver']}: {reason_of(a)}"
                               for a in approvals] or ["- not yet approved (alias challenger)"]),
     ]
     return sections
@@ -259,7 +260,7 @@ def model_card(config: Config, ledger: dict, approvals: list[dict], figures: dic
 def with_approvals(card_md: str, approvals: list[dict]) -> str:
     """The card with its "Approval history" section replaced (after a promotion or rollback)."""
     lines = [f"- {a['finished']}: {a['step']} {a['details']['from_version'] or '-'} → {a['details']['to_version']} "
-             f"by {a['details']['approver']}: {a['details']['reason']}" for a in approvals]
+             f"by {a['details']['approver']}: {reason_of(a)}" for a in approvals]
     head, marker, rest = card_md.partition("## Approval history\n")
     if not marker:
         return card_md.rstrip() + "\n\n## Approval history\n\n" + "\n".join(lines) + "\n"
