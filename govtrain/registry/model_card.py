@@ -178,11 +178,12 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
                       f"- compute: {train.get('metrics', {}).get('worker_seconds')} worker-seconds, "
                       f"{train.get('metrics', {}).get('gpu_seconds')} GPU-seconds, cost "
                       f"{train.get('metrics', {}).get('cost')}"]),
-        ("Test metrics", (["group", "metric", "value"], metric_rows(metrics, details.get("confidence_intervals", {}),
-                                                                    details.get("fairness", {})))),
         ("Gates", (["check", "value", "must be", "measured against", "result"], gate_rows(by_step))),
         ("Compared with simple models (same split)", (["model", "metric", "its value", "network", "verdict"],
                                                       baseline_rows(details.get("baselines", [])))),
+        ("Figures", figure_lines(by_step)),
+        ("Test metrics", (["group", "metric", "value"], metric_rows(metrics, details.get("confidence_intervals", {}),
+                                                                    details.get("fairness", {})))),
         ("What the model leans on", importance_lines(details.get("importance"))),
         ("Calibration", calibration_lines(metrics)),
         ("Robustness", [f"- headline metric kept under Gaussian noise of {config.gates.noise_severity} std: "
@@ -193,7 +194,6 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
          or ["- thresholds from the config"]),
         ("Not measured", [f"- {n}" for n in sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})]
          or ["- nothing listed"]),
-        ("Figures", figure_lines(by_step)),
         ("NIST AI RMF subcategories evidenced", (["subcategory", "records"], rmf_rows(ledger["records"]))),
         ("Approval history", [f"- {a['finished']}: {a['step']} {a['details']['from_version'] or '-'} → "
                               f"{a['details']['to_version']} by {a['details']['approver']}: {reason_of(a)}"
@@ -270,7 +270,7 @@ def with_approvals(card_md: str, approvals: list[dict]) -> str:
 
 
 DROPPED_FIRST = ("What the gates were measured against", "NIST AI RMF subcategories evidenced", "Not measured",
-                 "Training", "What the model leans on", "Data", "Calibration", "Robustness")
+                 "Training", "What the model leans on", "Data", "Calibration", "Robustness", "Test metrics")
 
 
 def description(card_md: str, version: str | None = None) -> str:

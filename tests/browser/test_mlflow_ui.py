@@ -44,7 +44,7 @@ def test_reviewer_sees_card_gates_and_aliases(small_data, write_config, mlflow_s
     # the ROC figure (served by MLflow from the run's evidence), and so does the audit report's HTML.
     assert "gated checks on the data and the model passed" in text
     assert "evaluate.roc_auc" in text and "must be" in text
-    roc = browser.find_element(By.CSS_SELECTOR, "img[alt='ROC and precision-recall curves']")
+    roc = browser.find_element(By.CSS_SELECTOR, "img[src*='evidence/files/evaluate/roc_pr.png']")  # MLflow drops alt
     WebDriverWait(browser, 30, poll_frequency=0.5).until(
         lambda driver: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", roc))
     assert browser.execute_script("return arguments[0].naturalWidth", roc) == 900  # the 9x4 inch figure at 100 dpi
