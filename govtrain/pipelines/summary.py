@@ -10,7 +10,7 @@ from rich.text import Text
 
 from govtrain.governance.audit import check_verdict
 from govtrain.governance.evidence import blocks
-from govtrain.governance.gates import describe
+from govtrain.governance.gates import bound, describe
 from govtrain.governance.verdict import paragraph
 from govtrain.pipelines.run import LocalRun
 
@@ -20,6 +20,28 @@ STEPS = ["prepare", "validate", "leakage", "data_gate", "train", "evaluate", "re
 
 def _seconds(record: dict) -> float:
     return (datetime.fromisoformat(record["finished"]) - datetime.fromisoformat(record["started"])).total_seconds()
+
+
+def number(value: object) -> str:
+    """At most 4 decimals: 0.751857 -> 0.7519, 0.0 -> 0, 3 -> 3."""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.4g}"
+    return str(value)
+
+
+def next_steps(run: LocalRun) -> list[str]:
+    """What to do next, with this run's values filled in."""
+    reg = run.registration
+    if not reg:
+        return [f"what stopped it:   govtrain audit verify {run.run_dir}   (and {run.run_dir / 'pipeline.log'})",
+                "fix the data or the config, then run again: a refused run registers nothing"]
+    name, version = reg["model_name"], reg["version"]
+    return [f"review the card:   govtrain ui   (then Models > {name} > Version {version})",
+            f"audit report:      govtrain audit report --model {name}/{version}",
+            f"approve it:        govtrain promote --model {name} --version {version} --reason \"...\"",
+            "                   (separation of duties: not the person who ran this run;",
+            "                    with MLflow's basic-auth app, the logged-in user is the approver)",
+            f"watch for drift:   govtrain drift --model {name}@champion --current <batch.csv>"]
 
 
 def print_summary(run: LocalRun, console: Console) -> None:
@@ -38,15 +60,16 @@ def print_summary(run: LocalRun, console: Console) -> None:
             steps.add_row(step, f"[{colour}]{record['decision']}[/]", f"{seconds:.1f}")
     console.print(steps)
 
+    # At 80 columns (CI, `make run | tee`) the numbers are never elided: the names fold instead.
     gates = Table(title="gates", title_justify="left")
-    gates.add_column("check", no_wrap=True)  # whole ids: the split pair or column is at the end
-    for column in ("value", "threshold", "result"):  # rows and intervals: evaluation.md and the audit report
-        gates.add_column(column)
+    gates.add_column("check", overflow="fold", ratio=1)
+    for column in ("value", "must be", "kind", "result"):  # rows and intervals: evaluation.md, the audit report
+        gates.add_column(column, no_wrap=True)
     for step in ("data_gate", "evaluate"):
         for check in records.get(step, {}).get("checks", []):
             verdict = check_verdict(check)
-            gates.add_row(check["id"], str(check["value"]), str(check["threshold"]),
-                          f"[{COLOURS[verdict]}]{verdict}[/]")
+            gates.add_row(check["id"], number(check["value"]), bound(check["id"], number(check["threshold"])),
+                          "gated" if check.get("gated", True) else "reported", f"[{COLOURS[verdict]}]{verdict}[/]")
     console.print(gates)
 
     failed = records.get("validate", {}).get("details", {}).get("failed", [])
@@ -92,6 +115,7 @@ def print_summary(run: LocalRun, console: Console) -> None:
     console.print(Panel(Text(paragraph(run.ledger, registered=registered)), title="verdict", title_align="left",
                         width=min(console.width, 100)), soft_wrap=False)
     console.print(f"evidence and sealed ledger: {run.run_dir}  (root {run.ledger['root'][:16]}…)")
-    console.print(f"verify it:  govtrain audit verify {run.run_dir}")
-    console.print("open MLflow: govtrain ui")
+    console.print(f"verify it:         govtrain audit verify {run.run_dir}", markup=False)
+    for line in next_steps(run):
+        console.print(line, markup=False, highlight=False)
     console.print(f"pipeline took {run.seconds:.1f} s; log: {run.run_dir / 'pipeline.log'}")
