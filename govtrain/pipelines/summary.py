@@ -40,7 +40,7 @@ def next_steps(run: LocalRun) -> list[str]:
             f"audit report:      govtrain audit report --model {name}/{version}",
             f"approve it:        govtrain promote --model {name} --version {version} --reason \"...\"",
             "                   (separation of duties: not the person who ran this run;",
-            "                    with MLflow's basic-auth app, the logged-in user is the approver)",
+            "                    with MLflow's basic-auth app, the login decides)",
             f"watch for drift:   govtrain drift --model {name}@champion --current <batch.csv>"]
 
 
