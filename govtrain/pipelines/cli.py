@@ -286,13 +286,14 @@ def server(
         help="With --auth, the admin's password on first start (else $MLFLOW_AUTH_ADMIN_PASSWORD).")] = None,
 ) -> None:
     """Start the MLflow tracking server on the embedded store (127.0.0.1), wait until it is healthy."""
-    from govtrain.registry.server import EmbeddedServer
+    from govtrain.registry.server import EmbeddedServer, stop_on_sigterm
 
     if admin_password_file is not None:
         os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password_file.read_text().strip()
     # Ctrl-C stops it even when started in the background by a script: a shell starts background jobs with
     # SIGINT ignored, and Python keeps an ignored SIGINT ignored (a server that no SIGINT could stop)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_sigterm()
     with EmbeddedServer(state_dir(), port, auth=auth) as running:
         running.wait_healthy(timeout)
         console.print(f"MLflow tracking server at {running.url} (store {running.store}); Ctrl-C to stop")
@@ -307,9 +308,10 @@ def ui(
     """The MLflow UI on the embedded store: `govtrain server`, then your browser on it."""
     import webbrowser
 
-    from govtrain.registry.server import EmbeddedServer
+    from govtrain.registry.server import EmbeddedServer, stop_on_sigterm
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `govtrain server`
+    stop_on_sigterm()
     with EmbeddedServer(state_dir(), port) as running:
         running.wait_healthy(120.0)
         console.print(f"MLflow UI at {running.url} (Ctrl-C to stop)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,28 @@ import urllib.request
 from pathlib import Path
 
 from govtrain.core.state import embedded_tracking_uri, private_file
+
+
+class PortTaken(RuntimeError):
+    """Another process listens on the port: a second server would answer /health with the first one's."""
+
+
+def port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortTaken(f"port {port} on 127.0.0.1 is taken (a govtrain server already running? it serves "
+                            f"http://127.0.0.1:{port}); another port: --port N") from None
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (kill PID, a service manager) leaves through the `with` as Ctrl-C does, so the server's
+    process group is stopped, not orphaned."""
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 class EmbeddedServer:
@@ -28,6 +51,7 @@ class EmbeddedServer:
         self.proc: subprocess.Popen  # started by __enter__
 
     def __enter__(self) -> EmbeddedServer:
+        port_free(self.port)
         self.state.mkdir(parents=True, exist_ok=True)
         private_file(self.state / "mlflow.db")
         env = dict(os.environ)
