@@ -41,6 +41,14 @@ def test_pipeline_registers_a_verifiable_model(small_data, write_config, mlflow_
     assert "| evaluate.roc_auc | " in card and "| ≥ 0.6 | config" in card
     assert f"(get-artifact?path=evidence/files/evaluate/roc_pr.png&run_uuid={version.run_id})" in card
 
+    # Issue 32: the run's parameters are those that applied (no cluster.* for a local run), and the run page's
+    # description names the run, its table and the verdict.
+    mlflow_run = client.get_run(version.run_id)
+    assert not [k for k in mlflow_run.data.params if k.startswith("cluster.")]
+    assert mlflow_run.data.params["training.workers"] == "2" and "None" not in mlflow_run.data.params.values()
+    note = mlflow_run.data.tags["mlflow.note.content"]
+    assert note.startswith(f"govtrain run `{run.run_id}` on `{small_data.data.name}`") and "gated checks" in note
+
     # One MLflow run per pipeline run: rank 0 logged every epoch into the run that register completed.
     runs = client.search_runs([client.get_experiment_by_name("govtrain").experiment_id],
                               filter_string=f"tags.`govtrain.run_id` = '{run.run_id}'")

@@ -19,6 +19,7 @@ from govtrain.core.files import write_durably
 from govtrain.governance import chain
 from govtrain.governance.hashing import sha256_file
 from govtrain.governance.report import figures
+from govtrain.governance.verdict import paragraph
 from govtrain.model import PYFUNC_FILE
 from govtrain.registry.bound import binding, registered_card
 from govtrain.registry.identity import whoami
@@ -106,7 +107,10 @@ def publish(config: Config, where: Target, logged: LoggedModel, bundle_dir: Path
     registry, client = config.registry, where.client
     by_step = {r["step"]: r for r in ledger["records"]}
     with mlflow.start_run(run_id=where.mlflow_run_id) as run:
-        mlflow.log_params(flatten("", config.model_dump(mode="json"), {}))
+        mlflow.log_params(run_params(config))
+        # The run page's description: which run, which table, and the verdict a reviewer reads first.
+        mlflow.set_tag("mlflow.note.content", f"govtrain run `{ledger['run_id']}` on `{config.dataset.path.name}` "
+                                              f"(target `{config.dataset.target}`).\n\n{paragraph(ledger)}")
         mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
         log_datasets(config, by_step["prepare"])
         mlflow.log_artifacts(str(bundle_dir), artifact_path="evidence")
@@ -243,6 +247,15 @@ def version_of_run(client: Any, name: str, run_id: str) -> Any:
     except MlflowException:
         return None
     return found[0] if found else None
+
+
+def run_params(config: Config) -> dict[str, str]:
+    """The config as MLflow parameters, those that applied to this run: no cluster settings for a local run,
+    nothing left unset (the whole config is the run artifact govtrain/config.json)."""
+    dumped = config.model_dump(mode="json")
+    if config.training.backend == "local":
+        dumped.pop("cluster", None)
+    return {k: v for k, v in flatten("", dumped, {}).items() if v not in ("None", "[]", "{}")}
 
 
 def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
