@@ -84,16 +84,50 @@ def output_to(log_path: Path) -> Iterator[TextIO]:
             os.close(saved_err)
 
 
+EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) loss ([\d.]+) (\w+) ([-\d.]+)")
+PART_LINE = re.compile(r"evaluate: (\w+) done in ([\d.]+) s")
+
+
+class Progress:
+    """What the pipeline's log says, as plain lines for the terminal (or a pipe: no control codes): each step
+    when it starts and ends, each training epoch with its loss, its validation metric and the time left at
+    the pace so far, and each part of the evaluation."""
+
+    def __init__(self, terminal: TextIO) -> None:
+        self.terminal = terminal
+        self.train_started: float | None = None
+
+    def say(self, text: str) -> None:
+        self.terminal.write(f"  {datetime.now().strftime('%H:%M:%S')}  {text}\n")
+
+    def read(self, line: str) -> None:
+        line = ANSI.sub("", line)
+        if match := TASK_START.search(line):
+            self.say(f"{match.group(1):<14} started")
+            if match.group(1).startswith("train"):
+                self.train_started = time.monotonic()
+        elif match := TASK_DONE.search(line):
+            self.say(f"{match.group(1):<14} {match.group(2).lower()}")
+        elif match := EPOCH_LINE.search(line):
+            done, total = int(match.group(1)), int(match.group(2))
+            left = ""
+            if self.train_started is not None and done < total:
+                pace = (time.monotonic() - self.train_started) / done
+                left = f", about {pace * (total - done):.0f} s left"
+            self.say(f"  train epoch {done}/{total}: loss {match.group(3)}, {match.group(4)} {match.group(5)}{left}")
+        elif match := PART_LINE.search(line):
+            self.say(f"  evaluate {match.group(1)} ({match.group(2)} s)")
+
+
 def follow(log_path: Path, terminal: TextIO | None, stop: threading.Event) -> None:
-    """Show each "Task 'x' finished with status Y" line on the terminal as the pipeline writes it."""
+    """Show the pipeline's progress on the terminal as the pipeline writes its log (Progress)."""
+    progress = Progress(terminal) if terminal is not None else None
     with open(log_path, errors="replace") as handle:
         while True:
             line = handle.readline()
             if line:
-                match = TASK_DONE.search(ANSI.sub("", line))
-                if match and terminal is not None:
-                    stamp = datetime.now().strftime("%H:%M:%S")
-                    terminal.write(f"  {stamp}  {match.group(1):<14} {match.group(2).lower()}\n")
+                if progress is not None:
+                    progress.read(line)
             elif stop.is_set():
                 return
             else:

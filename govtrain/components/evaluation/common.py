@@ -112,5 +112,6 @@ class Stopwatch:
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.timings[name], self._clock = now - self._clock, now
+        print(f"evaluate: {name} done in {self.timings[name]:.1f} s", flush=True)  # the run's progress lines
 
 
