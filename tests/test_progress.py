@@ -23,5 +23,5 @@ def test_a_run_under_a_terminal_shows_epochs_while_training(small_data, write_co
     epochs = [i for i, line in enumerate(lines) if "train epoch " in line]
     ended = next(i for i, line in enumerate(lines) if "train-op       success" in line)
     assert started < epochs[0] and epochs[-1] < ended and len(epochs) == 3  # the config trains 3 epochs
-    assert "about" in lines[epochs[0]] and "s left" in lines[epochs[0]]
+    assert "left" not in lines[epochs[0]] and "s left" in lines[epochs[1]]  # paced from epoch 1 on
     assert any("evaluate robustness (" in line for line in lines)

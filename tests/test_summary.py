@@ -73,11 +73,13 @@ def test_progress_lines_say_each_step_each_epoch_with_time_left_and_each_evaluat
     progress = Progress(out)
     for line in ["Executing task 'prepare-op'", "Task 'prepare-op' finished with status SUCCESS",
                  "\x1b[32mExecuting task 'train-op'\x1b[0m", "    epoch 1/6 loss 0.5603 val_auc 0.7093 80585 samples/s",
+                 "    epoch 2/6 loss 0.5003 val_auc 0.7193 80585 samples/s",
                  "    epoch 6/6 loss 0.4603 val_auc 0.7493 80585 samples/s", "evaluate: robustness done in 5.3 s",
                  "something else"]:
         progress.read(line)
     lines = [line[12:] for line in out.getvalue().splitlines()]  # after "  HH:MM:SS  "
     assert lines == ["prepare-op     started", "prepare-op     success", "train-op       started",
-                     "  train epoch 1/6: loss 0.5603, val_auc 0.7093, about 0 s left",
+                     "  train epoch 1/6: loss 0.5603, val_auc 0.7093",
+                     "  train epoch 2/6: loss 0.5003, val_auc 0.7193, about 0 s left",
                      "  train epoch 6/6: loss 0.4603, val_auc 0.7493", "  evaluate robustness (5.3 s)"]
     assert "\x1b" not in out.getvalue()

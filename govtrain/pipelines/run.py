@@ -95,7 +95,7 @@ class Progress:
 
     def __init__(self, terminal: TextIO) -> None:
         self.terminal = terminal
-        self.train_started: float | None = None
+        self.first_epoch: tuple[float, int] | None = None  # when the first epoch line came, and its epoch
 
     def say(self, text: str) -> None:
         self.terminal.write(f"  {datetime.now().strftime('%H:%M:%S')}  {text}\n")
@@ -104,15 +104,15 @@ class Progress:
         line = ANSI.sub("", line)
         if match := TASK_START.search(line):
             self.say(f"{match.group(1):<14} started")
-            if match.group(1).startswith("train"):
-                self.train_started = time.monotonic()
         elif match := TASK_DONE.search(line):
             self.say(f"{match.group(1):<14} {match.group(2).lower()}")
         elif match := EPOCH_LINE.search(line):
             done, total = int(match.group(1)), int(match.group(2))
             left = ""
-            if self.train_started is not None and done < total:
-                pace = (time.monotonic() - self.train_started) / done
+            if done == 1 or self.first_epoch is None:  # the pace is timed from epoch 1: start-up is not an epoch
+                self.first_epoch = (time.monotonic(), done)
+            elif done < total:
+                pace = (time.monotonic() - self.first_epoch[0]) / (done - self.first_epoch[1])
                 left = f", about {pace * (total - done):.0f} s left"
             self.say(f"  train epoch {done}/{total}: loss {match.group(3)}, {match.group(4)} {match.group(5)}{left}")
         elif match := PART_LINE.search(line):

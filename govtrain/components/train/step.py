@@ -97,6 +97,7 @@ def run_logged(command: list[str], log_path: Path, threads: int = 1) -> int:
                                                       text=True, env=env) as proc:
         for line in proc.stdout:  # type: ignore[union-attr]
             sys.stdout.write(line)
+            sys.stdout.flush()  # a pipe is block-buffered: the run's progress lines would come in one burst
             log.write(line)
         return proc.wait()
 
