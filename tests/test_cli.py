@@ -40,8 +40,16 @@ def test_every_subcommand_has_help():
 
 
 def test_missing_data_file(tmp_path):
-    config = write_yaml(tmp_path / "c.yaml", base_config(tmp_path / "absent.parquet"))
-    assert_one_line_error(govtrain("run", "--config", config), "absent.parquet: data file not found")
+    """Issue 32: the line names the key and the folder a relative path was resolved against, and no run is
+    sealed for it."""
+    raw = base_config(Path("data") / "absent.parquet")  # relative: to the config file's folder, not the shell's
+    (tmp_path / "configs").mkdir()
+    config = write_yaml(tmp_path / "configs" / "c.yaml", raw)
+    result = govtrain("run", "--config", config, cwd=tmp_path)
+    assert_one_line_error(result, f"{config}: dataset.path is {tmp_path / 'configs' / 'data' / 'absent.parquet'}, "
+                                  f"which does not exist (a relative path is resolved against the config file's "
+                                  f"folder, {tmp_path / 'configs'})")
+    assert not (tmp_path / "state").exists() and "sealed evidence" not in result.stderr
 
 
 def test_missing_target_column(small_data, tmp_path):

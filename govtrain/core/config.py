@@ -387,3 +387,14 @@ def resolve(config: Config, base: Path) -> Config:
         if link.file is not None:
             link.file = (base / link.file).resolve()
     return data
+
+
+def check_paths(config: Config, config_file: Path) -> None:
+    """The files a run reads exist: a missing one is named by its key and the folder a relative path was
+    resolved against (the config file's, not the shell's)."""
+    for key, path in (("dataset.path", config.dataset.path), ("validation.suite", config.validation.suite),
+                      ("evaluation.ood_data", config.evaluation.ood_data)):
+        if path is not None and not path.exists():
+            raise ConfigError(f"{config_file}: {key} is {path}, which does not exist (a relative path is resolved "
+                              f"against the config file's folder, {config_file.resolve().parent})")
+

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from govtrain.core.config import ConfigError, load_config
+from govtrain.core.config import ConfigError, check_paths, load_config
 from govtrain.core.state import state_dir
 from govtrain.pipelines.cli_common import (
     DEFAULT_CONFIG,
@@ -58,12 +58,8 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     from govtrain.pipelines.summary import print_summary
 
     state = state_dir()
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        from govtrain.pipelines.run import seal_rejected
-
-        raise ConfigError(f"{exc} (sealed evidence: {seal_rejected(state, 'config', str(exc))})") from exc
+    cfg = load_config(config)  # a config that never loads starts no run: nothing is sealed for it
+    check_paths(cfg, config)
     console.print(f"running govtrain pipeline on {cfg.dataset.path} (state: {state})")
     try:
         result = run_local(cfg, state)
