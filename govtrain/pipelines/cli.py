@@ -29,7 +29,8 @@ from govtrain.pipelines.cli_common import (
 @app.command("demo-data")
 @user_errors
 def demo_data(
-    out: Annotated[Path, typer.Option(help="Folder to write credit and current tables to.")] = Path(".govtrain/demo"),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder to write credit and current tables to; default: demo/ in the state folder.")] = None,
     rows: Annotated[int, typer.Option(help="Rows in the training table.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 7,
     drift: Annotated[float, typer.Option(help="How far the current batch drifts, 0 (none) to 1.")] = 0.6,
@@ -44,9 +45,32 @@ def demo_data(
 
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"--format must be parquet or csv, got {fmt!r}")
-    files = write_demo_data(out, rows, seed=seed, drift=drift, fmt=fmt, leak_duplicates=leak_duplicates,
-                            leak_target=leak_target)
+    files = write_demo_data(out or state_dir() / "demo", rows, seed=seed, drift=drift, fmt=fmt,
+                            leak_duplicates=leak_duplicates, leak_target=leak_target)
     console.print(f"wrote {files.data} ({files.rows} rows) and {files.current} ({files.current_rows} rows)")
+
+
+@app.command()
+@user_errors
+def init(
+    data: Annotated[Path, typer.Option(help="Your table (CSV or Parquet).")],
+    target: Annotated[str, typer.Option(help="The column to predict: two classes, several, or a number.")],
+    out: Annotated[Path | None, typer.Option(help="Config file to write; default: <table's name>.yaml here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
+) -> None:
+    """Draft a config from a table: every column a feature, the target, or left out with the reason.
+
+    Example: govtrain init --data loans.csv --target defaulted   (writes loans.yaml; then govtrain run -c loans.yaml)
+    """
+    from govtrain.data.config_draft import draft_config
+
+    path = out or Path(f"{data.stem}.yaml")
+    if path.exists() and not force:
+        raise ValueError(f"{path}: already exists; edit it, or pass --force to replace it")
+    placed = draft_config(data, target, path)
+    console.print(f"wrote {path}: {len(placed['numeric'])} numeric and {len(placed['categorical'])} categorical "
+                  f"features, {len(placed['left out'])} column(s) left out (the file says why); next: "
+                  f"govtrain run --config {path}", markup=False, highlight=False)
 
 
 @app.command()
