@@ -39,6 +39,15 @@ def test_every_subcommand_has_help():
         assert result.returncode == 0 and "Usage" in result.stdout, command
 
 
+def test_every_missing_option_is_named_at_once_and_run_says_where_it_looked_for_a_config(tmp_path):
+    result = govtrain("promote")
+    assert result.returncode == 2 and "Missing options: --model, --version, --reason." in result.stderr
+    result = govtrain("promote", "--model", "m", "--reason", "r")
+    assert result.returncode == 2 and "Missing option '--version'" in result.stderr
+    assert_one_line_error(govtrain("run", cwd=tmp_path), f"no --config given and configs/demo.yaml is not in {tmp_path}",
+                          "govtrain init --data TABLE --target COLUMN")
+
+
 def test_missing_data_file(tmp_path):
     """Issue 32: the line names the key and the folder a relative path was resolved against, and no run is
     sealed for it."""

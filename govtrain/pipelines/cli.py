@@ -82,6 +82,9 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     from govtrain.pipelines.summary import print_summary
 
     state = state_dir()
+    if config == DEFAULT_CONFIG and not config.is_file():  # the demo's config, looked for in the current folder
+        raise ConfigError(f"no --config given and {config} is not in {Path.cwd()}: give --config FILE "
+                          f"(`govtrain init --data TABLE --target COLUMN` writes one)")
     cfg = load_config(config)  # a config that never loads starts no run: nothing is sealed for it
     check_paths(cfg, config)
     console.print(f"running govtrain pipeline on {cfg.dataset.path} (state: {state})")

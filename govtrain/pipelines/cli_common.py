@@ -11,15 +11,52 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer._click import core as click_core  # typer 0.29 carries its own click
+from typer._click.exceptions import UsageError
+from typer.core import TyperGroup, TyperOption
 
 from govtrain.core.config import Config, ConfigError, load_config
 from govtrain.core.secrets import redact, url_credential
 
+
+def missing_options(command: click_core.Command, args: list[str]) -> list[str]:
+    """The required options the command line does not give (click names only the first it meets)."""
+    if "--help" in args:
+        return []
+    missing = []
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.required and not param.envvar:
+            names = [*param.opts, *param.secondary_opts]
+            if not any(arg == name or arg.startswith(f"{name}=") for arg in args for name in names):
+                missing.append(max(param.opts, key=len))
+    return missing
+
+
+class Commands(TyperGroup):
+    """govtrain's command groups: a command missing several required options names them all at once."""
+
+    def get_command(self, ctx: click_core.Context, cmd_name: str) -> click_core.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None or isinstance(command, TyperGroup):
+            return command
+        original = command.parse_args
+
+        def parse_args(ctx: click_core.Context, args: list[str]) -> list[str]:
+            missing = missing_options(command, args)
+            if len(missing) > 1:
+                raise UsageError(f"Missing options: {', '.join(missing)}.", ctx)
+            return original(ctx, args)
+
+        command.parse_args = parse_args  # type: ignore[method-assign]
+        return command
+
+
 app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=Commands)
+audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True, cls=Commands)
 app.add_typer(audit_app, name="audit")
-expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True)
+expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True,
+                               cls=Commands)
 app.add_typer(expectations_app, name="expectations")
 
 console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
