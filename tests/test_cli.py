@@ -44,7 +44,8 @@ def test_every_missing_option_is_named_at_once_and_run_says_where_it_looked_for_
     assert result.returncode == 2 and "Missing options: --model, --version, --reason." in result.stderr
     result = govtrain("promote", "--model", "m", "--reason", "r")
     assert result.returncode == 2 and "Missing option '--version'" in result.stderr
-    assert_one_line_error(govtrain("run", cwd=tmp_path), f"no --config given and configs/demo.yaml is not in {tmp_path}",
+    assert_one_line_error(govtrain("run", cwd=tmp_path),
+                          f"no --config given and configs/demo.yaml is not in {tmp_path}",
                           "govtrain init --data TABLE --target COLUMN")
 
 
