@@ -19,13 +19,13 @@ from typing import Any, TextIO
 from govtrain.components.prepare import check_columns
 from govtrain.core.config import Config
 from govtrain.core.state import mark_latest, run_stamp
+from govtrain.pipelines.failure import step_error
 from govtrain.pipelines.interrupt import Interrupted, interruptible, stop_descendants
 from govtrain.registry.runs import end_pipeline_run
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 TASK_START = re.compile(r"Executing task '([\w-]+)'")
-ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(DataError|ConfigError|TrainingError|MlflowException|\w+Error): (.+)$")
 
 
 class PipelineFailed(RuntimeError):
@@ -132,14 +132,6 @@ def follow(log_path: Path, terminal: TextIO | None, stop: threading.Event) -> No
                 return
             else:
                 time.sleep(0.2)
-
-
-def last_error(log_path: Path) -> str:
-    for line in reversed(log_path.read_text(errors="replace").splitlines()):
-        match = ERROR_LINE.match(line.strip())
-        if match:
-            return match.group(2)
-    return "a pipeline step failed"
 
 
 def seal_errored(pipeline_root: Path, state: Path, run_id: str, log_path: Path, message: str) -> Path:
@@ -261,7 +253,7 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
         watcher.join(timeout=5)
     seconds = time.perf_counter() - started
     if failure is not None:
-        message = last_error(log_path)
+        message = step_error(log_path)
         run_dir = note_sealed(config.chain_dir, seal_errored(pipeline_root, state, f"local-{stamp}", log_path, message),
                               config)
         end_pipeline_run(config.tracking_uri, config.registry.experiment, f"local-{stamp}", "FAILED",
