@@ -41,9 +41,12 @@ def test_every_subcommand_has_help():
 
 def test_every_missing_option_is_named_at_once_and_run_says_where_it_looked_for_a_config(tmp_path):
     result = govtrain("promote")
-    assert result.returncode == 2 and "Missing options: --model, --version, --reason." in result.stderr
-    result = govtrain("promote", "--model", "m", "--reason", "r")
-    assert result.returncode == 2 and "Missing option '--version'" in result.stderr
+    assert result.returncode == 2 and "Missing options: --model, --reason." in result.stderr
+    # One way to name a version everywhere: NAME/VERSION (NAME with --version still works).
+    assert_one_line_error(govtrain("promote", "--model", "m", "--reason", "r"),
+                          "--model m: name the version, NAME/VERSION (e.g. m/1)")
+    assert_one_line_error(govtrain("promote", "--model", "m/2", "--version", "3", "--reason", "r"),
+                          "--model m/2 and --version 3 name two versions; give one")
     assert_one_line_error(govtrain("run", cwd=tmp_path),
                           f"no --config given and configs/demo.yaml is not in {tmp_path}",
                           "govtrain init --data TABLE --target COLUMN")

@@ -49,7 +49,7 @@ def test_at_80_columns_no_number_is_elided_and_the_next_commands_are_filled_in(t
     assert "≥ 0.7" in text and "≤ 0.25" in text and "≤ 0.6488" in text
     label_errors = next(line for line in table if "leakage.label_errors" in line)
     assert "reported" in label_errors and "gated" not in label_errors
-    assert "govtrain promote --model credit --version 3 --reason" in text
+    assert "govtrain promote --model credit/3 --reason" in text
     assert "govtrain audit report --model credit/3" in text
     assert "govtrain drift --model credit@champion --current" in text
     assert "separation of duties" in text

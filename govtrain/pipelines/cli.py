@@ -26,7 +26,7 @@ from govtrain.pipelines.cli_common import (
 )
 
 
-@app.command("demo-data")
+@app.command("demo-data", rich_help_panel="Start")
 @user_errors
 def demo_data(
     out: Annotated[Path | None, typer.Option(
@@ -50,7 +50,7 @@ def demo_data(
     console.print(f"wrote {files.data} ({files.rows} rows) and {files.current} ({files.current_rows} rows)")
 
 
-@app.command()
+@app.command(rich_help_panel="Start")
 @user_errors
 def init(
     data: Annotated[Path, typer.Option(help="Your table (CSV or Parquet).")],
@@ -73,7 +73,7 @@ def init(
                   f"govtrain run --config {path}", markup=False, highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel="Start")
 @user_errors
 def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Run the whole pipeline locally (kfp.local) and print a summary. Exit 0 registered, 1 failed gate."""
@@ -99,7 +99,7 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     raise typer.Exit(0 if result.registered else 1)
 
 
-@app.command("compile")
+@app.command("compile", rich_help_panel="Cluster")
 @user_errors
 def compile_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the KFP pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
@@ -118,7 +118,7 @@ def compile_cmd(
     console.print(f"wrote {path}")
 
 
-@app.command()
+@app.command(rich_help_panel="Cluster")
 @user_errors
 def submit(
     host: Annotated[str | None,
@@ -158,7 +158,7 @@ def submit(
         console.print(f"submitted run {result.run_id}\n  {result.url}")
 
 
-@app.command()
+@app.command(rich_help_panel="Models")
 @user_errors
 def drift(
     current: Annotated[Path, typer.Option(help="The current batch (CSV or Parquet).")],
@@ -234,7 +234,7 @@ def drift(
     raise typer.Exit(1 if fail_on_drift and result.drifted else 0)
 
 
-@app.command("drift-history")
+@app.command("drift-history", rich_help_panel="Models")
 @user_errors
 def drift_history(
     model: ModelNameOption,
@@ -298,7 +298,7 @@ def expectations_init(
                   f"profiled from {len(frame)} rows x {len(frame.columns)} columns; review it before use")
 
 
-@app.command()
+@app.command(rich_help_panel="Serving and UI")
 @user_errors
 def server(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
@@ -323,7 +323,7 @@ def server(
         raise typer.Exit(running.wait())
 
 
-@app.command()
+@app.command(rich_help_panel="Serving and UI")
 @user_errors
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,

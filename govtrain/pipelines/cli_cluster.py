@@ -11,7 +11,7 @@ from govtrain.pipelines.cli_common import app, console, user_errors
 
 mlflow_app = typer.Typer(help="Set-up jobs of a team's MLflow server (run by infra/base/mlflow-jobs.yaml).",
                          no_args_is_help=True)
-app.add_typer(mlflow_app, name="mlflow")
+app.add_typer(mlflow_app, name="mlflow", rich_help_panel="Cluster")
 
 BackendOption = Annotated[str, typer.Option(envvar="MLFLOW_BACKEND_STORE_URI",
                                             help="The tracking database (default: $MLFLOW_BACKEND_STORE_URI).")]
@@ -77,7 +77,7 @@ def bucket(name: Annotated[str, typer.Option(help="The artifact bucket.")] = "ml
     ensure_bucket(name, log=console.print)
 
 
-@app.command()
+@app.command(rich_help_panel="Serving and UI")
 @user_errors
 def deploy(
     model: Annotated[str, typer.Option(help="The version to serve: NAME@alias (e.g. NAME@champion) or NAME/VERSION.")],

@@ -52,12 +52,13 @@ class Commands(TyperGroup):
 
 
 app = typer.Typer(help="govtrain: an auditable, data-parallel training pipeline for tabular models on Kubeflow.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=Commands)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=Commands,
+                  rich_markup_mode="markdown")  # a docstring's line breaks are not the help's
 audit_app = typer.Typer(help="Verify and report on evidence ledgers.", no_args_is_help=True, cls=Commands)
-app.add_typer(audit_app, name="audit")
+app.add_typer(audit_app, name="audit", rich_help_panel="Audit")
 expectations_app = typer.Typer(help="Great Expectations suites in expectations/.", no_args_is_help=True,
                                cls=Commands)
-app.add_typer(expectations_app, name="expectations")
+app.add_typer(expectations_app, name="expectations", rich_help_panel="Start")
 
 console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
 errors = Console(stderr=True)

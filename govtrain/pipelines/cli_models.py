@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@app.command()
+@app.command(rich_help_panel="Models")
 @user_errors
 def promote(
-    model: ModelNameOption,
-    version: Annotated[str, typer.Option(help="Version to make champion.")],
+    model: Annotated[str, typer.Option(help="The version to make champion: NAME/VERSION (or NAME with --version).")],
     reason: ReasonOption,
+    version: Annotated[str | None, typer.Option(help="The version, when --model gives only the name.")] = None,
     approver: ApproverOption = None,
     config: ModelConfigOption = None,
     acknowledge_drift: Annotated[str | None, typer.Option(
@@ -37,9 +37,13 @@ def promote(
              "promote record, with the drift record it accepts.")] = None,
 ) -> None:
     """Move alias champion to a version that passed its gates and whose ledger verifies, and whose newest drift
-    run (if any) passed, unless --acknowledge-drift says why the drift is accepted. Exit 1 if refused."""
+    run (if any) passed, unless --acknowledge-drift says why the drift is accepted. Exit 1 if refused.
+
+    Example: govtrain promote --model credit/3 --reason "report reviewed"
+    """
     from govtrain.registry.lifecycle import promote as promote_version
 
+    model, version = name_and_version(model, version)
     move = print_move(lambda: promote_version(config_for(config, f"{model}/{version}"), model, version, approver,
                                               reason, acknowledge_drift))
     acknowledged = move.record["details"].get("drift_acknowledged")
@@ -51,7 +55,7 @@ def promote(
                       "none ran); not recorded", markup=False, highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel="Models")
 @user_errors
 def rollback(
     model: ModelNameOption,
@@ -63,6 +67,16 @@ def rollback(
     from govtrain.registry.lifecycle import rollback as rollback_model
 
     print_move(lambda: rollback_model(config_for(config, model), model, approver, reason))
+
+
+def name_and_version(model: str, version: str | None) -> tuple[str, str]:
+    """NAME/VERSION, the way every model command names a version; NAME with --version still works."""
+    name, slash, number = model.partition("/")
+    if slash and version is not None and version != number:
+        raise ValueError(f"--model {model} and --version {version} name two versions; give one")
+    if not (number or version):
+        raise ValueError(f"--model {model}: name the version, NAME/VERSION (e.g. {model}/1)")
+    return name, number or str(version)
 
 
 def unless_refused(action: Callable[[], T]) -> T:
@@ -87,7 +101,7 @@ def print_move(move_alias: Callable) -> AliasMove:
     return move
 
 
-@app.command()
+@app.command(rich_help_panel="Models")
 @user_errors
 def history(
     model: ModelNameOption,
@@ -117,7 +131,7 @@ def history(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(rich_help_panel="Models")
 @user_errors
 def reconcile(
     model: ModelNameOption,
@@ -143,7 +157,7 @@ def reconcile(
     console.print(f"{model}: reconcile record {record['seq']} ({record['hash'][:12]})")
 
 
-@app.command("complete-registration")
+@app.command("complete-registration", rich_help_panel="Models")
 @user_errors
 def complete_registration(
     model: Annotated[str, typer.Option("--model", help="NAME/version of a version whose registration is incomplete.")],

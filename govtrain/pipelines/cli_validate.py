@@ -11,7 +11,7 @@ from govtrain.core.state import state_dir
 from govtrain.pipelines.cli_common import app, console, user_errors
 
 
-@app.command("validate")
+@app.command("validate", rich_help_panel="Start")
 @user_errors
 def validate_command(
     data: Annotated[Path, typer.Option(help="The table (CSV, compressed CSV or Parquet).")],

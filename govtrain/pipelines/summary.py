@@ -38,7 +38,7 @@ def next_steps(run: LocalRun) -> list[str]:
     name, version = reg["model_name"], reg["version"]
     return [f"review the card:   govtrain ui   (then Models > {name} > Version {version})",
             f"audit report:      govtrain audit report --model {name}/{version}",
-            f"approve it:        govtrain promote --model {name} --version {version} --reason \"...\"",
+            f"approve it:        govtrain promote --model {name}/{version} --reason \"...\"",
             "                   (separation of duties: not the person who ran this run;",
             "                    with MLflow's basic-auth app, the login decides)",
             f"watch for drift:   govtrain drift --model {name}@champion --current <batch.csv>"]
