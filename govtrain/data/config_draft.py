@@ -1,7 +1,7 @@
 """`govtrain init`: a first config from a table, for a person to read before the first run. Every column is
 placed: a feature (numeric or categorical, as the reader types it), the target, or left out with the reason
 (an identifier, a date, a constant, an empty column). The rest of the config keeps its defaults, which the
-model gate measures against references, not constants (README, "The evaluation gate")."""
+model gate measures against references, not constants (docs/evaluation.md)."""
 from __future__ import annotations
 
 import difflib
