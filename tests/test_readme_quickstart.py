@@ -34,7 +34,9 @@ def test_the_readme_quickstart_registers_and_promotes_a_model_from_a_table_of_on
     frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "defaulted"})
     frame.columns = [c.replace(" ", "_") for c in frame.columns]
     frame.to_csv(tmp_path / "loans.csv", index=False)
-    env = {**os.environ, "GOVTRAIN_HOME": str(tmp_path / "state"),
+    # A newcomer's shell: none of the suite's MLflow or govtrain settings (another test's server, keys).
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GOVTRAIN_"))}
+    env = {**clean, "GOVTRAIN_HOME": str(tmp_path / "state"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     outputs = []
     for line in quickstart():
