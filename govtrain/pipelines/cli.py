@@ -99,6 +99,42 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     raise typer.Exit(0 if result.registered else 1)
 
 
+@app.command(rich_help_panel="Cluster")
+@user_errors
+def plan(
+    config: ConfigOption = DEFAULT_CONFIG,
+    workers: Annotated[list[int] | None, typer.Option(help="World sizes to price (repeat); default 1 2 4 8.")] = None,
+    link: Annotated[str, typer.Option(help="loopback (this host, fitted) | 25gbe | 100gbe | nvlink.")] = "loopback",
+) -> None:
+    """Predicted samples/s, efficiency, time and cost per epoch for 1..N workers, before any is paid for.
+
+    Example: govtrain plan --config configs/demo.yaml --link 25gbe
+    """
+    from rich.table import Table
+
+    from govtrain.components.train.costmodel import LINKS
+    from govtrain.components.train.plan import plan as make_plan
+
+    if link not in LINKS:
+        raise ValueError(f"--link {link!r}: choose one of {', '.join(LINKS)}")
+    found = make_plan(load_config(config), workers or [1, 2, 4, 8], link)
+    chosen = found["link"]
+    timed = ", ".join(f"{us:.1f} us at batch {b}" for b, us in found["compute_us_per_sample"].items())
+    console.print(f"{found['rows_per_epoch']} train rows an epoch, {found['gradient_bytes'] / 2**20:.2f} MiB of "
+                  f"gradients a step; compute a sample, timed here on one thread: {timed}",
+                  markup=False, highlight=False)
+    console.print(f"link: {chosen.name}, {chosen.latency_s * 1e6:.0f} us a message, "
+                  f"{chosen.bytes_per_s / 1e9:.2f} GB/s ({chosen.source}); no overlap of the all-reduce assumed",
+                  markup=False, highlight=False)
+    table = Table(title="predicted per epoch", title_justify="left")
+    for column in ("workers", "batch", "samples/s", "efficiency", "seconds", "cost"):
+        table.add_column(column, justify="right")
+    for row in found["rows"]:
+        table.add_row(str(row["workers"]), str(row["batch_per_worker"]), f"{row['samples_per_second']:,.0f}",
+                      f"{row['efficiency']:.2f}", f"{row['epoch_seconds']:.1f}", f"{row['epoch_cost']:.3g}")
+    console.print(table)
+
+
 @app.command("compile", rich_help_panel="Cluster")
 @user_errors
 def compile_cmd(

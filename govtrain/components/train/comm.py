@@ -59,7 +59,8 @@ class CommMeter:
     def epoch_stats(self, seconds: float) -> dict[str, float]:
         """The epoch's communication, per step and as shares of the epoch's training time."""
         steps = max(self.steps, 1)
-        return {"comm_bytes_per_step": self.bytes / steps, "comm_buckets_per_step": self.buckets / steps,
+        return {"comm_steps": self.steps, "comm_bytes_per_step": self.bytes / steps,
+                "comm_buckets_per_step": self.buckets / steps,
                 "comm_busy_seconds": round(self.busy, 6), "comm_exposed_seconds": round(self.exposed, 6),
                 "comm_share": round(self.exposed / seconds, 6) if seconds > 0 else 0.0,
                 # exposed can exceed busy by the bookkeeping after the last bucket: no overlap, not a negative one

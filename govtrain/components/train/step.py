@@ -24,6 +24,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from govtrain.components.train.costmodel import LINKS, predicted_against_measured
 from govtrain.components.train.job import MlflowTarget, TrainJob
 from govtrain.core.config import Config, TrainingSpec
 from govtrain.governance.evidence import Record, StepEvidence
@@ -256,7 +257,9 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                         "network": {**network_evidence(training.model, evidence),
                                     **(result.get("network", {}) if training.model == DEFAULT_NETWORK else {})},
                         "schedule": result.get("schedule"), "kept_epoch": result["kept"],
-                        "communication": result.get("communication"),
+                        "communication": {**(result.get("communication") or {}),
+                                          "model": predicted_against_measured(last, LINKS["loopback"])
+                                          if training.backend == "local" and result["device"] == "cpu" else None},
                         "stop_reason": result["stop_reason"]}
     if job_status is not None:
         evidence.details["job_conditions"] = job_status.get("conditions", [])

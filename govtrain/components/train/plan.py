@@ -1,0 +1,68 @@
+"""`govtrain plan`: predicted time and cost per epoch for 1..N workers before any is paid for. The config's own
+network is built from the table's columns and timed here, forward and backward on one thread at the
+configured batch (what each worker does between all-reduces); the step model (costmodel.py) adds the ring
+all-reduce of its gradient bytes over the named link."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from govtrain.components.train.costmodel import LINKS, StepModel, plan_rows
+from govtrain.components.train.step import numeric_embedding
+from govtrain.core.config import Config
+from govtrain.data.io import read_table
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import build_network
+from govtrain.model.task import Task
+
+
+def compute_seconds_per_sample(model: torch.nn.Module, features: FeatureSpec, task: Task, batch: int,
+                               steps: int = 12) -> float:
+    """Median forward+backward+AdamW step time over `steps` steps (after 3 warm-up steps), per sample."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x_num = torch.randn(batch, len(features.numeric))
+    x_cat = torch.stack([torch.randint(1, max(2, c), (batch,)) for c in features.cardinalities()], dim=1) \
+        if features.categorical else torch.zeros(batch, 0, dtype=torch.long)
+    y = torch.randint(0, 2, (batch,)) if task.kind != "regression" else torch.randn(batch)
+    if task.kind == "multiclass":
+        y = torch.randint(0, len(task.classes), (batch,))
+    timings = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a worker runs (OMP_NUM_THREADS=1)
+    try:
+        for i in range(steps + 3):
+            began = time.perf_counter()
+            optimizer.zero_grad()
+            task.loss(model(x_num, x_cat), y).backward()
+            optimizer.step()
+            if i >= 3:
+                timings.append(time.perf_counter() - began)
+    finally:
+        torch.set_num_threads(threads)
+    return sorted(timings)[len(timings) // 2] / batch
+
+
+def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
+    spec, training = config.dataset, config.training
+    frame = read_table(spec.path, columns=[*spec.numeric, *spec.categorical, spec.target])
+    features = FeatureSpec.fit(frame, spec.numeric, spec.categorical)
+    task = Task.fit(frame[spec.target], spec.task)
+    train_rows = int(len(frame) * config.split.fractions.train)
+    model = build_network(features, task, network=training.model, embedding_dim=training.embedding_dim,
+                          hidden=training.hidden, numeric_embedding=numeric_embedding(training, train_rows),
+                          dropout=training.dropout)
+    gradient_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    timed: dict[int, float] = {}  # batch -> compute seconds per sample
+    models = {}
+    for n in sorted({1, *workers}):
+        batch = max(min(16, train_rows // n), min(training.batch_size, train_rows // n // training.min_steps_per_epoch))
+        if batch not in timed:
+            timed[batch] = compute_seconds_per_sample(model, features, task, batch)
+        models[n] = StepModel(timed[batch], gradient_bytes, batch, training.grad_accumulation,
+                              training.ddp.bucket_cap_mb)
+    link = LINKS[link_name]
+    rows = [r for r in plan_rows(models, train_rows, link, training.price_per_worker_hour) if r["workers"] in workers]
+    return {"rows_per_epoch": train_rows, "gradient_bytes": gradient_bytes, "link": link,
+            "compute_us_per_sample": {b: t * 1e6 for b, t in timed.items()}, "rows": rows}
