@@ -123,8 +123,10 @@ def plan(
     console.print(f"{found['rows_per_epoch']} train rows an epoch, {found['gradient_bytes'] / 2**20:.2f} MiB of "
                   f"gradients a step; compute a sample, timed here on one thread: {timed}",
                   markup=False, highlight=False)
-    console.print(f"link: {chosen.name}, {chosen.latency_s * 1e6:.0f} us a message, "
-                  f"{chosen.bytes_per_s / 1e9:.2f} GB/s ({chosen.source}); no overlap of the all-reduce assumed",
+    said = (f"{chosen.latency_s * 1e6:.0f} us a message, {chosen.bytes_per_s / 1e9:.2f} GB/s" if chosen.per_bucket
+            else f"compute x{1 + chosen.contention:.3f} per extra worker on the shared host, "
+                 f"{2 * chosen.latency_s * 1e3:.2f} ms a step of all-reduce and waiting at 2 workers")
+    console.print(f"link: {chosen.name}, {said} ({chosen.source}); no overlap of the all-reduce assumed",
                   markup=False, highlight=False)
     table = Table(title="predicted per epoch", title_justify="left")
     for column in ("workers", "batch", "samples/s", "efficiency", "seconds", "cost"):
