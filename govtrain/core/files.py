@@ -37,7 +37,7 @@ def write_durably(path: Path, data: bytes | str) -> Path:
 
 
 def sync_folder(folder: Path) -> None:
-    """Make a rename in this folder durable (POSIX: fsync the directory)."""
+    """Make a rename in this folder durable (POSIX: fsync the directory); given a file, its contents."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -20,7 +20,6 @@ or one whose manifest was deleted) fails, naming that file.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ def write_manifest(folder: Path, ledger: dict[str, Any], covered: set[str]) -> d
     entries = []
     for name in folder_files(folder):
         path = folder / name
-        _fsync(path)
+        sync_folder(path)  # the file's bytes, before the manifest vouches for them
         if name in covered or name == MANIFEST_FILE or name not in REASONS:
             continue
         entries.append({"name": name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
@@ -66,14 +65,6 @@ def write_manifest(folder: Path, ledger: dict[str, Any], covered: set[str]) -> d
     manifest = {**body, "digest": digest, "signature": signing.sign(digest, keys.signing_key())}
     write_durably(folder / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check(folder: Path, ledger: dict[str, Any], covered: set[str], trusted: list[str] | None,
