@@ -141,7 +141,9 @@ def main() -> None:
                           "comm_share": share, "comm_bytes_per_step": moved, "peak_rss_mb": peak,
                           "comm_buckets_per_step": mean_of(history, "comm_buckets_per_step"),
                           "comm_exposed_seconds_per_step": per_step(history, "comm_exposed_seconds"),
-                          "comm_busy_seconds_per_step": per_step(history, "comm_busy_seconds")}
+                          "comm_busy_seconds_per_step": per_step(history, "comm_busy_seconds"),
+                          # the model it trained: the default gate reads quality too, not only speed
+                          "val_metric": {k: history[-1][k] for k in history[-1] if k.startswith("val_")}}
                 records.append(record)
                 rows_out.append([cut, len(demo_data.NUMERIC) + len(demo_data.CATEGORICAL), workers, job["batch_size"],
                                  hook, bucket, accumulate, f"{speed:.0f}",

@@ -77,3 +77,15 @@ def test_a_shared_host_is_fitted_as_contention_and_a_per_step_wait_and_predicts_
     assert unseen.efficiency(2, host) == pytest.approx(0.027 / step(0.027))  # bucket count does not enter
     with pytest.raises(ValueError, match="vary the compute per step"):
         fit_host([{**p, "step_seconds": p["compute_seconds_per_step"] * 0.5} for p in points], "h", "m")
+
+
+def test_auto_accumulation_only_where_workers_each_hold_a_large_shard():
+    from govtrain.components.train.step import grad_accumulation
+    from govtrain.core.config import TrainingSpec
+
+    auto = TrainingSpec()
+    assert auto.grad_accumulation == "auto" and auto.workers == 2
+    assert grad_accumulation(auto, 800_000) == 4  # the 1M demo: 400k train rows a worker
+    assert grad_accumulation(auto, 199_999) == 1  # 99,999 a worker: every optimizer step kept
+    assert grad_accumulation(auto.model_copy(update={"workers": 1}), 800_000) == 1  # nothing to all-reduce
+    assert grad_accumulation(TrainingSpec(grad_accumulation=2), 100) == 2  # a person's number stands

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from govtrain.core.config import ConfigError, check_paths, load_config
+from govtrain.core.config import ConfigError, load_config
 from govtrain.core.state import state_dir
 from govtrain.pipelines.cli_common import (
     DEFAULT_CONFIG,
@@ -18,6 +18,7 @@ from govtrain.pipelines.cli_common import (
     ModelConfigOption,
     ModelNameOption,
     app,
+    check_paths,
     config_for,
     console,
     errors,

@@ -147,3 +147,13 @@ def config_for(config: Path | None, model: str) -> Config:
     stored.registry.tracking_uri = tracking
     # Trust is not the registry's to say: keys, separation of duties and the chains are this machine's policy.
     return with_operator_policy(resolve(stored, Path.cwd()), state_dir())
+
+
+def check_paths(config: Config, config_file: Path) -> None:
+    """The files a run reads exist: a missing one is named by its key and the folder a relative path was
+    resolved against (the config file's, not the shell's)."""
+    for key, path in (("dataset.path", config.dataset.path), ("validation.suite", config.validation.suite),
+                      ("evaluation.ood_data", config.evaluation.ood_data)):
+        if path is not None and not path.exists():
+            raise ConfigError(f"{config_file}: {key} is {path}, which does not exist (a relative path is resolved "
+                              f"against the config file's folder, {config_file.resolve().parent})")

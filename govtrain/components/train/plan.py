@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from govtrain.components.train.costmodel import LINKS, StepModel, plan_rows
-from govtrain.components.train.step import numeric_embedding
+from govtrain.components.train.step import grad_accumulation, numeric_embedding
 from govtrain.core.config import Config
 from govtrain.data.io import read_table
 from govtrain.model.features import FeatureSpec
@@ -62,7 +62,9 @@ def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
                for n in sorted({1, *workers})}
     per_sample = compute_seconds_per_sample(model, features, task, batches[1])
     timed = {batches[1]: per_sample}
-    models = {n: StepModel(per_sample, gradient_bytes, batch, training.grad_accumulation, training.ddp.bucket_cap_mb)
+    models = {n: StepModel(per_sample, gradient_bytes, batch,
+                           grad_accumulation(training.model_copy(update={"workers": n}), train_rows),
+                           training.ddp.bucket_cap_mb)
               for n, batch in batches.items()}
     link = LINKS[link_name]
     rows = [r for r in plan_rows(models, train_rows, link, training.price_per_worker_hour) if r["workers"] in workers]

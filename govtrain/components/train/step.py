@@ -70,10 +70,23 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
                                                  "lr_schedule", "warmup_epochs",
                                                  "min_steps_per_epoch"}),
                    numeric_embedding=numeric_embedding(training, len(train)),
-                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=training.grad_accumulation,
+                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run,
+                   grad_accumulation=grad_accumulation(training, len(train)),
                    **training.ddp.model_dump())
     job.write(job_dir)
     return features
+
+
+AUTO_ACCUMULATION, AUTO_ACCUMULATION_ROWS = 4, 100_000
+
+
+def grad_accumulation(training: TrainingSpec, train_rows: int) -> int:
+    """Micro-batches per optimizer step; "auto" accumulates only where it pays and costs no optimizer steps a
+    small table needs: with more than one worker, each holding AUTO_ACCUMULATION_ROWS train rows or more."""
+    if training.grad_accumulation != "auto":
+        return training.grad_accumulation
+    shard = train_rows // training.workers
+    return AUTO_ACCUMULATION if training.workers > 1 and shard >= AUTO_ACCUMULATION_ROWS else 1
 
 
 def numeric_embedding(training: TrainingSpec, train_rows: int) -> dict | None:
@@ -258,6 +271,7 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                                     **(result.get("network", {}) if training.model == DEFAULT_NETWORK else {})},
                         "schedule": result.get("schedule"), "kept_epoch": result["kept"],
                         "communication": {**(result.get("communication") or {}),
+                                          "grad_accumulation_setting": training.grad_accumulation,
                                           "model": predicted_against_measured(last, LINKS["loopback"])
                                           if training.backend == "local" and result["device"] == "cpu" else None},
                         "stop_reason": result["stop_reason"]}
