@@ -25,9 +25,11 @@ STATUSES = ("evidenced", "artefact linked", "not evidenced", "document to attach
 # What the audit report shows of each task's evaluation (the rest is in evaluation.json).
 HEADLINE_METRICS = ("roc_auc", "accuracy", "macro_f1", "log_loss", "rmse", "mae", "r2", "interval_coverage", "ece",
                     "ece_excess", "test_rows")
-# The evaluate step's figures, in the order a credit or pricing reviewer looks for them.
-FIGURES = ("roc_pr.png", "score_distributions.png", "reliability.png", "residuals.png", "confusion_matrix.png",
-           "robustness.png", "importance.png")
+# The evaluate step's figures and their titles, in the order a credit or pricing reviewer looks for them.
+FIGURES = {"roc_pr.png": "ROC and precision-recall curves", "score_distributions.png": "Scores by class (KS)",
+           "reliability.png": "Reliability diagram", "residuals.png": "Residuals",
+           "confusion_matrix.png": "Confusion matrix", "robustness.png": "Robustness curves",
+           "importance.png": "Permutation importance"}
 
 
 def _statements(ledger: dict) -> dict[str, tuple[str, str, dict]]:

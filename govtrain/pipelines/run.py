@@ -19,12 +19,10 @@ from typing import Any, TextIO
 from govtrain.components.prepare import check_columns
 from govtrain.core.config import Config
 from govtrain.core.state import mark_latest, run_stamp
-from govtrain.pipelines.failure import step_error
+from govtrain.pipelines.failure import ANSI, TASK_DONE, step_error
 from govtrain.pipelines.interrupt import Interrupted, interruptible, stop_descendants
 from govtrain.registry.runs import end_pipeline_run
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 TASK_START = re.compile(r"Executing task '([\w-]+)'")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from govtrain.core.config import Config
 from govtrain.governance.audit import check_verdict
 from govtrain.governance.gates import bound
-from govtrain.governance.report import reason_of
+from govtrain.governance.report import FIGURES, reason_of
 from govtrain.governance.rmf import standing
 from govtrain.governance.verdict import comparison_words, paragraph
 
@@ -120,12 +120,6 @@ def importance_lines(found: dict | None, top: int = 8) -> list[str]:
     return lines
 
 
-FIGURE_TITLES = {"roc_pr.png": "ROC and precision-recall curves", "score_distributions.png": "Scores by class (KS)",
-                 "reliability.png": "Reliability diagram", "residuals.png": "Residuals",
-                 "confusion_matrix.png": "Confusion matrix", "robustness.png": "Robustness curves",
-                 "importance.png": "Permutation importance"}
-
-
 def figure_lines(by_step: dict[str, dict]) -> list[str]:
     """The evaluate step's figures as images served by the MLflow server from the run's evidence artifacts (the
     version page renders them; relative to the server, so no host is written into the card)."""
@@ -134,8 +128,8 @@ def figure_lines(by_step: dict[str, dict]) -> list[str]:
              if o["name"].endswith(".png")]
     if not run or not names:
         return ["- in the run's evidence (files/evaluate/*.png)"]
-    return [f"![{FIGURE_TITLES.get(n, n)}](get-artifact?path=evidence/files/evaluate/{n}&run_uuid={run})"
-            for n in sorted(names, key=lambda n: list(FIGURE_TITLES).index(n) if n in FIGURE_TITLES else 99)]
+    return [f"![{FIGURES.get(n, n)}](get-artifact?path=evidence/files/evaluate/{n}&run_uuid={run})"
+            for n in sorted(names, key=lambda n: list(FIGURES).index(n) if n in FIGURES else 99)]
 
 
 def _subcategory_key(sid: str) -> tuple[str, list[int]]:
@@ -233,7 +227,7 @@ def to_html(title: str, sections: list[Section], figures: dict[str, str] | None 
     for name, body in sections:
         parts.append(f"<h2>{escape(name)}</h2>")
         if name == "Figures" and figures:
-            parts.append("".join(f"<img alt='{escape(FIGURE_TITLES.get(n, n))}' src='{uri}'>"
+            parts.append("".join(f"<img alt='{escape(FIGURES.get(n, n))}' src='{uri}'>"
                                  for n, uri in figures.items()))
         elif isinstance(body, tuple):
             header, rows = body

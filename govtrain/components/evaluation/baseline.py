@@ -20,13 +20,18 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from govtrain.components.evaluation.privacy import membership_inference
-from govtrain.components.evaluation.task_metrics import PRIMARY, per_row_loss, performance, primary_ratio
+from govtrain.components.evaluation.task_metrics import (
+    PRIMARY,
+    headline_metric,
+    per_row_loss,
+    performance,
+    primary_ratio,
+)
 
 MISSING, OTHER = "(missing)", "(other)"
 MAX_TREE_CATEGORIES = 254  # HistGradientBoosting takes at most 255 categories; one is left for the pool
@@ -120,13 +125,6 @@ def _membership(kind: str, classes: int, model: Any, x_train: pd.DataFrame, y_tr
     return float(membership_inference(loss[0], loss[1])["mia_auc"])
 
 
-def _headline(kind: str, y: np.ndarray, out: np.ndarray) -> float:
-    if kind == "binary":
-        score = out[:, 1] if out.ndim == 2 else out
-        return float(roc_auc_score(y, score)) if len(np.unique(y)) > 1 else 0.5
-    return performance(kind, y, out)[PRIMARY[kind]]
-
-
 def gap_interval(kind: str, y: np.ndarray, network: np.ndarray, simple: np.ndarray, seed: int, samples: int = 100,
                  rows: int = 20_000) -> list[float]:
     """The 95% interval of gap() over paired resamples of the test rows (both models scored on the same draw),
@@ -138,7 +136,7 @@ def gap_interval(kind: str, y: np.ndarray, network: np.ndarray, simple: np.ndarr
     draws = []
     for _ in range(samples):
         idx = rng.integers(0, len(y), len(y))
-        draws.append(gap(kind, _headline(kind, y[idx], simple[idx]), _headline(kind, y[idx], network[idx])))
+        draws.append(gap(kind, headline_metric(kind, y[idx], simple[idx]), headline_metric(kind, y[idx], network[idx])))
     return [round(float(np.percentile(draws, 2.5)), 6), round(float(np.percentile(draws, 97.5)), 6)]
 
 
@@ -147,7 +145,7 @@ def _scores(kind: str, classes: int, model: Any, x: pd.DataFrame, y: np.ndarray,
     """The task's metrics of a fitted scikit-learn model (binary: ROC AUC beside the rest)."""
     out = _outputs(kind, classes, model, x) if outputs is None else outputs
     if kind == "binary":
-        return {"roc_auc": _headline(kind, y, out)}
+        return {"roc_auc": headline_metric(kind, y, out)}
     return performance(kind, y, out)
 
 
@@ -216,11 +214,10 @@ def simple_models(kind: str, classes: int, train: pd.DataFrame, y_train: np.ndar
     found = trees(kind, classes, columns, train, y_train, test, y_test, network_value, seed, severity)
     found["linear"] = linear(kind, classes, columns, train, y_train, test, y_test, network_value)
     found["trivial"] = trivial(kind, classes, y_train, y_test)
-    if network_out is not None:
-        for result in (found, found["linear"]):
-            result["gap_interval"] = gap_interval(kind, y_test, network_out, result.pop("outputs"), seed)
-    else:
-        found.pop("outputs"), found["linear"].pop("outputs")
+    for result in (found, found["linear"]):
+        outputs = result.pop("outputs")  # kept only for the paired interval, not in the record
+        if network_out is not None:
+            result["gap_interval"] = gap_interval(kind, y_test, network_out, outputs, seed)
     return found
 
 

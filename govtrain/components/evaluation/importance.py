@@ -15,17 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import t as student_t
-from sklearn.metrics import roc_auc_score
 
 from govtrain.components.evaluation.fairness import grouping
-from govtrain.components.evaluation.task_metrics import LOWER_IS_BETTER, PRIMARY, performance
+from govtrain.components.evaluation.task_metrics import LOWER_IS_BETTER, PRIMARY, headline_metric
 from govtrain.model.network import LoadedModel
-
-
-def _score(kind: str, y: np.ndarray, out: np.ndarray) -> float:
-    if kind == "binary":
-        return float(roc_auc_score(y, out[:, 1]))
-    return performance(kind, y, out)[PRIMARY[kind]]
 
 
 def _defined(kind: str, y: np.ndarray) -> bool:
@@ -39,7 +32,7 @@ def importances(model: LoadedModel, kind: str, x_num: torch.Tensor, x_cat: torch
     shuffled (positive: the model needs it), its 95% interval over the repeats, and the repeats."""
     metric = PRIMARY[kind]
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # a drop is positive either way
-    base = _score(kind, y, model.outputs_from_tensors(x_num, x_cat))
+    base = headline_metric(kind, y, model.outputs_from_tensors(x_num, x_cat))
     rng = np.random.default_rng(seed)
     columns = [(name, x_num, j) for j, name in enumerate(model.features.numeric)]
     columns += [(name, x_cat, j) for j, name in enumerate(model.features.categorical)]
@@ -49,7 +42,7 @@ def importances(model: LoadedModel, kind: str, x_num: torch.Tensor, x_cat: torch
         drops = []
         for _ in range(repeats):
             tensor[:, j] = kept[torch.from_numpy(rng.permutation(len(kept)))]
-            drops.append(sign * (base - _score(kind, y, model.outputs_from_tensors(x_num, x_cat))))
+            drops.append(sign * (base - headline_metric(kind, y, model.outputs_from_tensors(x_num, x_cat))))
         tensor[:, j] = kept
         mean = float(np.mean(drops))
         half = float(student_t.ppf(0.975, repeats - 1) * np.std(drops, ddof=1) / np.sqrt(repeats))

@@ -7,13 +7,22 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.metrics import f1_score, log_loss, mean_absolute_error, r2_score
+from sklearn.metrics import f1_score, log_loss, mean_absolute_error, r2_score, roc_auc_score
 
 from govtrain.components.evaluation import metrics
 
 # The headline metric of each task: what robustness, the champion and the baseline are compared on.
 PRIMARY = {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "rmse"}
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss", "brier"}
+
+
+def headline_metric(kind: str, y: np.ndarray, out: np.ndarray) -> float:
+    """The task's headline metric (PRIMARY) of outputs: binary ROC AUC of the positive class's probability (a
+    column of two, or one), 0.5 where the rows hold one class; else from performance()."""
+    if kind == "binary":
+        score = out[:, 1] if out.ndim == 2 else out
+        return float(roc_auc_score(y, score)) if len(np.unique(y)) > 1 else 0.5
+    return performance(kind, y, out)[PRIMARY[kind]]
 
 
 def multiclass_performance(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:

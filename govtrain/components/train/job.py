@@ -6,6 +6,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+
+def batch_size_for(shard_rows: int, batch_size: int, min_steps_per_epoch: int) -> int:
+    """batch_size, or less on a small table so an epoch takes min_steps_per_epoch steps: at 3,500 train rows
+    a batch of 1,024 per worker gave 2 steps an epoch, and the network trailed a linear model (ROC AUC 0.62
+    against 0.68 on the demo; 0.70 with 32 steps)."""
+    return max(min(16, shard_rows), min(batch_size, shard_rows // min_steps_per_epoch))
+
 JOB_FILE = "job.json"
 
 

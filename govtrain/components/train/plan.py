@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from govtrain.components.train.costmodel import LINKS, StepModel, plan_rows
+from govtrain.components.train.job import batch_size_for
 from govtrain.components.train.step import grad_accumulation, numeric_embedding
 from govtrain.core.config import Config
 from govtrain.data.io import read_table
@@ -57,8 +58,7 @@ def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
     # Timed once, at one worker's batch: a smaller batch's per-sample overhead is left out (timings of a few
     # steps at several batches differed more by noise than by batch on the 2-core host), so efficiency is at
     # most 1 by construction.
-    batches = {n: max(min(16, train_rows // n), min(training.batch_size,
-                                                    train_rows // n // training.min_steps_per_epoch))
+    batches = {n: batch_size_for(train_rows // n, training.batch_size, training.min_steps_per_epoch)
                for n in sorted({1, *workers})}
     per_sample = compute_seconds_per_sample(model, features, task, batches[1])
     timed = {batches[1]: per_sample}

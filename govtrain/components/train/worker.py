@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 
 from govtrain.components.train.comm import CommMeter, attach
-from govtrain.components.train.job import TrainJob
+from govtrain.components.train.job import TrainJob, batch_size_for
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_network, save_model
@@ -101,7 +101,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
         # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
         shard_rows = math.ceil(len(self.train_data[2]) / world)
-        self.batch_size = batch_size_for(shard_rows, job)
+        self.batch_size = batch_size_for(shard_rows, job.batch_size, job.min_steps_per_epoch)
         self.micro_batches = math.ceil(shard_rows / self.batch_size)
         self.steps_per_epoch = math.ceil(self.micro_batches / job.grad_accumulation)  # optimizer steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(job, self.steps_per_epoch))
@@ -300,13 +300,6 @@ class Trainer:
                   "network": {"numeric_embedding": self.job.numeric_embedding, "dropout": self.job.dropout,
                               "embedding_dim": self.job.embedding_dim, "hidden": self.job.hidden}}
         (out_dir / "result.json").write_text(json.dumps(result, indent=2))
-
-
-def batch_size_for(shard_rows: int, job: TrainJob) -> int:
-    """job.batch_size, or less on a small table so an epoch takes min_steps_per_epoch steps: at 3,500 train rows
-    a batch of 1,024 per worker gave 2 steps an epoch, and the network trailed a linear model (ROC AUC 0.62
-    against 0.68 on the demo; 0.70 with 32 steps)."""
-    return max(min(16, shard_rows), min(job.batch_size, shard_rows // job.min_steps_per_epoch))
 
 
 def lr_factor(job: TrainJob, steps_per_epoch: int) -> Callable[[int], float]:
