@@ -170,6 +170,21 @@ def test_a_memorising_model_shows_higher_membership_inference_auc(small_data):
     assert memorising > 0.65 and memorising > regularised + 0.15, (memorising, regularised)
 
 
+def test_the_membership_attack_draws_its_rows_at_random_not_the_first_of_the_file():
+    """A planted problem: a train split sorted so that its first rows are the easiest (iris sorted by class,
+    aids2 by state) and a model that memorises nothing (members' and others' losses from one distribution).
+    The attack must see no membership; on the file's first rows it saw 0.9 (aids2's refusal at 0.71)."""
+    rng = np.random.default_rng(0)
+    train_loss, test_loss = np.sort(rng.exponential(size=1990)), rng.exponential(size=426)
+    members, others = privacy.attack_rows(1990, 426, rows=2000, seed=0)
+    assert len(members) == len(others) == 426 and members.max() > 1500 and members.min() < 500
+    fair = privacy.membership_inference(train_loss[members], test_loss[others])
+    assert fair["mia_auc_interval"][0] < 0.5 < fair["mia_auc_interval"][1], fair
+    first_rows = privacy.membership_inference(train_loss[:426], test_loss)
+    assert first_rows["mia_auc"] > 0.85, first_rows
+    assert np.array_equal(privacy.attack_rows(1990, 426, 2000, 0)[0], members)  # seeded: the trees see these rows
+
+
 def test_the_linear_baseline_catches_a_network_worse_than_a_straight_line():
     """A planted problem per task: a label linear in the features, a city column with an unseen value and
     missing numbers on test; the linear model fits it, and a 'network' credited with a poor score is behind."""

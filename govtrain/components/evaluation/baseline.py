@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from govtrain.components.evaluation.privacy import membership_inference
+from govtrain.components.evaluation.privacy import attack_rows, membership_inference
 from govtrain.components.evaluation.task_metrics import (
     PRIMARY,
     headline_metric,
@@ -115,9 +115,7 @@ def _membership(kind: str, classes: int, model: Any, x_train: pd.DataFrame, y_tr
                 x_test: pd.DataFrame, y_test: np.ndarray, seed: int, rows: int = 2000) -> float:
     """The same loss-threshold membership-inference attack the network faces, on the trees: what a default
     simple model fitted on these rows leaks about them (iris: 105 train rows that any model fits exactly)."""
-    size = min(len(y_train), len(y_test), rows)
-    rng = np.random.default_rng(seed)
-    members, others = rng.choice(len(y_train), size, replace=False), rng.choice(len(y_test), size, replace=False)
+    members, others = attack_rows(len(y_train), len(y_test), rows, seed)  # the rows the network's attack uses
     loss_kind = "regression" if kind == "regression" else "multiclass"  # binary: the 2-column log loss
     loss = [per_row_loss(loss_kind, y[rows_].astype(int) if kind != "regression" else y[rows_],
                          _outputs(kind, classes, model, x.iloc[rows_]))
@@ -157,7 +155,7 @@ def _kept(kind: str, clean: dict[str, float], noisy: dict[str, float]) -> float:
 
 
 def trees(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame,
-          y_test: np.ndarray, network_value: float, seed: int, severity: float) -> dict[str, Any]:
+          y_test: np.ndarray, network_value: float, seed: int, severity: float, mia_rows: int = 2000) -> dict[str, Any]:
     """HistGradientBoosting with its defaults; its headline metric, its gap to the network, and what it keeps
     under the robustness gate's noise (severity x each feature's train std) on the same test rows."""
     started = time.perf_counter()
@@ -171,7 +169,7 @@ def trees(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_trai
         found = _scores(kind, classes, model, x_test, y_test, outputs)
         scale = train[columns.numeric].astype(float).std().fillna(0.0)
         noisy = _scores(kind, classes, model, columns.for_trees(columns.noisy(test, severity, scale, seed)), y_test)
-        mia = _membership(kind, classes, model, x_train, y_train, x_test, y_test, seed)
+        mia = _membership(kind, classes, model, x_train, y_train, x_test, y_test, seed, mia_rows)
     name = PRIMARY[kind]
     return {"model": f"sklearn {estimator.__name__} (defaults)", "metric": name, **found,
             f"network_{name}": network_value, "gap": float(gap(kind, found[name], network_value)),
@@ -206,12 +204,12 @@ def linear(kind: str, classes: int, columns: Columns, train: pd.DataFrame, y_tra
 
 def simple_models(kind: str, classes: int, train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame,
                   y_test: np.ndarray, numeric: list[str], categorical: list[str], network_value: float, seed: int,
-                  severity: float, network_out: np.ndarray | None = None) -> dict[str, Any]:
+                  severity: float, network_out: np.ndarray | None = None, mia_rows: int = 2000) -> dict[str, Any]:
     """The trees' result (the evaluate record's `baseline`), with the linear model and the trivial predictor
     beside it: the references of the model gate (evaluation/model_gate.py). With the network's outputs on the
     test rows, each simple model's gap carries its paired 95% interval."""
     columns = Columns(train, numeric, categorical)
-    found = trees(kind, classes, columns, train, y_train, test, y_test, network_value, seed, severity)
+    found = trees(kind, classes, columns, train, y_train, test, y_test, network_value, seed, severity, mia_rows)
     found["linear"] = linear(kind, classes, columns, train, y_train, test, y_test, network_value)
     found["trivial"] = trivial(kind, classes, y_train, y_test)
     for result in (found, found["linear"]):

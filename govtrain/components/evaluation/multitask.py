@@ -24,7 +24,6 @@ from govtrain.components.evaluation.common import (
     Stopwatch,
     latency,
     robustness_suite,
-    sample,
     shifted_batch,
     write_calibrated,
 )
@@ -58,13 +57,10 @@ def calibrate(config: Config, model_dir: Path, out_dir: Path, data: Splits) -> d
 
 def membership_inference(config: Config, model: LoadedModel, data: Splits, out: np.ndarray) -> dict[str, Any]:
     spec, kind = config.evaluation, data.task.kind
-    members = sample(len(data.train), spec.mia_rows, spec.seed)
-    nonmembers = sample(len(data.test), spec.mia_rows, spec.seed + 1)
-    size = min(len(members), len(nonmembers))
-    member_out = model.outputs(data.train.iloc[members[:size]])
-    return privacy.membership_inference(tm.per_row_loss(kind, data.y("train")[members[:size]], member_out),
-                                        tm.per_row_loss(kind, data.y("test")[nonmembers[:size]],
-                                                        out[nonmembers[:size]]))
+    members, nonmembers = privacy.attack_rows(len(data.train), len(data.test), spec.mia_rows, spec.seed)
+    member_out = model.outputs(data.train.iloc[members])
+    return privacy.membership_inference(tm.per_row_loss(kind, data.y("train")[members], member_out),
+                                        tm.per_row_loss(kind, data.y("test")[nonmembers], out[nonmembers]))
 
 
 def ood_detection(config: Config, model: LoadedModel, data: Splits, out: np.ndarray) -> dict[str, Any] | None:
@@ -133,7 +129,7 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     found["baseline"] = simple_models(kind, len(data.task.classes), data.train, data.y("train"), data.test, y,
                                       config.dataset.numeric, config.dataset.categorical,
                                       found["performance"][tm.PRIMARY[kind]], spec.seed, config.gates.noise_severity,
-                                      network_out=out)
+                                      network_out=out, mia_rows=spec.mia_rows)
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data, found)

@@ -20,7 +20,6 @@ from govtrain.components.evaluation.common import (
     Stopwatch,
     latency,
     robustness_suite,
-    sample,
     shifted_batch,
     write_calibrated,
 )
@@ -69,12 +68,9 @@ def calibrate(model_dir: Path, out_dir: Path, data: Splits, seed: int = 0) -> di
 
 def membership_inference(config: Config, model: LoadedModel, data: Splits, proba: np.ndarray) -> dict[str, Any]:
     spec = config.evaluation
-    members = sample(len(data.train), spec.mia_rows, spec.seed)
-    nonmembers = sample(len(data.test), spec.mia_rows, spec.seed + 1)
-    size = min(len(members), len(nonmembers))
-    member_loss = privacy.per_row_loss(data.y("train")[members[:size]],
-                                       model.predict_proba(data.train.iloc[members[:size]]))
-    nonmember_loss = privacy.per_row_loss(data.y("test")[nonmembers[:size]], proba[nonmembers[:size]])
+    members, nonmembers = privacy.attack_rows(len(data.train), len(data.test), spec.mia_rows, spec.seed)
+    member_loss = privacy.per_row_loss(data.y("train")[members], model.predict_proba(data.train.iloc[members]))
+    nonmember_loss = privacy.per_row_loss(data.y("test")[nonmembers], proba[nonmembers])
     return privacy.membership_inference(member_loss, nonmember_loss)
 
 
@@ -139,7 +135,7 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     watch.lap("latency")
     found["baseline"] = simple_models("binary", 2, data.train, data.y("train"), data.test, y, config.dataset.numeric,
                                       config.dataset.categorical, found["performance"]["roc_auc"], spec.seed,
-                                      config.gates.noise_severity, network_out=proba)
+                                      config.gates.noise_severity, network_out=proba, mia_rows=spec.mia_rows)
     watch.lap("baseline")
     try:
         found["champion"] = champion_comparison(config, data.test, y, found["performance"]["roc_auc"])
