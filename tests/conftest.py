@@ -88,3 +88,17 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="session")
+def served(small_data, mlflow_server, isolated_state, tmp_path_factory):
+    """One pipeline run that registers `served-credit` (test_serving.py and test_production_loop.py)."""
+    folder = tmp_path_factory.mktemp("served")
+    raw = base_config(small_data.data)
+    from govtrain.pipelines.run import run_local
+
+    raw["registry"] = {"tracking_uri": mlflow_server, "model_name": "served-credit"}
+    (folder / "config.yaml").write_text(yaml.safe_dump(raw))
+    run = run_local(load_config(folder / "config.yaml"), isolated_state, show_progress=False)
+    assert run.registered
+    return run, f"served-credit/{run.registration['version']}"

@@ -20,10 +20,9 @@ import yaml
 
 from govtrain.core.config import load_config
 from govtrain.pipelines.deploy import DeployError, build_inference_service, check_webhook_rules, storage_uri
-from govtrain.pipelines.run import run_local
 from govtrain.registry.models import client_for, load_version_model, parse_ref, resolve
 from govtrain.registry.serving import ServableModel, servable_model
-from tests.conftest import ROOT, base_config, free_port
+from tests.conftest import ROOT, free_port
 from tests.fake_kube import validate
 from tests.test_cli import govtrain
 
@@ -40,18 +39,6 @@ sys.meta_path[:] = [f for f in sys.meta_path
 def isvc_schema() -> dict:
     crd = yaml.load(ISVC_CRD.read_text(), Loader=yaml.CSafeLoader)  # 2 MB: the C loader, once
     return next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")["schema"]["openAPIV3Schema"]
-
-
-@pytest.fixture(scope="module")
-def served(small_data, mlflow_server, isolated_state, tmp_path_factory):
-    """One pipeline run that registers `served-credit`."""
-    folder = tmp_path_factory.mktemp("served")
-    raw = base_config(small_data.data)
-    raw["registry"] = {"tracking_uri": mlflow_server, "model_name": "served-credit"}
-    (folder / "config.yaml").write_text(yaml.safe_dump(raw))
-    run = run_local(load_config(folder / "config.yaml"), isolated_state, show_progress=False)
-    assert run.registered
-    return run, f"served-credit/{run.registration['version']}"
 
 
 def ask_served(mlflow_server: str, ref: str, rows: pd.DataFrame, tmp_path: Path) -> list[dict]:

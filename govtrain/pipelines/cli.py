@@ -382,7 +382,7 @@ def ui(
 
 
 # Last, so `govtrain --help` lists the pipeline commands first: these modules register theirs on app.
-from govtrain.pipelines import cli_audit, cli_cluster, cli_models, cli_validate  # noqa: E402, F401
+from govtrain.pipelines import cli_audit, cli_cluster, cli_models, cli_serving, cli_validate  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

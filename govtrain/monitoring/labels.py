@@ -1,0 +1,120 @@
+"""`govtrain labels`: delayed ground truth joined to the served rows by request id, and each monitor window's
+estimate reconciled with what the labels show.
+
+The labels file has `request_id`, `label`, and `row` (the row's position in its request) when a request held
+more than one row. For every monitor record of the version whose window holds labelled rows, the realised
+metric is computed on them and set beside the estimate: the error, and whether the realised value fell inside
+the estimate's 95% interval. Outside it, the calibrated probabilities no longer describe the world (concept
+shift): the estimate is not to be trusted for this version until it is retrained or recalibrated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from govtrain.core.config import Config
+from govtrain.core.state import state_dir
+from govtrain.data.io import DataError
+from govtrain.monitoring import estimate
+from govtrain.monitoring.monitor import JUDGED, window_rows
+from govtrain.serving.capture import OUT, capture_folder, read_capture
+
+
+@dataclass
+class Reconciled:
+    record: dict
+    windows: list[dict]
+    joined: int
+    unmatched: int
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path, dtype={"label": str})
+    for column in ("request_id", "label"):
+        if column not in frame.columns:
+            raise DataError(f"{path}: column {column!r} not found (labels need request_id, label and, for requests "
+                            f"of several rows, row)")
+    empty = np.flatnonzero(frame["label"].isna().to_numpy())
+    if len(empty):
+        raise DataError(f"{path}: row {empty[0]}: label is empty")
+    frame["request_id"] = frame["request_id"].astype(str)
+    return frame
+
+
+def join(rows: pd.DataFrame, labels: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, int]:
+    """Captured rows with their label; labels naming no captured row are counted, not guessed."""
+    if "row" not in labels.columns:
+        sizes = rows.groupby("request_id")["row"].size()
+        several = sizes[sizes > 1].index.intersection(labels["request_id"])
+        if len(several):
+            raise DataError(f"{path}: request {several[0]!r} held {sizes[several[0]]} rows: give a row column")
+        labels = labels.assign(row=0)
+    labels = labels.assign(row=labels["row"].astype("int32"))
+    merged = rows.merge(labels[["request_id", "row", "label"]], on=["request_id", "row"], how="inner")
+    return merged, len(labels) - len(merged)
+
+
+def realised(kind: str, classes: list[str], rows: pd.DataFrame) -> dict:
+    y = rows["label"].astype(str).map({str(c): i for i, c in enumerate(classes)})
+    if y.isna().any():
+        raise DataError(f"label {rows['label'][y.isna()].iloc[0]!r} is not a class of the model ({classes})")
+    if kind == "binary":
+        return estimate.realised_binary(y.to_numpy(int), rows[OUT + "probability"].to_numpy(float))
+    return estimate.realised_multiclass(y.to_numpy(int),
+                                        rows[[f"{OUT}probability_{c}" for c in classes]].to_numpy(float))
+
+
+def reconcile(config: Config, ref: str, labels_path: Path) -> Reconciled:
+    from govtrain.governance.hashing import sha256_file
+    from govtrain.governance.records import read_chain
+    from govtrain.registry.models import append_anchored, client_for, load_version_model, parse_ref, resolve
+
+    version = resolve(client_for(config.tracking_uri), parse_ref(ref))
+    name, number = version.name, str(version.version)
+    model = load_version_model(version)
+    kind, classes = model.task.kind, [str(c) for c in model.task.classes]
+    if kind == "regression":
+        raise ValueError(f"{name}/{number} is a regression model: its performance is not estimated, so there is "
+                         f"nothing to reconcile")
+    labels = read_labels(labels_path)
+    captured = read_capture(capture_folder(state_dir(), name, number))
+    joined, unmatched = join(captured.rows, labels, labels_path)
+    windows = []
+    for record in read_chain(config.chain_dir, name):
+        if record.get("step") != "monitor" or record.get("version") != number:
+            continue
+        details = record["details"]
+        here = window_rows(joined, details["window"])
+        found = details.get("estimate") or {}
+        if not len(here) or not found:
+            continue
+        real = realised(kind, classes, here)
+        compared = {}
+        for metric, value in real.items():
+            if metric == "rows" or metric not in found:
+                continue
+            low, high = found[metric]["interval"]
+            compared[metric] = {"estimated": found[metric]["expected"], "interval": [low, high], "realised": value,
+                                "error": value - found[metric]["expected"], "inside": bool(low <= value <= high)}
+        # Judged on the metric the monitor alerts on (monitor.JUDGED says why accuracy); the others are shown.
+        outside = [m for m, c in compared.items() if not c["inside"] and m == JUDGED[kind]]
+        for metric, c in compared.items():
+            c["judged"] = metric == JUDGED[kind]
+        windows.append({"monitor_record": record["hash"], "window": details["window"], "labelled_rows": len(here),
+                        "window_rows": details["window"]["rows"], "metrics": compared,
+                        "concept_shift": bool(outside),
+                        "finding": (f"realised {', '.join(outside)} outside the estimate's 95% interval: the "
+                                    f"probabilities no longer describe the labels (concept shift); the estimate is not "
+                                    f"to be trusted until the version is retrained or recalibrated") if outside else
+                                   "realised inside the estimate's 95% interval"})
+    record = append_anchored(config, name, "labels", version=number, model_root=version.tags.get(
+        "govtrain.ledger_root"), decision="fail" if any(w["concept_shift"] for w in windows) else "pass",
+                             details={"labels_file": str(labels_path), "labels_sha256": sha256_file(labels_path),
+                                      "labels": len(labels), "joined": len(joined), "unmatched": unmatched,
+                                      "windows": windows})
+    return Reconciled(record, windows, len(joined), unmatched)

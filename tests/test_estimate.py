@@ -1,0 +1,80 @@
+"""Performance estimated without labels (CBPE, monitoring/estimate.py) in a seeded simulation, and the rows a
+served model refuses (serving/checks.py), each cause planted."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from govtrain.model.features import FeatureSpec
+from govtrain.monitoring import estimate
+from govtrain.serving.checks import RowChecks
+
+
+def windows(count: int, rows: int, seed: int = 0):
+    """Windows of a calibrated model's traffic: probabilities, and labels drawn from them."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        p = rng.beta(1.5, 4, size=rows)
+        yield p, (rng.random(rows) < p).astype(int)
+
+
+def test_the_estimate_holds_the_realised_value_in_nine_windows_of_ten_without_concept_shift():
+    held = {"roc_auc": 0, "accuracy": 0, "f1": 0}
+    for i, (p, y) in enumerate(windows(200, 500)):
+        found, real = estimate.binary(p, seed=i), estimate.realised_binary(y, p)
+        for metric in held:
+            low, high = found[metric]["interval"]
+            held[metric] += low <= real[metric] <= high
+    assert all(count >= 180 for count in held.values()), held
+
+
+def test_flipped_labels_in_a_segment_fall_outside_the_estimate_that_does_not_move():
+    """Concept shift: the same inputs (so the same estimate), 40% of the labels flipped."""
+    outside = 0
+    for i, (p, y) in enumerate(windows(50, 800, seed=1)):
+        found = estimate.binary(p, seed=i)
+        segment = np.arange(len(y)) % 5 < 2
+        real = estimate.realised_binary(np.where(segment, 1 - y, y), p)
+        outside += not found["roc_auc"]["interval"][0] <= real["roc_auc"] <= found["roc_auc"]["interval"][1]
+    assert outside >= 48, outside
+
+
+def test_the_multiclass_estimate_holds_its_realised_accuracy_and_macro_f1():
+    rng = np.random.default_rng(2)
+    held = {"accuracy": 0, "macro_f1": 0}
+    for i in range(60):
+        logits = rng.normal(size=(400, 3)) * 1.5
+        p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        y = (rng.random((400, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+        found, real = estimate.multiclass(p, seed=i), estimate.realised_multiclass(y, p)
+        for metric in held:
+            held[metric] += found[metric]["interval"][0] <= real[metric] <= found[metric]["interval"][1]
+    assert all(count >= 54 for count in held.values()), held
+
+
+@pytest.fixture
+def checks():
+    train = pd.DataFrame({"age": [20.0, 30.0, 40.0, 60.0], "income": [1.0, np.nan, 3.0, 4.0],
+                          "city": ["a", "b", "a", "c"]})
+    return RowChecks.of(FeatureSpec.fit(train, ["age", "income"], ["city"]), train)
+
+
+@pytest.mark.parametrize("rows, status, column, words", [
+    ({"income": [1.0]}, 400, "age", "column 'age' is missing"),
+    ({"age": ["old"], "income": [1.0]}, 400, "age", "row 0: 'old' is not a number"),
+    ({"age": [None], "income": [1.0]}, 422, "age", "row 0: missing, and the training data never left it empty"),
+    ({"age": [30.0, 35.0], "income": [1.0, 2.0], "city": ["a", "zz"]}, 422, "city",
+     "row 1: 'zz' is a category the model never saw (3 known)"),
+    ({"age": [30.0, 99.0], "income": [1.0, 2.0]}, 422, "age", "row 1: 99 is outside the range the model was trained "
+                                                               "on, widened by 10% (16 to 64)"),
+])
+def test_a_row_the_model_should_not_answer_is_refused_naming_its_column_and_cause(checks, rows, status, column,
+                                                                                  words):
+    frame = pd.DataFrame({"city": ["a"] * len(next(iter(rows.values()))), **rows})
+    _, refusal = checks.check(frame)
+    assert refusal is not None and (refusal.status, refusal.column) == (status, column)
+    assert words in refusal.cause, refusal.cause
+
+
+def test_a_missing_value_where_train_had_them_is_answered(checks):
+    typed, refusal = checks.check(pd.DataFrame({"age": ["25"], "income": [None], "city": ["b"]}))
+    assert refusal is None and typed["age"].dtype == "float64" and typed["age"].iloc[0] == 25.0

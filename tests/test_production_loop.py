@@ -1,0 +1,169 @@
+"""The production loop on a real served version: `govtrain serve` as a process on 127.0.0.1 under a bounded
+load, `govtrain monitor` over what it captured, `govtrain labels` reconciling the estimate with delayed labels.
+Three windows in order: in-distribution traffic, a covariate shift (rows selected by their risk features), a
+concept shift (a region's labels flipped). And a server killed by SIGKILL mid-traffic."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from govtrain.core.state import state_dir
+from govtrain.pipelines import demo_data
+from govtrain.pipelines.cli_common import config_for
+from govtrain.serving.capture import capture_folder, read_capture
+from tests.conftest import free_port
+
+ROWS_PER_REQUEST = 20
+
+
+@contextmanager
+def serving(ref: str, mlflow_server: str, log: Path, *extra: str):
+    """`govtrain serve` in its own process group; stopped with SIGTERM (or already killed) when done."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("govtrain")), "serve", "--model", ref, "--port",
+                                 str(port), *extra], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.5)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def post(port: int, rows: pd.DataFrame, request_id: str) -> int:
+    body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False,
+                                                                  date_format="iso"))}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json", "X-Request-Id": request_id})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["X-Request-Id"] == request_id
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def send(port: int, frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """The rows in requests of ROWS_PER_REQUEST; the labels of every answered row, as a labelling system keeps
+    them (request id, row in the request, label)."""
+    labels = []
+    for start in range(0, len(frame), ROWS_PER_REQUEST):
+        chunk = frame.iloc[start:start + ROWS_PER_REQUEST]
+        request_id = f"{prefix}-{start}"
+        if post(port, chunk.drop(columns=[demo_data.TARGET]), request_id) == 200:
+            labels += [{"request_id": request_id, "row": i, "label": int(v)}
+                       for i, v in enumerate(chunk[demo_data.TARGET])]
+    return pd.DataFrame(labels)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """New applications from the demo's generator (the served model trained on seed 3)."""
+    return pd.read_parquet(demo_data.write_demo_data(tmp_path_factory.mktemp("fresh"), 7000, seed=11, drift=0.0).data)
+
+
+@pytest.mark.slow
+def test_monitor_and_labels_tell_covariate_shift_from_concept_shift(served, fresh, mlflow_server, monkeypatch,
+                                                                    tmp_path):
+    from govtrain.monitoring.labels import reconcile
+    from govtrain.monitoring.monitor import monitor
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    _, ref = served
+    config = config_for(None, ref)
+    risky = (((fresh["credit_score"] < 640) & (fresh["utilization"] > 0.5)) | (fresh["debt_to_income"] > 0.45)
+             | (fresh["delinquencies_2y"] >= 2))  # the generator's risk terms: the label's mix moves with them
+    keep = np.random.default_rng(0).random(len(fresh)) < np.where(risky, 0.95, 0.05)
+    covariate = fresh.iloc[2000:5000][keep[2000:5000]].head(800)
+    concept = fresh.iloc[5000:6200].copy()
+    north = concept["region"] == "north"
+    with serving(ref, mlflow_server, tmp_path / "serve.log") as (_, port):
+        monitor(config, ref, out_dir=tmp_path / "m0")  # closes any window an earlier test left
+        results, labels = {}, {}
+        for name, frame in (("in", fresh.iloc[:1200]), ("covariate", covariate), ("concept", concept)):
+            labels[name] = send(port, frame, name)
+            results[name] = monitor(config, ref, out_dir=tmp_path / name)
+        flipped = labels["concept"].copy()
+        in_north = flipped["request_id"].map(lambda r: int(r.split("-")[1])) + flipped["row"]
+        flipped.loc[north.to_numpy()[in_north.to_numpy()], "label"] ^= 1
+        labels["concept"] = flipped
+    for name, found in results.items():
+        assert found.window["rows"] >= 0.9 * len(labels[name]) > 0, (name, found.window)
+    reconciled = {}
+    for name in results:
+        path = tmp_path / f"labels-{name}.csv"
+        labels[name].to_csv(path, index=False)
+        windows = reconcile(config, ref, path).windows
+        reconciled[name] = next(w for w in windows if w["monitor_record"] == results[name].record["hash"])
+
+    auc = {name: found.estimate["roc_auc"] for name, found in results.items()}
+    seen = {name: (reconciled[name]["metrics"], results[name].alerts) for name in results}  # shown on a failure
+    accuracy = {name: found.estimate["accuracy"] for name, found in results.items()}
+    # In-distribution: no alert; the realised accuracy (what is judged) inside the estimate's interval.
+    assert results["in"].alerts == [] and results["in"].record["decision"] == "pass", results["in"].alerts
+    assert reconciled["in"]["metrics"]["accuracy"]["inside"] and not reconciled["in"]["concept_shift"], seen
+    # Covariate shift: drift flagged on the selected columns, the estimate moves, and still holds the realised value.
+    drift = results["covariate"].drift
+    assert drift["drifted"] and "debt_to_income" in drift["drifted_columns"], drift
+    # The riskier mix: estimated accuracy 0.736 -> 0.717 as the realised one went 0.737 -> 0.694 (seeded rows).
+    assert accuracy["covariate"]["expected"] < accuracy["in"]["expected"] - 0.01, seen
+    assert reconciled["covariate"]["metrics"]["accuracy"]["inside"], seen
+    assert not reconciled["covariate"]["concept_shift"], seen
+    # Concept shift: the inputs did not move, so neither did the estimate; the labels say it no longer holds.
+    assert not results["concept"].drift["drifted"]
+    for metric in (auc, accuracy):
+        assert abs(metric["concept"]["expected"] - metric["in"]["expected"]) < (
+            metric["in"]["interval"][1] - metric["in"]["interval"][0]) / 2, seen
+    assert reconciled["concept"]["concept_shift"], seen
+    assert reconciled["concept"]["metrics"]["accuracy"]["realised"] < accuracy["concept"]["interval"][0], seen
+
+
+@pytest.mark.slow
+def test_every_request_answered_before_a_sigkill_is_in_the_capture(served, fresh, mlflow_server, tmp_path):
+    _, ref = served
+    answered: list[str] = []
+    with serving(ref, mlflow_server, tmp_path / "serve.log", "--rotate-rows", "170") as (proc, port):
+        def load() -> None:
+            for i in range(400):
+                request_id = f"kill-{i}"
+                try:
+                    status = post(port, fresh.iloc[i * 5:(i + 1) * 5].drop(columns=[demo_data.TARGET]), request_id)
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    return
+                if status == 200:
+                    answered.append(request_id)
+
+        sender = threading.Thread(target=load)
+        sender.start()
+        while len(answered) < 120 and sender.is_alive():
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)  # no shutdown: the open journal is left as it was
+        sender.join(timeout=60)
+    folder = capture_folder(state_dir(), *ref.split("/"))
+    captured = read_capture(folder)
+    assert len(answered) >= 120
+    assert set(answered) <= set(captured.rows["request_id"]), sorted(set(answered) - set(captured.rows["request_id"]))
+    assert list(folder.glob("journal-*.arrows")), "the killed server's journal is read as it was left"
+    assert list(folder.glob("part-*.parquet")), "rotated parts (--rotate-rows 170) are read beside it"
