@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "govtrain"
 
 # Lowest first; a package may import its own floor and the floors below it, never above.
-FLOORS = ["core", "governance", "model", "data", "registry", "components", "monitoring", "pipelines"]
+FLOORS = ["core", "governance", "model", "data", "registry", "components", "serving", "monitoring", "pipelines"]
 MLFLOW_HOMES = ("govtrain.registry", "govtrain.model.pyfunc")  # pyfunc: the file MLflow itself loads
 WRAPPERS = {"govtrain.components.ops", "govtrain.components.platform"}  # KFP wrappers and task settings
 
