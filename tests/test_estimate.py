@@ -78,3 +78,32 @@ def test_a_row_the_model_should_not_answer_is_refused_naming_its_column_and_caus
 def test_a_missing_value_where_train_had_them_is_answered(checks):
     typed, refusal = checks.check(pd.DataFrame({"age": ["25"], "income": [None], "city": ["b"]}))
     assert refusal is None and typed["age"].dtype == "float64" and typed["age"].iloc[0] == 25.0
+
+
+def test_the_regression_interval_follows_the_row_and_keeps_its_coverage():
+    """A planted problem: errors that grow with the row, as a price's do (sd 0.2 x e^(0.9 z)). One width for
+    every row under-covers the dear rows and over-covers the cheap ones; the normalised interval covers both
+    near the level and is narrow where the error is small."""
+    from govtrain.model.interval import conformal, fit_scale
+
+    rng = np.random.default_rng(0)
+
+    def rows(n):
+        x, z, city = rng.normal(size=n), rng.normal(size=n), rng.integers(1, 4, n)
+        noise = rng.normal(size=n) * 0.2 * np.exp(0.9 * z) * np.where(city == 3, 2.0, 1.0)
+        return np.c_[x, z].astype(np.float32), city[:, None], noise  # the "model" predicts the mean: residual = noise
+
+    train, val, test = rows(5000), rows(2000), rows(4000)
+    scale = fit_scale(train[0], train[1], [4], train[2])
+    q = conformal(scale, val[0], val[1], val[2], 0.9)
+    widths = q * scale.sigma(test[0], test[1])
+    dear, cheap = test[0][:, 1] > 0.5, test[0][:, 1] < -0.5
+    covered = np.abs(test[2]) <= widths
+    constant = np.abs(test[2]) <= np.quantile(np.abs(val[2]), 0.9)
+    assert 0.87 <= covered.mean() <= 0.93, covered.mean()
+    assert covered[dear].mean() >= 0.85 and covered[cheap].mean() >= 0.85, (covered[dear].mean(),
+                                                                            covered[cheap].mean())
+    assert constant[dear].mean() < 0.8 and constant[cheap].mean() > 0.98, (constant[dear].mean(),
+                                                                           constant[cheap].mean())
+    assert np.median(widths[cheap]) < 0.3 * np.median(widths[dear])
+    assert len(scale.score_quantiles) == 101 and scale.low <= scale.high and scale.follows_row and scale.spearman > 0.3

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from govtrain.model.features import FeatureSpec
+from govtrain.model.interval import IntervalScale
 from govtrain.model.task import Task
 
 WEIGHTS_FILE = "model.safetensors"
@@ -144,6 +145,8 @@ class LoadedModel:
                                    dropout=config.get("dropout", 0.0))
         self.model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
         self.model.eval()
+        scale = config.get("interval_scale")  # regression: the interval follows the row (model/interval.py)
+        self.interval_scale = IntervalScale(**scale) if scale else None
 
     @torch.no_grad()
     def logits(self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 65536) -> torch.Tensor:
@@ -168,18 +171,29 @@ class LoadedModel:
             return self.task.unscale(self.logits(x_num, x_cat).double().numpy())
         return torch.softmax(self.logits(x_num, x_cat).double(), dim=1).numpy()
 
+    def half_widths(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> np.ndarray | None:
+        """Regression: each row's interval half-width, q x sigma(x) (or the one width of a model calibrated before
+        intervals followed the row); None before evaluate has calibrated it."""
+        if self.task.interval is None:
+            return None
+        if self.interval_scale is None:
+            return np.full(len(x_num), self.task.interval)
+        return self.task.interval * self.interval_scale.sigma(x_num.numpy(), x_cat.numpy())
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """What the served model answers, per row.
 
         binary: `label` and `probability` (of the positive class); multiclass: `label` and
         `probability_<class>` for each class; regression: `prediction`, and `lower`/`upper` of the
         split-conformal interval when evaluate has fitted one (at task.interval_level)."""
-        out = self.outputs(frame)
+        x_num, x_cat = self.features.tensors(frame)
+        out = self.outputs_from_tensors(x_num, x_cat)
         task = self.task
         if task.kind == "regression":
             answer = pd.DataFrame({"prediction": out})
-            if task.interval is not None:
-                answer["lower"], answer["upper"] = out - task.interval, out + task.interval
+            widths = self.half_widths(x_num, x_cat)
+            if widths is not None:
+                answer["lower"], answer["upper"] = out - widths, out + widths
             return answer
         answer = pd.DataFrame({"label": task.decode(out.argmax(axis=1))})
         if task.kind == "binary":

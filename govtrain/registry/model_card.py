@@ -31,8 +31,15 @@ def task_line(task: dict | None) -> str:
 
 def calibration_lines(metrics: dict) -> list[str]:
     if "interval_coverage" in metrics:
+        if metrics.get("interval_follows_row"):
+            return [f"- normalised split-conformal {metrics['interval_level']:.0%} interval (fitted on val; its width "
+                    f"follows the row): half-width {metrics['interval_half_width']} at the median test row, "
+                    f"{metrics['interval_half_width_p10']} to {metrics['interval_half_width_p90']} from the 10th to "
+                    f"the 90th percentile; covers {metrics['interval_coverage']} of test rows"]
+        why = (f"; one width for every row: its scale model did not track the error on held-out train rows (Spearman "
+               f"{metrics['interval_scale_spearman']})" if "interval_scale_spearman" in metrics else "")
         return [f"- split-conformal {metrics['interval_level']:.0%} interval, +/- {metrics['interval_half_width']} "
-                f"(fitted on val): covers {metrics['interval_coverage']} of test rows"]
+                f"(fitted on val): covers {metrics['interval_coverage']} of test rows{why}"]
     top = "top-label " if "classwise_ece" in metrics else ""
     lines = [f"- {top}ECE (15 equal-width bins): {metrics.get('ece')}, beyond sampling noise "
              f"{metrics.get('ece_excess')}"]

@@ -20,7 +20,7 @@ from govtrain.model.task import Task
 
 
 def write_calibrated(model_dir: Path, out_dir: Path, temperature: float, interval: float | None = None,
-                     interval_level: float = 0.9) -> LoadedModel:
+                     interval_level: float = 0.9, interval_scale: dict | None = None) -> LoadedModel:
     """The model as it ships: the temperature (classification) or the conformal interval (regression) set."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in model_dir.iterdir():
@@ -30,6 +30,8 @@ def write_calibrated(model_dir: Path, out_dir: Path, temperature: float, interva
     config["temperature"] = temperature
     if interval is not None:
         config["task"] = {**config["task"], "interval": interval, "interval_level": interval_level}
+    if interval_scale is not None:
+        config["interval_scale"] = interval_scale
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
     return LoadedModel(out_dir)
 

@@ -24,6 +24,7 @@ from govtrain.components.evaluation.common import (
     Stopwatch,
     latency,
     robustness_suite,
+    sample,
     shifted_batch,
     write_calibrated,
 )
@@ -32,6 +33,7 @@ from govtrain.core.config import Config
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.gates import rmf_of
 from govtrain.governance.rmf import NOT_MEASURED_BY_EVALUATE
+from govtrain.model.interval import IntervalScale, conformal, fit_scale
 from govtrain.model.network import LoadedModel
 
 
@@ -48,11 +50,29 @@ def calibrate(config: Config, model_dir: Path, out_dir: Path, data: Splits) -> d
                 "calibration_before": tm.multiclass_calibration(y, raw.outputs_from_tensors(x_num, x_cat), seed),
                 "calibration": tm.multiclass_calibration(y, out, seed)}
     level = config.evaluation.interval_level
-    half_width = tm.conformal_half_width(data.y("val") - raw.outputs(data.val), level)
-    model = write_calibrated(model_dir, out_dir, 1.0, half_width, level)
+    scale, q = fit_interval(raw, data, level, seed)
+    model = write_calibrated(model_dir, out_dir, 1.0, q, level, scale.to_json())
     out = model.outputs_from_tensors(x_num, x_cat)
-    return {"model": model, "out": out, "x_num": x_num, "x_cat": x_cat, "temperature": 1.0,
-            "calibration": tm.interval_coverage(y, out, half_width, level)}
+    widths = model.half_widths(x_num, x_cat)
+    assert widths is not None  # q was just written
+    return {"model": model, "out": out, "x_num": x_num, "x_cat": x_cat, "temperature": 1.0, "widths": widths,
+            "interval_scale": scale,
+            "calibration": {**tm.interval_coverage(y, out, widths, level), "q": q}}
+
+
+SCALE_ROWS = 50_000  # train rows the interval's scale model is fitted on (seeded sample)
+
+
+def fit_interval(raw: LoadedModel, data: Splits, level: float, seed: int) -> tuple[IntervalScale, float]:
+    """Normalised split-conformal (model/interval.py): the scale fitted on train rows, q on val."""
+    rows = sample(len(data.train), SCALE_ROWS, seed)
+    train = data.train.iloc[rows]
+    t_num, t_cat = raw.features.tensors(train)
+    residual = data.y("train")[rows] - raw.outputs_from_tensors(t_num, t_cat)
+    scale = fit_scale(t_num.numpy(), t_cat.numpy(), raw.features.cardinalities(), residual, seed)
+    v_num, v_cat = raw.features.tensors(data.val)
+    q = conformal(scale, v_num.numpy(), v_cat.numpy(), data.y("val") - raw.outputs_from_tensors(v_num, v_cat), level)
+    return scale, q
 
 
 def membership_inference(config: Config, model: LoadedModel, data: Splits, out: np.ndarray) -> dict[str, Any]:
@@ -176,7 +196,10 @@ def headline(kind: str, found: dict[str, Any], rows: int) -> dict[str, float]:
                 "temperature": round(found["temperature"], 6), "ood_auroc": round(found["ood"]["auroc"], 6)}
     else:
         out |= {"interval_coverage": round(cal["coverage"], 6), "interval_half_width": round(cal["half_width"], 6),
-                "interval_level": cal["level"]}
+                "interval_half_width_p10": round(cal["half_width_p10"], 6),
+                "interval_half_width_p90": round(cal["half_width_p90"], 6), "interval_level": cal["level"],
+                "interval_follows_row": found["interval_scale"].follows_row,
+                "interval_scale_spearman": round(found["interval_scale"].spearman, 6)}
     return {**out, "noise_metric_ratio": round(found["noise_metric_ratio"], 6),
             "pgd_" + tm.PRIMARY[kind]: round(found["robustness"]["attacks"][1][tm.PRIMARY[kind]], 6),
             "mia_auc": round(found["privacy"]["mia_auc"], 6),
@@ -205,7 +228,7 @@ def evaluate_task(config: Config, model_dir: Path, data: Splits, evidence: StepE
                                                     labels=range(len(data.task.classes))).tolist()
         full["per_class"] = classification_report(y, found["out"].argmax(axis=1), labels=range(len(data.task.classes)),
                                                   target_names=data.task.classes, output_dict=True, zero_division=0)
-    task_report.write(evidence, full, y, found["out"])
+    task_report.write(evidence, full, y, found["out"], found.get("widths"))
     evidence.metrics = headline(kind, found, len(y))
     evidence.details = {"task": full["task"], "confidence_intervals": full["confidence_intervals"],
                         "champion": full["champion"], "baselines": comparison(found["baseline"]),

@@ -34,13 +34,16 @@ def confusion_png(matrix: list[list[int]], classes: list[str], path: Path) -> No
     plt.close(fig)
 
 
-def residuals_png(y: np.ndarray, prediction: np.ndarray, half_width: float, path: Path) -> None:
+def residuals_png(y: np.ndarray, prediction: np.ndarray, half_width: np.ndarray, path: Path) -> None:
+    """Actual against predicted with each row's interval (normalised conformal: its width follows the row)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
     low, high = float(min(y.min(), prediction.min())), float(max(y.max(), prediction.max()))
     left.scatter(prediction, y, s=6, alpha=0.5)
     left.plot([low, high], [low, high], color="grey", linestyle=":")
-    left.fill_between([low, high], [low - half_width, high - half_width], [low + half_width, high + half_width],
-                      color="tab:orange", alpha=0.15, label="conformal interval")
+    order = np.argsort(prediction)
+    widths = np.broadcast_to(half_width, prediction.shape)[order]
+    left.vlines(prediction[order], prediction[order] - widths, prediction[order] + widths, color="tab:orange",
+                alpha=0.15, label="conformal interval of each row")
     left.set_xlabel("predicted")
     left.set_ylabel("actual")
     left.legend(loc="upper left")
@@ -111,7 +114,8 @@ def _metrics(result: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in ("accuracy", "macro_f1", "rmse", "r2", "mae"))
 
 
-def write(evidence: StepEvidence, full: dict[str, Any], y: np.ndarray, out: np.ndarray) -> None:
+def write(evidence: StepEvidence, full: dict[str, Any], y: np.ndarray, out: np.ndarray,
+          widths: np.ndarray | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if full["task"]["kind"] == "multiclass":
@@ -119,7 +123,8 @@ def write(evidence: StepEvidence, full: dict[str, Any], y: np.ndarray, out: np.n
             confusion_png(full["confusion_matrix"], full["task"]["classes"], folder / figure)
         else:
             figure = "residuals.png"
-            residuals_png(y, out, full["calibration"]["half_width"], folder / figure)
+            residuals_png(y, out, widths if widths is not None else np.asarray(full["calibration"]["half_width"]),
+                          folder / figure)
         names = [figure]
         if full["importance"]["features"]:
             importance_png(full["importance"], folder / "importance.png")
