@@ -107,3 +107,19 @@ def test_the_regression_interval_follows_the_row_and_keeps_its_coverage():
                                                                            constant[cheap].mean())
     assert np.median(widths[cheap]) < 0.3 * np.median(widths[dear])
     assert len(scale.score_quantiles) == 101 and scale.low <= scale.high and scale.follows_row and scale.spearman > 0.3
+
+
+def test_the_regression_estimate_holds_the_realised_rmse_and_moves_with_the_rows():
+    """Errors sigma(x) x a standard normal; the model ships the percentiles of |error| / sigma from val. Windows of
+    quiet rows and of noisy rows: the estimate follows them and holds the realised RMSE in nine of ten."""
+    rng = np.random.default_rng(3)
+    quantiles = np.quantile(np.abs(rng.normal(size=5000)), np.linspace(0, 1, 101)).tolist()
+    held, estimates = 0, []
+    for i in range(100):
+        sigma = rng.lognormal(0.0 if i % 2 else 1.0, 0.3, size=400)
+        found = estimate.regression(sigma, quantiles, seed=i)
+        real = estimate.realised_regression(sigma * rng.normal(size=400), np.zeros(400))
+        held += found["rmse"]["interval"][0] <= real["rmse"] <= found["rmse"]["interval"][1]
+        estimates.append(found["rmse"]["expected"])
+    assert held >= 90, held
+    assert np.mean(estimates[0::2]) > 2 * np.mean(estimates[1::2])  # the noisy windows are estimated worse

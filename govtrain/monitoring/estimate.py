@@ -10,8 +10,10 @@ the realised value falls outside it, the probabilities no longer describe the wo
 The served model's probabilities are temperature-scaled on val at evaluation (MEASURE 2.5), and evaluation
 gates their calibration error, which is what this estimate rests on.
 
-Regression is not estimated: the shipped interval has one width for every row (split-conformal), so an
-expected error computed from it would not move with the inputs.
+Regression, from the normalised conformal model (model/interval.py): a row's error is its scale sigma(x)
+times a score drawn from the scores val gave (their percentiles ship in model.json), so the expected RMSE and
+MAE move with the rows served. A model whose interval has one width is estimated the same way, with one
+sigma for every row.
 """
 from __future__ import annotations
 
@@ -98,3 +100,23 @@ def realised_multiclass(y: np.ndarray, probabilities: np.ndarray) -> dict:
     return {"rows": len(y), "accuracy": float((predicted == y).mean()),
             "macro_f1": float(f1_score(y, predicted, average="macro", labels=list(range(probabilities.shape[1])),
                                        zero_division=0))}
+
+
+def regression(sigma: np.ndarray, score_quantiles: list[float], draws: int = DRAWS, seed: int = 0) -> dict:
+    """Expected RMSE and MAE with their 95% intervals: errors drawn as sigma(x) x a val score (inverse CDF of
+    the shipped percentiles) with a random sign, per row, `draws` times."""
+    sigma = np.asarray(sigma, float)
+    n, rng = len(sigma), np.random.default_rng(seed)
+    grid = np.linspace(0, 1, len(score_quantiles))
+    rmse, mae = [], []
+    for start in range(0, draws, CHUNK):
+        scores = np.interp(rng.random((min(CHUNK, draws - start), n)), grid, score_quantiles)
+        errors = scores * sigma
+        rmse.append(np.sqrt((errors ** 2).mean(axis=1)))
+        mae.append(errors.mean(axis=1))
+    return {"rows": n, "draws": draws, "rmse": _interval(np.concatenate(rmse)), "mae": _interval(np.concatenate(mae))}
+
+
+def realised_regression(y: np.ndarray, prediction: np.ndarray) -> dict:
+    error = np.asarray(y, float) - np.asarray(prediction, float)
+    return {"rows": len(error), "rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}

@@ -60,6 +60,11 @@ def join(rows: pd.DataFrame, labels: pd.DataFrame, path: Path) -> tuple[pd.DataF
 
 
 def realised(kind: str, classes: list[str], rows: pd.DataFrame) -> dict:
+    if kind == "regression":
+        values = pd.to_numeric(rows["label"], errors="coerce")
+        if values.isna().any():
+            raise DataError(f"label {rows['label'][values.isna()].iloc[0]!r} is not a number (a regression model)")
+        return estimate.realised_regression(values.to_numpy(float), rows[OUT + "prediction"].to_numpy(float))
     y = rows["label"].astype(str).map({str(c): i for i, c in enumerate(classes)})
     if y.isna().any():
         raise DataError(f"label {rows['label'][y.isna()].iloc[0]!r} is not a class of the model ({classes})")
@@ -78,9 +83,6 @@ def reconcile(config: Config, ref: str, labels_path: Path) -> Reconciled:
     name, number = version.name, str(version.version)
     model = load_version_model(version)
     kind, classes = model.task.kind, [str(c) for c in model.task.classes]
-    if kind == "regression":
-        raise ValueError(f"{name}/{number} is a regression model: its performance is not estimated, so there is "
-                         f"nothing to reconcile")
     labels = read_labels(labels_path)
     captured = read_capture(capture_folder(state_dir(), name, number))
     joined, unmatched = join(captured.rows, labels, labels_path)

@@ -30,7 +30,8 @@ from govtrain.serving.capture import IN, OUT, Captured, capture_folder, read_cap
 # score range, which temperature scaling does not give a weak model. The test suite's served model (3,000
 # demo rows, test AUC 0.67), on 1,200 in-distribution rows: accuracy 0.7359 estimated [0.7117, 0.7592],
 # 0.7367 realised; AUC 0.716 estimated [0.687, 0.747], 0.670 realised. AUC, F1 and macro-F1 are shown.
-JUDGED = {"binary": "accuracy", "multiclass": "accuracy"}
+JUDGED = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
+LOWER_IS_BETTER = {"rmse"}
 
 
 @dataclass
@@ -66,12 +67,17 @@ def input_problems(captured: Captured) -> dict:
             "by_cause": dict(sorted(causes.items(), key=lambda kv: -kv[1])[:20])}
 
 
-def estimated(kind: str, classes: list[str], rows: pd.DataFrame, seed: int) -> dict | None:
+def estimated(model: Any, rows: pd.DataFrame, seed: int) -> dict | None:
+    kind, classes = model.task.kind, list(model.task.classes)
     if kind == "binary":
         return estimate.binary(rows[OUT + "probability"].to_numpy(float), seed=seed)
     if kind == "multiclass":
         return estimate.multiclass(rows[[f"{OUT}probability_{c}" for c in classes]].to_numpy(float), seed=seed)
-    return None
+    scale, q = model.interval_scale, model.task.interval
+    if scale is None or not scale.score_quantiles or not q or OUT + "upper" not in rows:
+        return None  # calibrated before its val scores shipped: nothing to draw errors from
+    sigma = (rows[OUT + "upper"].to_numpy(float) - rows[OUT + "prediction"].to_numpy(float)) / q
+    return estimate.regression(sigma, scale.score_quantiles, seed=seed)
 
 
 def test_metric(ledger: dict, kind: str) -> tuple[str, float] | None:
@@ -125,20 +131,21 @@ def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Pa
             alerts.append(f"drift: {len(drift['drifted_columns'])}/{len(result.columns)} columns (share "
                           f"{result.drift_share:.2f}, threshold {result.threshold:.2f})"
                           + (", prediction drifted" if (drift["prediction"] or {}).get("drifted") else ""))
-        found = estimated(kind, list(model.task.classes), captured.rows, seed)
+        found = estimated(model, captured.rows, seed)
     reference_metric = test_metric(ledger, kind)
     if found is not None and reference_metric is not None and reference_metric[0] in found:
         metric, tested = reference_metric
         low, high = found[metric]["interval"]
         found["test_metric"] = {"metric": metric, "value": tested}
-        if high < tested:
+        worse = low > tested if metric in LOWER_IS_BETTER else high < tested
+        if worse:
             alerts.append(f"estimated {metric} {found[metric]['expected']:.4f} (95% interval {low:.4f} to "
-                          f"{high:.4f}) is below the version's test {metric} {tested:.4f}")
+                          f"{high:.4f}) is worse than the version's test {metric} {tested:.4f}")
     details: dict[str, Any] = {
         "window": window, "requests": problems, "drift": drift, "estimate": found,
         "estimate_method": (estimate.__doc__ or "").split("\n\n")[0] if found else
-        ("no traffic in the window" if not len(captured.rows) else "regression: not estimated (one interval width "
-                                                                   "for every row)"),
+        ("no traffic in the window" if not len(captured.rows) else "regression: not estimated (the model shipped "
+                                                                   "no val scores: calibrated before they were kept)"),
         "capture_files": {p.name: sha256_file(p) for p in captured.files}, "dropped_parts": captured.dropped,
         "alerts": alerts}
     record = append_anchored(config, name, "monitor", version=number,

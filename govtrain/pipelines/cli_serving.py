@@ -75,7 +75,7 @@ def monitor(
         say(f"drift: share {d['share']:.2f} (threshold {d['threshold']:.2f}) "
             f"{'DRIFT: ' + ', '.join(d['drifted_columns']) if d['drifted'] else 'ok'}")
     if found.estimate is not None:
-        for metric in ("roc_auc", "macro_f1", "accuracy", "f1"):
+        for metric in ("accuracy", "roc_auc", "macro_f1", "f1", "rmse", "mae"):
             if metric in found.estimate:
                 m = found.estimate[metric]
                 say(f"estimated {metric} {m['expected']:.4f} (95% interval {m['interval'][0]:.4f} to "
