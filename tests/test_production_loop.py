@@ -138,6 +138,13 @@ def test_monitor_and_labels_tell_covariate_shift_from_concept_shift(served, fres
             metric["in"]["interval"][1] - metric["in"]["interval"][0]) / 2, seen
     assert reconciled["concept"]["concept_shift"], seen
     assert reconciled["concept"]["metrics"]["accuracy"]["realised"] < accuracy["concept"]["interval"][0], seen
+    # The audit report puts each window's estimate beside what the labels showed.
+    from govtrain.registry.audit import report
+
+    _, markdown, _ = report(config, ref, tmp_path / "report")
+    section = markdown.read_text().split("## Served traffic: estimated against realised")[1].split("\n## ")[0]
+    assert section.count("estimate held") == 2 and section.count("CONCEPT SHIFT") == 1, section
+    assert f"{reconciled['concept']['metrics']['accuracy']['realised']:.4f}" in section, section
 
 
 @pytest.mark.slow

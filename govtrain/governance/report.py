@@ -110,6 +110,7 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict, bundle: Path | 
     not_measured = sorted({n for r in ledger["records"] for n in r.get("not_measured", [])})
     approvals = [r for r in audit.lifecycle if r["step"] in ("promote", "rollback")]
     drift = [r for r in audit.lifecycle if r["step"] == "drift"]
+    monitoring = monitoring_rows(audit.lifecycle)
     register = next((r for r in ledger["records"] if r["step"] == "register"), None)
     identity = register["details"].get("registered_by") if register else None
     registered_by = who(identity["user"] if identity else register["actor"], identity) if register else "-"
@@ -123,7 +124,37 @@ def report_data(config: Config, audit: ModelAudit, ledger: dict, bundle: Path | 
             "baselines": evaluate.get("details", {}).get("baselines", []), "figures": figures(bundle),
             "problem": audit.problem, "records": audit.ledger.records, "chain_records": audit.chain_records,
             "signed_by": audit.ledger.signed_by, "functions": functions, "rows": rows, "gates": gates,
-            "approvals": approvals, "drift": drift, "not_measured": not_measured, "registered_by": registered_by}
+            "approvals": approvals, "drift": drift, "monitoring": monitoring, "not_measured": not_measured,
+            "registered_by": registered_by}
+
+
+MONITORING_HEADER = ["window to", "rows", "estimated (95% interval)", "realised", "verdict"]
+
+
+def monitoring_rows(lifecycle: list[dict[str, Any]]) -> list[list[str]]:
+    """Each monitor window of the version, its estimate of the judged metric beside what labels later showed
+    (the newest labels record that reconciled it)."""
+    reconciled: dict[str, dict[str, Any]] = {}
+    for record in lifecycle:
+        if record["step"] == "labels":
+            for window in record["details"].get("windows", []):
+                reconciled[window["monitor_record"]] = window
+    rows = []
+    for record in lifecycle:
+        if record["step"] != "monitor":
+            continue
+        details, estimate = record["details"], record["details"].get("estimate") or {}
+        window = reconciled.get(record["hash"])
+        judged = next((m for m, c in (window or {}).get("metrics", {}).items() if c.get("judged")), None) or next(
+            (m for m in ("accuracy", "rmse") if m in estimate), None)
+        shown = (f"{judged} {estimate[judged]['expected']:.4f} ({estimate[judged]['interval'][0]:.4f} to "
+                 f"{estimate[judged]['interval'][1]:.4f})") if judged else "not estimated"
+        realised = f"{window['metrics'][judged]['realised']:.4f}" if window and judged in window["metrics"] else \
+            "no labels yet"
+        verdict = ("CONCEPT SHIFT" if window["concept_shift"] else "estimate held") if window else (
+            "; ".join(details.get("alerts", [])) or "no alert")
+        rows.append([details["window"]["until"][:19], str(details["window"]["rows"]), shown, realised, verdict])
+    return rows
 
 
 def reason_of(approval: dict[str, Any]) -> str:
@@ -180,6 +211,9 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += ["", "## Drift history", ""]
     lines += [f"- {r['finished']}: {drift_word(r)} ({r['details'].get('summary', '')})"
               for r in data["drift"]] or ["- none"]
+    lines += ["", "## Served traffic: estimated against realised", ""]
+    lines += (["| " + " | ".join(MONITORING_HEADER) + " |", "|" + "---|" * len(MONITORING_HEADER)]
+              + ["| " + " | ".join(row) + " |" for row in data["monitoring"]]) if data["monitoring"] else ["- none"]
     lines += ["", "## Not measured (MEASURE 1.1)",
               ""] + ([f"- {n}" for n in data["not_measured"]] or ["- nothing listed"])
     return "\n".join(lines) + "\n"
@@ -251,6 +285,8 @@ the report checks).</p>
 <h2>Drift history</h2>
 {_table(["when", "result", "summary"],
         [[r["finished"], drift_word(r), r["details"].get("summary", "")] for r in data["drift"]])}
+<h2>Served traffic: estimated against realised</h2>
+{_table(MONITORING_HEADER, data["monitoring"])}
 <h2>Not measured (MEASURE 1.1)</h2>
 {_list(data["not_measured"])}
 </body></html>
