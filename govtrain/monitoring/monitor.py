@@ -93,20 +93,10 @@ def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Pa
             seed: int = 0) -> MonitorResult:
     from govtrain.governance.hashing import sha256_file
     from govtrain.monitoring.drift import run_drift
-    from govtrain.registry.models import (
-        append_anchored,
-        client_for,
-        load_version_model,
-        parse_ref,
-        reference_sample,
-        resolve,
-        verified_ledger,
-    )
+    from govtrain.registry.models import append_anchored, load_version_model, reference_sample, verified_version
 
-    client = client_for(config.tracking_uri)
-    version = resolve(client, parse_ref(ref))
+    version, ledger = verified_version(config, ref)
     name, number = version.name, str(version.version)
-    ledger = verified_ledger(config, client, version)
     until = datetime.now(UTC)
     since = since if since is not None else last_window_end(config, name, number)
     captured = read_capture(capture_folder(state_dir(), name, number), since, until)

@@ -163,6 +163,14 @@ def verified_ledger(config: Any, client: Any, version: Any) -> dict:
     return ledger
 
 
+def verified_version(config: Any, ref_text: str) -> tuple[Any, dict]:
+    """The version behind a reference and its sealed ledger, verified with this machine's trusted keys (what
+    serving and monitoring stand on); RegistryError naming what does not hold."""
+    client = client_for(config.tracking_uri)
+    version = resolve(client, parse_ref(ref_text))
+    return version, verified_ledger(config, client, version)
+
+
 def download_model(uri: str, dest: Path) -> Path:
     """A logged model's folder (MLmodel, code/, artifacts/, requirements...) downloaded under dest."""
     import mlflow

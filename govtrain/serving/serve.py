@@ -22,18 +22,9 @@ class ServeError(ValueError):
 def open_served(config: Config, ref: str, capture: bool = True, rotate_rows: int = 50_000,
                 max_bytes: int = 1 << 30) -> Served:
     """The version behind `ref`, refused unless its sealed ledger verifies with this machine's trusted keys."""
-    from govtrain.registry.models import (
-        client_for,
-        load_version_model,
-        parse_ref,
-        reference_sample,
-        resolve,
-        verified_ledger,
-    )
+    from govtrain.registry.models import load_version_model, reference_sample, verified_version
 
-    client = client_for(config.tracking_uri)
-    version = resolve(client, parse_ref(ref))
-    verified_ledger(config, client, version)  # RegistryError names what does not hold
+    version, _ = verified_version(config, ref)
     folder = Path(tempfile.mkdtemp(prefix="govtrain-serve-"))
     model = load_version_model(version, folder / "model")
     reference = pd.read_parquet(reference_sample(version, folder / "reference"))
