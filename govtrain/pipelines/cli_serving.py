@@ -44,7 +44,10 @@ def serve(
 def since_option(value: str | None) -> datetime | None:
     if value is None:
         return None
-    moment = datetime.fromisoformat(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--since: {value!r} is not an ISO time (for example 2026-12-01T00:00)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -63,7 +66,8 @@ def monitor(
     --fail-on-alert when an alert fired); 2 on an error."""
     from govtrain.monitoring.monitor import monitor as run_monitor
 
-    found = run_monitor(config_for(config, model), model, since_option(since), out)
+    start = since_option(since)  # a bad time is refused before anything is fetched
+    found = run_monitor(config_for(config, model), model, start, out)
     window, problems = found.window, found.problems
     say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
     say(f"window {window['since'] or 'first capture'} -> {window['until']}: {window['rows']} row(s) served, "
