@@ -123,3 +123,10 @@ def test_the_regression_estimate_holds_the_realised_rmse_and_moves_with_the_rows
         estimates.append(found["rmse"]["expected"])
     assert held >= 90, held
     assert np.mean(estimates[0::2]) > 2 * np.mean(estimates[1::2])  # the noisy windows are estimated worse
+
+
+def test_a_window_start_that_is_not_a_time_is_one_line_naming_the_option(tmp_path):
+    from tests.test_cli import assert_one_line_error, govtrain
+
+    assert_one_line_error(govtrain("monitor", "--model", "credit/1", "--since", "yesterday", cwd=tmp_path),
+                          "--since: 'yesterday' is not an ISO time")
