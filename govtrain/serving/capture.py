@@ -2,11 +2,11 @@
 
 Layout under $GOVTRAIN_HOME/capture/<model>/<version>/:
 
-- `journal-<start>-<pid>.arrows`: the open file, an Arrow IPC stream. Each answered request is one record
+- `journal-<start>-<host>-<pid>.arrows`: the open file, an Arrow IPC stream. Each answered request is one record
   batch, written and flushed to the operating system before its 2xx leaves, so a server killed by SIGKILL
   loses no answered request: the stream reads back up to its last whole batch.
-- `part-<first>-<last>-<pid>.parquet`: a closed journal, rotated at `rotate_rows` rows and at shutdown.
-- `rejected-<start>-<pid>.jsonl`: requests refused with a 4xx (request id, time, column, cause, rows).
+- `part-<first>-<last>-<host>-<pid>.parquet`: a closed journal, rotated at `rotate_rows` rows and at shutdown.
+- `rejected-<start>-<host>-<pid>.jsonl`: requests refused with a 4xx (request id, time, column, cause, rows).
 - `dropped.jsonl`: parts deleted to keep the folder under `max_bytes` (oldest first), with their rows.
 
 Columns: request_id, row, time (UTC), model, version, `in.<feature>` (float64 or string) and `out.<output>`
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +32,10 @@ import pyarrow.parquet as pq
 from govtrain.core.files import sync_folder
 
 IN, OUT = "in.", "out."
+# Who writes a file: host and process, so that servers sharing one volume (pods, which often all run as PID 1
+# or 7) never write the same name.
+def writer() -> str:
+    return f"{re.sub(r'[^A-Za-z0-9.-]', '_', socket.gethostname())}-{os.getpid()}"
 
 
 def capture_folder(home: Path, model: str, version: str) -> Path:
@@ -103,7 +109,7 @@ class CaptureWriter:
                            "kind": kind, "cause": cause})
         with self._lock:
             if self._rejected is None:
-                self._rejected = self.folder / f"rejected-{stamp(datetime.now(UTC))}-{os.getpid()}.jsonl"
+                self._rejected = self.folder / f"rejected-{stamp(datetime.now(UTC))}-{writer()}.jsonl"
             with self._rejected.open("a") as out:
                 out.write(line + "\n")
 
@@ -114,7 +120,7 @@ class CaptureWriter:
                 self._rotate()
 
     def _open(self, now: datetime) -> None:
-        self._journal = self.folder / f"journal-{stamp(now)}-{os.getpid()}.arrows"
+        self._journal = self.folder / f"journal-{stamp(now)}-{writer()}.arrows"
         self._sink = self._journal.open("wb")
         self._writer = ipc.new_stream(self._sink, self.schema)
         self._rows, self._first = 0, now
@@ -125,7 +131,7 @@ class CaptureWriter:
         self._sink.close()  # type: ignore[attr-defined]
         table = read_journal(self._journal)
         last = datetime.now(UTC)
-        part = self.folder / f"part-{stamp(self._first)}-{stamp(last)}-{os.getpid()}.parquet"
+        part = self.folder / f"part-{stamp(self._first)}-{stamp(last)}-{writer()}.parquet"
         partial = part.with_suffix(".parquet.partial")
         pq.write_table(table, partial, row_group_size=10_000)
         with partial.open("rb") as handle:
