@@ -145,6 +145,12 @@ def test_monitor_and_labels_tell_covariate_shift_from_concept_shift(served, fres
     section = markdown.read_text().split("## Served traffic: estimated against realised")[1].split("\n## ")[0]
     assert section.count("estimate held") == 2 and section.count("CONCEPT SHIFT") == 1, section
     assert f"{reconciled['concept']['metrics']['accuracy']['realised']:.4f}" in section, section
+    # So does `govtrain history`, for every served version of the model.
+    from tests.test_cli import govtrain
+
+    shown = govtrain("history", "--model", ref.split("/")[0])
+    assert shown.returncode == 0, shown.stderr
+    assert "served traffic, estimated against realised" in shown.stdout and "CONCEPT" in shown.stdout, shown.stdout
 
 
 @pytest.mark.slow

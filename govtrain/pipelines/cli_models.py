@@ -19,6 +19,7 @@ from govtrain.pipelines.cli_common import (
 )
 
 if TYPE_CHECKING:
+    from govtrain.core.config import Config
     from govtrain.registry.lifecycle import AliasMove
 
 T = TypeVar("T")
@@ -107,7 +108,8 @@ def history(
     model: ModelNameOption,
     config: ModelConfigOption = None,
 ) -> None:
-    """Which version was champion when: every alias change with who, when and why."""
+    """Which version was champion when: every alias change with who, when and why; and each served version's
+    monitor windows, estimated against realised."""
     from rich.table import Table
 
     from govtrain.registry.lifecycle import discrepancies
@@ -122,6 +124,7 @@ def history(
         table.add_row(str(row["seq"]), row["at"], row["action"], str(row["from"] or "-"), str(row["to"]),
                       row["approver"], row["reason"])
     console.print(table if rows else f"{model}: no champion yet")
+    served_history(cfg, model)
     problems = discrepancies(cfg, model)
     for problem in problems:
         errors.print(f"DISCREPANCY: {problem}", markup=False, highlight=False, soft_wrap=True)
@@ -129,6 +132,24 @@ def history(
         errors.print(f"`govtrain reconcile --model {model} --reason ...` records them and restores the chain's state",
                      markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def served_history(cfg: Config, model: str) -> None:
+    """Per version, each monitor window's estimate beside what the labels later showed (as the audit report)."""
+    from rich.table import Table
+
+    from govtrain.governance.records import read_chain
+    from govtrain.governance.report import MONITORING_HEADER, monitoring_rows
+
+    chain = read_chain(cfg.chain_dir, model)
+    for version in sorted({str(r.get("version")) for r in chain if r.get("step") == "monitor"}):
+        table = Table(title=f"{model} version {version}: served traffic, estimated against realised",
+                      title_justify="left")
+        for column in MONITORING_HEADER:
+            table.add_column(column)
+        for row in monitoring_rows([r for r in chain if str(r.get("version")) == version]):
+            table.add_row(*row)
+        console.print(table)
 
 
 @app.command(rich_help_panel="Models")
