@@ -56,20 +56,20 @@ def design(x_num: np.ndarray, x_cat: np.ndarray, cardinalities: list[int]) -> np
         onehot = np.zeros((len(x_cat), size))
         onehot[np.arange(len(x_cat)), np.clip(np.asarray(x_cat)[:, j], 0, size - 1)] = 1.0
         blocks.append(onehot)
-    return np.hstack(blocks) if blocks else np.zeros((len(x_num), 0))
+    return np.hstack(blocks)
 
 
 MIN_SPEARMAN = 0.1
 
 
-def fit_scale(x_num: np.ndarray, x_cat: np.ndarray, cardinalities: list[int], abs_residual: np.ndarray,
+def fit_scale(x_num: np.ndarray, x_cat: np.ndarray, cardinalities: list[int], residual: np.ndarray,
               seed: int = 0) -> IntervalScale:
     """Fitted on half of the rows and checked on the other half: a scale that does not track the error there
     (a group the model errs on that is not among its inputs) would only add noise to the widths, so the
     interval then keeps one width. Refitted on every row when it does."""
     from scipy.stats import spearmanr
 
-    r = np.abs(np.asarray(abs_residual, float))
+    r = np.abs(np.asarray(residual, float))
     half = np.random.default_rng(seed).random(len(r)) < 0.5
     trial = _fit(np.asarray(x_num)[half], np.asarray(x_cat)[half], cardinalities, r[half])
     rho, p = spearmanr(trial.sigma(np.asarray(x_num)[~half], np.asarray(x_cat)[~half]), r[~half]) \
@@ -88,7 +88,7 @@ def _fit(x_num: np.ndarray, x_cat: np.ndarray, cardinalities: list[int], abs_res
          ) -> IntervalScale:
     """Ridge of log(|residual| + a floor) on the inputs; the floor (a thousandth of the median) keeps exact fits from
     dominating the log."""
-    r = np.abs(np.asarray(abs_residual, float))
+    r = np.asarray(abs_residual, float)
     floor = max(float(np.median(r)) * 1e-3, 1e-12)
     target = np.log(r + floor)
     x = design(x_num, x_cat, cardinalities)
@@ -97,8 +97,7 @@ def _fit(x_num: np.ndarray, x_cat: np.ndarray, cardinalities: list[int], abs_res
     weights = np.linalg.solve(xc.T @ xc + RIDGE * np.eye(x.shape[1]), xc.T @ (target - mean_t)) if x.shape[1] else \
         np.zeros(0)
     intercept = mean_t - float(mean_x @ weights) if x.shape[1] else mean_t
-    n_num = 2 * np.asarray(x_num).shape[1] if np.asarray(x_num).ndim == 2 else 0
-    split = np.cumsum([n_num, *cardinalities])[:-1]
+    split = np.cumsum([2 * np.asarray(x_num).shape[1], *cardinalities])[:-1]
     parts = np.split(weights, split) if x.shape[1] else [np.zeros(0)]
     fitted = np.exp(intercept + x @ weights)
     low, high = (float(np.quantile(fitted, q)) for q in CLIP)
@@ -106,11 +105,17 @@ def _fit(x_num: np.ndarray, x_cat: np.ndarray, cardinalities: list[int], abs_res
                          [])
 
 
-def conformal(scale: IntervalScale, x_num: np.ndarray, x_cat: np.ndarray, abs_residual: np.ndarray, level: float
-              ) -> float:
-    """q: the ceil((n+1) level)-th smallest |residual| / sigma on the calibration rows; stores their quantiles."""
-    scores = np.abs(np.asarray(abs_residual, float)) / scale.sigma(x_num, x_cat)
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Split-conformal (Vovk; Lei et al., 2018): the ceil((n+1) level)-th smallest score of held-out rows gives
+    intervals covering a new row with probability at least `level`."""
     n = len(scores)
     rank = min(int(np.ceil((n + 1) * level)), n)
-    scale.score_quantiles = np.quantile(scores, np.linspace(0, 1, 101)).tolist()
     return float(np.sort(scores)[rank - 1])
+
+
+def conformal(scale: IntervalScale, x_num: np.ndarray, x_cat: np.ndarray, residual: np.ndarray, level: float
+              ) -> float:
+    """q over |residual| / sigma on the calibration rows; stores the scores' percentiles (the expected error)."""
+    scores = np.abs(np.asarray(residual, float)) / scale.sigma(x_num, x_cat)
+    scale.score_quantiles = np.quantile(scores, np.linspace(0, 1, 101)).tolist()
+    return conformal_quantile(scores, level)

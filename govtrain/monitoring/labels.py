@@ -75,13 +75,15 @@ def realised(kind: str, classes: list[str], rows: pd.DataFrame) -> dict:
 
 
 def reconcile(config: Config, ref: str, labels_path: Path) -> Reconciled:
+    import tempfile
+
     from govtrain.governance.hashing import sha256_file
     from govtrain.governance.records import read_chain
-    from govtrain.registry.models import append_anchored, client_for, load_version_model, parse_ref, resolve
+    from govtrain.registry.models import append_anchored, verified_version
 
-    version = resolve(client_for(config.tracking_uri), parse_ref(ref))
+    with tempfile.TemporaryDirectory(prefix="govtrain-labels-") as tmp:
+        version, _, model = verified_version(config, ref, Path(tmp) / "model")
     name, number = version.name, str(version.version)
-    model = load_version_model(version)
     kind, classes = model.task.kind, [str(c) for c in model.task.classes]
     labels = read_labels(labels_path)
     captured = read_capture(capture_folder(state_dir(), name, number))

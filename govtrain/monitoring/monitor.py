@@ -93,18 +93,17 @@ def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Pa
             seed: int = 0) -> MonitorResult:
     from govtrain.governance.hashing import sha256_file
     from govtrain.monitoring.drift import run_drift
-    from govtrain.registry.models import append_anchored, load_version_model, reference_sample, verified_version
+    from govtrain.registry.models import append_anchored, parse_ref, reference_sample, verified_version
 
-    version, ledger = verified_version(config, ref)
-    name, number = version.name, str(version.version)
     until = datetime.now(UTC)
+    out_dir = out_dir or state_dir() / "monitor" / parse_ref(ref).name / until.strftime("%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    version, ledger, model = verified_version(config, ref, out_dir / "model")
+    name, number = version.name, str(version.version)
     since = since if since is not None else last_window_end(config, name, number)
     captured = read_capture(capture_folder(state_dir(), name, number), since, until)
-    out_dir = out_dir or state_dir() / "monitor" / name / until.strftime("%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
     window = {"since": since.isoformat() if since else None, "until": until.isoformat(), "rows": len(captured.rows)}
     problems = input_problems(captured)
-    model = load_version_model(version, out_dir / "model")
     kind, alerts = model.task.kind, []
     drift = found = None
     if len(captured.rows):

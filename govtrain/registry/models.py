@@ -139,9 +139,10 @@ def fetch_bundle(client: Any, version: Any, dest: Path | None = None) -> Path:
     return bundle
 
 
-def verified_ledger(config: Any, client: Any, version: Any) -> dict:
+def verified_ledger(config: Any, client: Any, version: Any, keep_model: Path | None = None) -> dict:
     """The version's sealed ledger, downloaded with the model's own files and verified against both with this
-    machine's trusted keys, its root matching the registry's tag; RegistryError naming what does not hold."""
+    machine's trusted keys, its root matching the registry's tag; RegistryError naming what does not hold.
+    keep_model: where to keep the model files just verified (what a server then loads is what was verified)."""
     import json
     import shutil
 
@@ -156,19 +157,25 @@ def verified_ledger(config: Any, client: Any, version: Any) -> dict:
         if not result.ok:
             raise RegistryError(f"{label}: its ledger does not verify: {result.problem}")
         ledger = json.loads((bundle / "ledger.json").read_bytes())
+        if ledger["root"] != version.tags.get("govtrain.ledger_root"):
+            raise RegistryError(f"{label}: the registry's ledger root tag does not match its bundle")
+        if keep_model is not None:
+            shutil.move(str(bundle / "model"), str(keep_model))
     finally:
         shutil.rmtree(bundle.parent, ignore_errors=True)
-    if ledger["root"] != version.tags.get("govtrain.ledger_root"):
-        raise RegistryError(f"{label}: the registry's ledger root tag does not match its bundle")
     return ledger
 
 
-def verified_version(config: Any, ref_text: str) -> tuple[Any, dict]:
-    """The version behind a reference and its sealed ledger, verified with this machine's trusted keys (what
-    serving and monitoring stand on); RegistryError naming what does not hold."""
+def verified_version(config: Any, ref_text: str, model_dest: Path) -> tuple[Any, dict, Any]:
+    """The version behind a reference, its sealed ledger verified with this machine's trusted keys, and its model
+    loaded from the very files that were verified (one download; serving, monitoring and labels stand on it);
+    RegistryError naming what does not hold."""
+    from govtrain.model.network import CONFIG_FILE, LoadedModel
+
     client = client_for(config.tracking_uri)
     version = resolve(client, parse_ref(ref_text))
-    return version, verified_ledger(config, client, version)
+    ledger = verified_ledger(config, client, version, keep_model=model_dest)
+    return version, ledger, LoadedModel(next(p.parent for p in model_dest.rglob(CONFIG_FILE)))
 
 
 def download_model(uri: str, dest: Path) -> Path:

@@ -22,11 +22,10 @@ class ServeError(ValueError):
 def open_served(config: Config, ref: str, capture: bool = True, rotate_rows: int = 50_000,
                 max_bytes: int = 1 << 30) -> Served:
     """The version behind `ref`, refused unless its sealed ledger verifies with this machine's trusted keys."""
-    from govtrain.registry.models import load_version_model, reference_sample, verified_version
+    from govtrain.registry.models import reference_sample, verified_version
 
-    version, _ = verified_version(config, ref)
     folder = Path(tempfile.mkdtemp(prefix="govtrain-serve-"))
-    model = load_version_model(version, folder / "model")
+    version, _, model = verified_version(config, ref, folder / "model")
     reference = pd.read_parquet(reference_sample(version, folder / "reference"))
     writer = None
     if capture:

@@ -98,14 +98,6 @@ def multiclass_calibration(y: np.ndarray, proba: np.ndarray, seed: int) -> dict:
     return {**top, "classwise_ece": classwise_ece(y, proba), "brier": perf["brier"], "nll": perf["log_loss"]}
 
 
-def conformal_half_width(residuals: np.ndarray, level: float) -> float:
-    """Split-conformal (Vovk; Lei et al., 2018): the ceil((n+1) level)-th smallest absolute residual on
-    held-out rows gives intervals covering a new row with probability at least `level`."""
-    n = len(residuals)
-    rank = min(int(np.ceil((n + 1) * level)), n)
-    return float(np.sort(np.abs(residuals))[rank - 1])
-
-
 def interval_coverage(y: np.ndarray, prediction: np.ndarray, half_width: float | np.ndarray, level: float) -> dict:
     """Coverage on the test rows with its Wilson 95% interval: the regression model's calibration. Half-widths
     one per row (the interval follows the row) are stated by their median and 10th and 90th percentiles."""

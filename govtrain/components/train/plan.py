@@ -61,7 +61,6 @@ def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
     batches = {n: batch_size_for(train_rows // n, training.batch_size, training.min_steps_per_epoch)
                for n in sorted({1, *workers})}
     per_sample = compute_seconds_per_sample(model, features, task, batches[1])
-    timed = {batches[1]: per_sample}
     models = {n: StepModel(per_sample, gradient_bytes, batch,
                            grad_accumulation(training.model_copy(update={"workers": n}), train_rows),
                            training.ddp.bucket_cap_mb)
@@ -69,4 +68,4 @@ def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
     link = LINKS[link_name]
     rows = [r for r in plan_rows(models, train_rows, link, training.price_per_worker_hour) if r["workers"] in workers]
     return {"rows_per_epoch": train_rows, "gradient_bytes": gradient_bytes, "link": link,
-            "compute_us_per_sample": {b: t * 1e6 for b, t in timed.items()}, "rows": rows}
+            "compute_us_per_sample": {batches[1]: per_sample * 1e6}, "rows": rows}
