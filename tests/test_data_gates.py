@@ -319,7 +319,8 @@ def test_an_ungated_failure_warns_everywhere_and_blocks_nothing():
 def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
     """A table of three discrete columns (Titanic's shape) has a twin for nearly every row by construction:
     its random split passes, with the chance share stated. Three coincidental copies in a table of
-    measurements pass too; 10% copied rows do not (the data gates' planted tests above still fail)."""
+    measurements pass too; 10% copied rows re-keyed under new ids do not (the data gates' planted tests above
+    still fail). A random split keeps each copied pair in one split, so the same copies without ids never cross."""
     import yaml
 
     from govtrain.core.config import load_config
@@ -335,13 +336,18 @@ def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
     measured.iloc[100:140] = 0.0  # forty players with all-zero stat lines: a pattern of the data, not a copy
     copied = pd.concat([measured, measured.sample(frac=0.1, random_state=0)]).sample(frac=1.0, random_state=1)
 
-    def run(frame, target, numeric, categorical, name):
+    prepared = {}
+
+    def run(frame, target, numeric, categorical, name, **dataset):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
-        raw = {"dataset": {"path": f"{name}.csv", "target": target, "numeric": numeric, "categorical": categorical}}
+        raw = {"dataset": {"path": f"{name}.csv", "target": target, "numeric": numeric, "categorical": categorical,
+                           **dataset}}
+        if "entity_id" in dataset:
+            raw["split"] = {"strategy": "group"}
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
         config = load_config(tmp_path / f"{name}.yaml")
         paths = {s: tmp_path / f"{name}-{s}.parquet" for s in ("train", "val", "test")}
-        prepare(config, paths, tmp_path / f"ev-prepare-{name}", "t1")
+        prepared[name] = prepare(config, paths, tmp_path / f"ev-prepare-{name}", "t1")
         record = leakage(config, paths, tmp_path / f"ev-prepare-{name}", tmp_path / f"ev-{name}", "t1")
         return {c["id"]: c for c in record["checks"]}
 
@@ -356,6 +362,12 @@ def test_twins_are_gated_beyond_what_chance_makes(tmp_path):
     assert checks["leakage.exact_duplicates.train_test"]["value"] < 0.01
     assert " of them are common enough" in checks["leakage.exact_duplicates.train_test"]["reference"]
     checks = run(copied, "y", ["a", "b", "c", "d"], [], "copied")
+    copies = prepared["copied"]["details"]["copies"]
+    assert copies["copied_pairs"] >= 230 and copies["pairs_across_splits"] == 0
+    assert all(checks[f"leakage.exact_duplicates.{p}"]["passed"] for p in ("train_val", "train_test", "val_test"))
+    assert checks["leakage.exact_duplicates.train_test"]["value"] == 0.0
+    rekeyed = copied.assign(applicant=np.arange(len(copied)))  # a new id per row: the group split scatters them
+    checks = run(rekeyed, "y", ["a", "b", "c", "d"], [], "rekeyed", entity_id="applicant")
     assert not checks["leakage.exact_duplicates.train_test"]["passed"]
     assert checks["leakage.exact_duplicates.train_test"]["value"] > 0.1
     assert "have a twin in train" in checks["leakage.exact_duplicates.train_test"]["reference"]

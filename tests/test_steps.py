@@ -44,6 +44,41 @@ def test_time_split_puts_the_newest_rows_in_test(small_data, write_config):
     assert times[labels == "val"].max() <= times[labels == "test"].min()
 
 
+def test_a_random_split_keeps_each_copied_pair_in_one_split_and_patterns_spread(tmp_path, write_config):
+    """A record held twice is a copy: both rows land in one split, so no copy of a test row is in train. Content
+    held three times or more (a kind of row, as in Titanic) is split like any row, or whole kinds would vanish
+    from test. The fractions hold in rows, and a table without copies splits exactly as a plain permutation."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rows = 3000
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "y": rng.integers(0, 2, rows)})
+    frame.loc[:9, ["x", "y"]] = [0.5, 1]  # one kind of row, ten times
+    copies = frame.iloc[100:400]
+    table = pd.concat([frame, copies]).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    for stratify in (True, False):
+        config = write_config(tmp_path / "t.csv", dataset={"numeric": ["x"], "categorical": [], "target": "y",
+                                                           "entity_id": None, "timestamp": None, "sensitive": []},
+                              split={"strategy": "random", "stratify": stratify})
+        labels = split_labels(table, config)
+        key = table["x"].astype(str) + "/" + table["y"].astype(str)
+        per_copy = pd.Series(labels).groupby(key.to_numpy()).nunique()
+        held = key.value_counts()
+        assert (per_copy[held[held == 2].index] == 1).all() and len(held[held == 2]) == 300
+        assert per_copy[held[held == 10].index].iloc[0] > 1  # the kind of row is in more than one split
+        shares = pd.Series(labels).value_counts(normalize=True)
+        assert abs(shares["train"] - 0.7) < 0.01 and abs(shares["test"] - 0.15) < 0.01
+    plain = write_config(tmp_path / "t.csv", dataset={"numeric": ["x"], "categorical": [], "target": "y",
+                                                      "entity_id": None, "timestamp": None, "sensitive": []},
+                         split={"strategy": "random", "stratify": False})
+    distinct = frame.assign(x=rng.normal(size=rows))  # no two rows alike
+    order = np.random.default_rng(plain.split.seed).permutation(rows)
+    position = np.empty(rows)
+    position[order] = np.arange(rows) / rows
+    expected = np.where(position < 0.7, "train", np.where(position < 0.85, "val", "test"))
+    assert (split_labels(distinct, plain) == expected).all()
+
+
 def test_prepare_rejects_a_class_too_rare_to_learn_and_test(tmp_path, write_config):
     """A third label in one row makes the target multiclass (inferred); that class cannot be in train and test."""
     frame = pd.read_parquet(demo_data.write_demo_data(tmp_path / "d", 200).data)

@@ -53,21 +53,64 @@ def classes_of(frame: pd.DataFrame, config: Config) -> np.ndarray | None:
     return label_keys(target).fillna("").to_numpy(dtype=object)
 
 
+def content_columns(frame: pd.DataFrame, config: Config) -> list[str]:
+    """What makes two rows copies: every column but the entity id and the timestamp (leakage's "content")."""
+    return [str(c) for c in frame.columns if c not in {config.dataset.entity_id, config.dataset.timestamp}]
+
+
+def held_twice(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(a code per row for equal values in `columns`, whether that value is held by exactly two rows)."""
+    digest = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    codes = pd.factorize(digest)[0]
+    return codes, np.bincount(codes)[codes] == 2
+
+
+def copy_groups(frame: pd.DataFrame, config: Config) -> np.ndarray:
+    """A code per row, shared by the two rows of a pair: the same features held by exactly two rows (a copy, or
+    one case recorded twice with two outcomes), else the same content (features, sensitive columns and target)
+    held exactly twice. Every other row is its own group. Numbered by first appearance.
+    A record held twice is a copy (a re-export, a form sent twice). Values the table holds three times or more
+    are a pattern of the data (titanic's 24 kinds of passenger, all-zero stat lines), which the leakage checks
+    also explain by that rule: grouping those would put whole kinds of row in one split."""
+    n = len(frame)
+    features, feature_pair = held_twice(frame, list(config.dataset.features))
+    content, content_pair = held_twice(frame, content_columns(frame, config))
+    return np.where(feature_pair, features, np.where(content_pair, n + content, 2 * n + np.arange(n)))
+
+
+def spread_in(groups: np.ndarray, order: np.ndarray, offset: float) -> np.ndarray:
+    """Positions in [0, 1) for rows taken group by group in `order` (a permutation of the groups): the rows of a
+    copy group share one position, so identical rows land in one split, and the split fractions hold in rows.
+    Without copies every group is one row, numbered in row order, and this is the plain row permutation."""
+    codes = np.unique(groups, return_inverse=True)[1]
+    sizes = np.bincount(codes)
+    start = np.empty(len(sizes))
+    start[order] = np.cumsum(sizes[order]) - sizes[order]
+    return ((start + offset) / len(codes))[codes]
+
+
 def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
     """An array of "train"/"val"/"test", one per row, by the configured strategy."""
     fr, strategy, seed = config.split.fractions, config.split.strategy, config.split.seed
     n = len(frame)
     strata = classes_of(frame, config) if strategy == "random" and config.split.stratify else None
-    if strata is not None:
-        # Each class spread over the splits in the configured fractions, as scikit-learn's stratify= does:
-        # a small table's splits then share its class balance instead of drifting apart by chance.
-        rng, position = np.random.default_rng(seed), np.empty(n)
-        for stratum in np.unique(strata):
-            rows = np.flatnonzero(strata == stratum)
-            position[rows[rng.permutation(len(rows))]] = (np.arange(len(rows)) + rng.random()) / len(rows)
-    elif strategy == "random":
+    if strategy == "random":
+        # Identical rows go to one split together: a table that holds the same record twice (a re-export, a
+        # survey answered twice, cars listed once per dealer) would otherwise put copies of its own test rows
+        # in train. Leakage still checks every pair, for splits made elsewhere and for near copies.
+        copies, rng = copy_groups(frame, config), np.random.default_rng(seed)
         position = np.empty(n)
-        position[np.random.default_rng(seed).permutation(n)] = np.arange(n) / n
+        if strata is not None:
+            # Each class spread over the splits in the configured fractions, as scikit-learn's stratify= does:
+            # a small table's splits then share its class balance instead of drifting apart by chance.
+            first = pd.Series(np.arange(n)).groupby(copies).transform("min").to_numpy()
+            strata = strata[first]  # a pair with two labels goes where its first row's class goes
+            for stratum in np.unique(strata):
+                rows = np.flatnonzero(strata == stratum)
+                order = rng.permutation(len(np.unique(copies[rows])))
+                position[rows] = spread_in(copies[rows], order, rng.random())
+        else:
+            position[:] = spread_in(copies, rng.permutation(len(np.unique(copies))), 0.0)
     elif strategy == "group":
         # Whole entities go to one split, so no customer is in both train and test.
         codes, uniques = pd.factorize(frame[config.dataset.entity_id], sort=True)
@@ -79,6 +122,19 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
         # Oldest rows train, newest test: the model is judged on the future it will meet.
         position = frame[config.dataset.timestamp].rank(method="first").to_numpy() / n - 1e-12
     return np.where(position < fr.train, "train", np.where(position < fr.train + fr.val, "val", "test"))
+
+
+def copies_kept(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> dict[str, object]:
+    """How many pairs of copies (copy_groups) the table holds, and whether the split kept each in one split."""
+    groups = copy_groups(frame, config)
+    paired = np.bincount(groups, minlength=1)[groups] == 2
+    repeats = int(paired.sum() // 2)
+    crossing = int(pd.DataFrame({"g": groups[paired], "s": labels[paired]}).groupby("g")["s"].nunique().gt(1).sum())
+    rule = ("random split: two rows with the same features, or the same content (every column but entity id and "
+            "timestamp), held by exactly those two rows share one split; values held three times or more are a "
+            "pattern of the data and are split like any row") if config.split.strategy == "random" else \
+        f"{config.split.strategy} split: copies follow the strategy; leakage checks them"
+    return {"copied_pairs": repeats, "pairs_across_splits": crossing, "rule": rule}
 
 
 def split_task(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> Task:
@@ -148,6 +204,8 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
         "tokens_kept_as_text": tokens.kept_as_text,
         "missing_rule": tokens.rule,
         "times_stored_as_utc_without_zone": zoned,
+        "copies": copies_kept(frame, labels, config),
     }
+    evidence.metrics["copied_pairs"] = evidence.details["copies"]["copied_pairs"]
     evidence.metrics["cells_read_as_missing"] = sum(sum(t.values()) for t in tokens.missing.values())
     return evidence.finish("pass")

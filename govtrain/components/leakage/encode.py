@@ -77,6 +77,8 @@ def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     chunks share one dictionary."""
     if not column.num_chunks:
         return np.zeros(0, np.int32), pa.array([], pa.large_string())
+    if not pa.types.is_dictionary(column.type):  # Parquet keeps a dictionary for text only: an integer id, a bool
+        column = pc.dictionary_encode(column.cast(pa.large_string())).unify_dictionaries()
     codes = [chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) for chunk in column.chunks]
     return np.concatenate(codes), column.chunk(0).dictionary.cast(pa.large_string())
 
