@@ -53,6 +53,7 @@ def test_overlay_renders_the_whole_stack_in_one_namespace(rendered):
                                                                                             "govtrain-pipeline"),
                 ("RoleBinding", "govtrain-pipeline"), ("Deployment", "mlflow"), ("Service", "mlflow"),
                 ("Deployment", "minio"), ("PersistentVolumeClaim", "govtrain-work"), ("CronJob", "govtrain-drift"),
+                ("CronJob", "govtrain-monitor"),
                 ("NetworkPolicy", "default-deny-ingress"), ("Job", "mlflow-db-upgrade"), ("Job", "mlflow-bucket"),
                 ("Job", "mlflow-users"), ("ServiceAccount", "govtrain-serving")}
     assert expected <= kinds
@@ -172,7 +173,7 @@ def test_mlflow_runs_the_auth_app_after_a_one_off_database_upgrade(rendered):
 
 def test_the_drift_cronjob_retries_real_errors_only_and_records_once_per_schedule(rendered):
     _, resources = rendered
-    cron = next(r for r in resources if r["kind"] == "CronJob")
+    cron = next(r for r in resources if r["kind"] == "CronJob" and r["metadata"]["name"] == "govtrain-drift")
     job = cron["spec"]["jobTemplate"]["spec"]
     rules = job["podFailurePolicy"]["rules"]
     assert {"action": "FailJob", "onExitCodes": {"containerName": "drift", "operator": "In", "values": [2]}} in rules
@@ -185,6 +186,28 @@ def test_the_drift_cronjob_retries_real_errors_only_and_records_once_per_schedul
     assert env["SCHEDULED_JOB"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.labels['batch.kubernetes.io/job-name']"
     assert job["template"]["spec"]["restartPolicy"] == "Never"  # podFailurePolicy requires it
+
+
+def test_the_monitor_cronjob_reads_what_deploy_makes_kserve_write(rendered):
+    """The hourly monitor reads the capture root `govtrain deploy` points KServe's logger at, for the model the
+    config registers; an alert is a result, so only exit 2 fails the Job; MinIO lets it in."""
+    from govtrain.core.config import load_config
+
+    _, resources = rendered
+    cron = next(r for r in resources if r["kind"] == "CronJob" and r["metadata"]["name"] == "govtrain-monitor")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    container = job["template"]["spec"]["containers"][0]
+    command = container["command"]
+    config = load_config(ROOT / "configs" / "cluster.yaml")
+    assert command[:2] == ["govtrain", "monitor"] and "--fail-on-alert" not in command
+    assert command[command.index("--kserve-log") + 1] == config.cluster.capture_uri
+    assert command[command.index("--model") + 1] == f"{config.registry.model_name}@champion"
+    assert {"action": "FailJob", "onExitCodes": {"containerName": "monitor", "operator": "In", "values": [2]}} in \
+        job["podFailurePolicy"]["rules"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"  # two runs would judge one window twice
+    minio = next(r for r in resources if r["kind"] == "NetworkPolicy" and r["metadata"]["name"] == "minio-ingress")
+    allowed = minio["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert job["template"]["metadata"]["labels"]["app.kubernetes.io/name"] in allowed
 
 
 def test_every_pod_is_locked_down_and_sized(rendered):

@@ -180,3 +180,43 @@ def test_every_request_answered_before_a_sigkill_is_in_the_capture(served, fresh
     assert set(answered) <= set(captured.rows["request_id"]), sorted(set(answered) - set(captured.rows["request_id"]))
     assert list(folder.glob("journal-*.arrows")), "the killed server's journal is read as it was left"
     assert list(folder.glob("part-*.parquet")), "rotated parts (--rotate-rows 170) are read beside it"
+
+
+@pytest.mark.slow
+def test_monitor_reads_what_kserves_payload_logger_wrote(served, fresh, mlflow_server, monkeypatch, tmp_path):
+    """On a cluster the traffic is KServe's: `govtrain monitor --kserve-log` over objects in the logger's own
+    layout (tests/test_kserve_log.py), holding the version's real answers to 600 fresh rows as MLServer returns
+    them, estimates exactly what the same rows give the estimator directly, and counts a request KServe logged
+    without a 200 response as refused."""
+    from govtrain.monitoring import estimate
+    from govtrain.registry.models import client_for, load_version_model, parse_ref, resolve
+    from govtrain.serving.kserve_log import REQUEST, RESPONSE
+    from tests.test_cli import govtrain
+    from tests.test_kserve_log import event, v2_request, v2_response, write_objects
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    run, ref = served
+    version, name = run.registration["version"], parse_ref(ref).name
+    model = load_version_model(resolve(client_for(mlflow_server), parse_ref(ref)), tmp_path / "model")
+    rows = fresh.iloc[6200:6800].drop(columns=[demo_data.TARGET])
+    events, probabilities = [], {}
+    for start in range(0, len(rows), ROWS_PER_REQUEST):
+        chunk = rows.iloc[start:start + ROWS_PER_REQUEST][model.features.numeric + model.features.categorical]
+        answer = model.predict(chunk)
+        probabilities[f"k-{start}"] = answer["probability"].to_numpy(float)
+        events += [event(REQUEST, f"k-{start}", v2_request(chunk), version=version, model=name),
+                   event(RESPONSE, f"k-{start}", v2_response(answer), version=version, model=name)]
+    first = rows.iloc[:1][model.features.numeric + model.features.categorical]
+    events.append(event(REQUEST, "k-refused", v2_request(first), version=version, model=name))
+    write_objects(tmp_path / "log", events, path=f"v{version}")
+    shown = govtrain("monitor", "--model", ref, "--kserve-log", tmp_path / "log", "--since", "2000-01-01",
+                     "--out", tmp_path / "report")
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads((tmp_path / "report" / "monitor_summary.json").read_text())
+    # the monitor reads rows oldest first, then by request id: one object, so by id
+    expected = estimate.binary(np.concatenate([probabilities[k] for k in sorted(probabilities)]), seed=0)
+    assert summary["window"]["rows"] == 600 and summary["capture_source"] == str(tmp_path / "log")
+    assert summary["estimate"]["accuracy"]["expected"] == pytest.approx(expected["accuracy"]["expected"])
+    assert summary["estimate"]["accuracy"]["interval"] == pytest.approx(expected["accuracy"]["interval"])
+    assert summary["requests"]["refused_requests"] == 1 and summary["requests"]["requests"] == 31
+    assert summary["drift"] is not None and len(summary["capture_files"]) == 1

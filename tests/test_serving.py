@@ -19,7 +19,13 @@ import pytest
 import yaml
 
 from govtrain.core.config import load_config
-from govtrain.pipelines.deploy import DeployError, build_inference_service, check_webhook_rules, storage_uri
+from govtrain.pipelines.deploy import (
+    DeployError,
+    build_inference_service,
+    build_serving_runtime,
+    check_webhook_rules,
+    storage_uri,
+)
 from govtrain.registry.models import client_for, load_version_model, parse_ref, resolve
 from govtrain.registry.serving import ServableModel, servable_model
 from tests.conftest import ROOT, free_port
@@ -27,6 +33,7 @@ from tests.fake_kube import validate
 from tests.test_cli import govtrain
 
 ISVC_CRD = ROOT / "infra" / "crds" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+RUNTIME_CRD = ROOT / "infra" / "crds" / "kserve" / "serving.kserve.io_servingruntimes.yaml"
 # Imported first by every interpreter started with it on PYTHONPATH: drops the editable install's
 # finder, so `import govtrain` finds only what the served model ships (its MLflow code_paths).
 HIDE_GOVTRAIN = '''import sys
@@ -39,6 +46,12 @@ sys.meta_path[:] = [f for f in sys.meta_path
 def isvc_schema() -> dict:
     crd = yaml.load(ISVC_CRD.read_text(), Loader=yaml.CSafeLoader)  # 2 MB: the C loader, once
     return next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")["schema"]["openAPIV3Schema"]
+
+
+@cache
+def runtime_schema() -> dict:
+    crd = yaml.load(RUNTIME_CRD.read_text(), Loader=yaml.CSafeLoader)
+    return next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
 
 
 def ask_served(mlflow_server: str, ref: str, rows: pd.DataFrame, tmp_path: Path) -> list[dict]:
@@ -105,15 +118,17 @@ def test_deploy_renders_an_inference_service_kserve_accepts(served, mlflow_serve
     result = govtrain("deploy", "--model", ref, "--config", ROOT / "configs" / "cluster.yaml", "--tracking-uri",
                       mlflow_server, "--dry-run", "--out", out)
     assert result.returncode == 0, result.stderr
-    isvc = yaml.safe_load(out.read_text())
+    runtime, isvc = yaml.safe_load_all(out.read_text())
+    validate(runtime, runtime_schema())
+    assert isvc["spec"]["predictor"]["model"]["runtime"] == runtime["metadata"]["name"] == "govtrain-mlserver"
     validate(isvc, isvc_schema())
     check_webhook_rules(isvc)
     assert isvc["metadata"] == {
         "name": "served-credit", "namespace": "govtrain",
         "labels": {"app.kubernetes.io/part-of": "govtrain", "govtrain/model": "served-credit",
                    "govtrain/version": run.registration["version"]},
-        "annotations": {"govtrain/model": "served-credit", "govtrain/ledger-root": run.ledger["root"],
-                        "sidecar.istio.io/inject": "false"}}
+        "annotations": {"govtrain/model": "served-credit", "govtrain/version": run.registration["version"],
+                        "govtrain/ledger-root": run.ledger["root"], "sidecar.istio.io/inject": "false"}}
     model = isvc["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"
     # The embedded test server proxies artifacts (mlflow-artifacts:/...); on the cluster the same path
@@ -143,6 +158,36 @@ def good_model(**changes) -> ServableModel:
               "ledger_root": "ab" * 32, "signature": True, "code_paths": True,
               "requirements": ["mlflow==3.17.2", "torch==2.13.0"]}
     return ServableModel(**{**fields, **changes})
+
+
+def test_deploy_logs_every_request_as_parquet_on_a_runtime_that_carries_the_model(tmp_path):
+    """The payload logger as KServe's webhook and agent take it (v0.20.0), keyed per version, and the
+    ServingRuntime shaped as the stock kserve-mlserver with the serving image; both pass their CRD schemas."""
+    config = load_config(ROOT / "configs" / "cluster.yaml")
+    isvc = build_inference_service(config, good_model())
+    logger = isvc["spec"]["predictor"]["logger"]
+    assert logger == {"mode": "all", "url": "s3://mlflow-artifacts/capture",
+                      "storage": {"key": "govtrain-capture", "path": "v3", "parameters": {"format": "parquet"}},
+                      "batchSize": 100, "batchInterval": "60s",
+                      "metadataAnnotations": ["govtrain/model", "govtrain/version"]}
+    assert isvc["metadata"]["annotations"]["govtrain/version"] == "3"
+    validate(isvc, isvc_schema())
+    runtime = build_serving_runtime(config)
+    validate(runtime, runtime_schema())
+    assert runtime["metadata"]["annotations"] == {"serving.kserve.io/server-type": "mlserver"}
+    assert runtime["spec"]["supportedModelFormats"] == [{"name": "mlflow", "version": "2", "autoSelect": False}]
+    container = runtime["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/govtrain/govtrain-serving:0.1.0" and container["command"][0] == "mlserver"
+    no_logger = config.model_copy(update={"cluster": config.cluster.model_copy(update={"capture_uri": None})})
+    assert "logger" not in build_inference_service(no_logger, good_model())["spec"]["predictor"]
+    for spoil, message in [(lambda lg: lg.update(mode="everything"), "invalid logger type"),
+                           (lambda lg: lg["storage"].pop("key"), "path, parameters and key are all required"),
+                           (lambda lg: lg.update(url="http://dumper.default"), "stores blobs only under"),
+                           (lambda lg: lg["storage"]["parameters"].update(format="avro"), "silently becomes json")]:
+        bad = build_inference_service(config, good_model())
+        spoil(bad["spec"]["predictor"]["logger"])
+        with pytest.raises(DeployError, match=message):
+            check_webhook_rules(bad)
 
 
 def test_what_deploy_checks_and_refuses():

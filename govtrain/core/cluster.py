@@ -101,6 +101,16 @@ class ClusterSpec(_Strict):
     # the MLflow server stores artifacts (its --artifacts-destination), to find a version's files.
     serving_service_account: str = "govtrain-serving"
     artifacts_destination: str = "s3://mlflow-artifacts"
+    # The predictor's image: MLServer and its MLflow runtime beside the model's pinned torch and safetensors
+    # (docker/Dockerfile.serving). Not `image`: MLServer 1.7 pins fastapi below 0.116, govtrain's server above.
+    serving_image: str = "ghcr.io/govtrain/govtrain-serving:0.1.0"
+    # KServe's payload logger (v0.18+): every request and answer as Parquet under capture_uri, read back by
+    # `govtrain monitor --kserve-log`; the key names the bucket's credentials in KServe's storage-config Secret.
+    # capture_uri None: no logger.
+    capture_uri: str | None = "s3://mlflow-artifacts/capture"
+    capture_storage_key: str = "govtrain-capture"
+    capture_batch_size: int = Field(100, ge=1)  # events per Parquet object
+    capture_batch_interval: str = "60s"  # or sooner: a quiet service's last requests still reach the store
     resources: dict[str, Resources] = Field(default_factory=_default_resources)
     train_step_gpus: int = Field(0, ge=0)  # GPUs for the train step itself (backend local on a cluster)
     gpu_node_selector: dict[str, str] = Field(default_factory=dict)

@@ -90,7 +90,9 @@ def test_metric(ledger: dict, kind: str) -> tuple[str, float] | None:
 
 
 def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Path | None = None,
-            seed: int = 0) -> MonitorResult:
+            seed: int = 0, kserve_log: str | None = None) -> MonitorResult:
+    """One window of one version's traffic: govtrain serve's capture, or, given `kserve_log` (a folder or an
+    object-store URI), what KServe's payload logger wrote for the InferenceService `govtrain deploy` made."""
     from govtrain.governance.hashing import sha256_file
     from govtrain.monitoring.drift import run_drift
     from govtrain.registry.models import append_anchored, parse_ref, reference_sample, verified_version
@@ -101,7 +103,12 @@ def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Pa
     version, ledger, model = verified_version(config, ref, out_dir / "model")
     name, number = version.name, str(version.version)
     since = since if since is not None else last_window_end(config, name, number)
-    captured = read_capture(capture_folder(state_dir(), name, number), since, until)
+    if kserve_log:
+        from govtrain.serving.kserve_log import read_kserve_log
+
+        captured = read_kserve_log(kserve_log, out_dir / "kserve-log", since, until, version=number, model=name)
+    else:
+        captured = read_capture(capture_folder(state_dir(), name, number), since, until)
     window = {"since": since.isoformat() if since else None, "until": until.isoformat(), "rows": len(captured.rows)}
     problems = input_problems(captured)
     kind, alerts = model.task.kind, []
@@ -135,6 +142,7 @@ def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Pa
         "estimate_method": (estimate.__doc__ or "").split("\n\n")[0] if found else
         ("no traffic in the window" if not len(captured.rows) else "regression: not estimated (the model shipped "
                                                                    "no val scores: calibrated before they were kept)"),
+        "capture_source": kserve_log or "govtrain serve",
         "capture_files": {p.name: sha256_file(p) for p in captured.files}, "dropped_parts": captured.dropped,
         "alerts": alerts}
     record = append_anchored(config, name, "monitor", version=number,

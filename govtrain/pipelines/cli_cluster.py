@@ -93,17 +93,24 @@ def deploy(
     import yaml
 
     from govtrain.core.config import load_config
-    from govtrain.pipelines.deploy import apply, build_inference_service
+    from govtrain.pipelines.deploy import apply, build_inference_service, build_serving_runtime
     from govtrain.registry.serving import servable_model
 
     cfg = load_config(config)
     isvc = build_inference_service(cfg, servable_model(tracking_uri or cfg.tracking_uri, model))
-    text = yaml.safe_dump(isvc, sort_keys=False)
+    resources = [build_serving_runtime(cfg), isvc]  # the runtime first: the predictor names it
+    text = yaml.safe_dump_all(resources, sort_keys=False)
     if out is not None:
         out.write_text(text)
     console.print(text, markup=False, highlight=False)
     if dry_run:
         console.print("dry run: nothing applied")
         return
-    meta = isvc["metadata"]
-    console.print(f"{apply(isvc)} InferenceService {meta['namespace']}/{meta['name']}")
+    for resource in resources:
+        meta = resource["metadata"]
+        console.print(f"{apply(resource)} {resource['kind']} {meta['namespace']}/{meta['name']}")
+    if cfg.cluster.capture_uri:
+        console.print(f"capture: KServe's logger writes Parquet under {cfg.cluster.capture_uri}/"
+                      f"{isvc['metadata']['namespace']}/{isvc['metadata']['name']}/predictor/v"
+                      f"{isvc['metadata']['labels']['govtrain/version']}; read it with govtrain monitor "
+                      f"--kserve-log <that URI>", markup=False, highlight=False)

@@ -59,6 +59,10 @@ def monitor(
                                                    "version's previous monitor run ended.")] = None,
     fail_on_alert: Annotated[bool, typer.Option("--fail-on-alert", help="Exit 1 when an alert fired.")] = False,
     out: Annotated[Path | None, typer.Option(help="Report folder; default under the state folder.")] = None,
+    kserve_log: Annotated[str | None, typer.Option(help="Read what KServe's payload logger wrote for the "
+                                                        "deployed version (a folder, or s3://, gs://; credentials "
+                                                        "from the environment) instead of govtrain serve's "
+                                                        "capture.")] = None,
     config: ModelConfigOption = None,
 ) -> None:
     """What the served version saw since the last run: drift, refused requests, and the performance its
@@ -67,7 +71,7 @@ def monitor(
     from govtrain.monitoring.monitor import monitor as run_monitor
 
     start = since_option(since)  # a bad time is refused before anything is fetched
-    found = run_monitor(config_for(config, model), model, start, out)
+    found = run_monitor(config_for(config, model), model, start, out, kserve_log=kserve_log)
     window, problems = found.window, found.problems
     say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
     say(f"window {window['since'] or 'first capture'} -> {window['until']}: {window['rows']} row(s) served, "
