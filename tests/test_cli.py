@@ -162,4 +162,17 @@ def test_compile_the_drift_pipeline_for_a_recurring_run(tmp_path):
     assert spec["root"]["inputDefinitions"]["parameters"]["model"]["defaultValue"] == "govtrain-credit@champion"
     assert "exec-drift-op" in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     bad = govtrain("compile", "--pipeline", "nightly", "--out", out)
-    assert_one_line_error(bad, "--pipeline 'nightly': choose one of training, drift")
+    assert_one_line_error(bad, "--pipeline 'nightly': choose one of training, drift, monitor")
+
+
+def test_compile_the_monitor_pipeline_for_a_recurring_run(tmp_path):
+    """The monitor's recurring run reads the capture root deploy points KServe's logger at."""
+    out = tmp_path / "monitor.yaml"
+    result = govtrain("compile", "--pipeline", "monitor", "--out", out, "--config", ROOT / "configs" / "cluster.yaml")
+    assert result.returncode == 0, result.stderr
+    spec, platform = yaml.safe_load_all(out.read_text())
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(parameters) == {"config_json", "model", "kserve_log"}
+    assert parameters["kserve_log"]["defaultValue"] == "s3://mlflow-artifacts/capture"
+    executor = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-monitor-op"]
+    assert executor["secretAsVolume"][0]["secretName"] == "govtrain-signing-key"  # it appends signed records

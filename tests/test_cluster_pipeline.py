@@ -54,7 +54,7 @@ def backend_run(spec: dict, job_uuid: str, arguments: dict | None = None) -> dic
     return resolved
 
 
-@pytest.mark.parametrize("pipeline", ["training", "drift"])
+@pytest.mark.parametrize("pipeline", ["training", "drift", "monitor"])
 def test_no_pipeline_parameter_default_holds_a_placeholder(tmp_path, pipeline):
     for config in (None, load_config(ROOT / "configs" / "cluster.yaml")):
         out = compile_pipeline(tmp_path / f"{pipeline}-{config is None}.yaml", config, pipeline)
@@ -110,7 +110,7 @@ def test_credentials_are_required_keys_never_optional(tmp_path):
 
 @pytest.mark.parametrize("pipeline,signing", [("training", {"exec-register-op", "exec-seal-op", "exec-seal-op-2",
                                                                 "exec-seal-on-exit-op"}),
-                                               ("drift", {"exec-drift-op"})])
+                                               ("drift", {"exec-drift-op"}), ("monitor", {"exec-monitor-op"})])
 def test_the_signing_key_is_mounted_only_where_evidence_is_sealed_or_appended(tmp_path, pipeline, signing):
     spec, platform = compiled(tmp_path, pipeline=pipeline)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

@@ -7,7 +7,7 @@ from govtrain.core.config import Config
 from govtrain.governance.evidence import MIRROR_ENV
 from govtrain.governance.signing import KEY_FILE_ENV
 
-SIGNING_STEPS = ("register", "seal", "drift")  # the steps that seal a ledger or append to a chain
+SIGNING_STEPS = ("register", "seal", "drift")  # the steps that seal a ledger or append to a chain (monitor: drift's)
 SIGNING_MOUNT = "/var/run/govtrain/signing"
 
 

@@ -1,4 +1,5 @@
-"""The drift pipeline: one step, the same job as `govtrain drift --model`, for a KFP recurring run.
+"""The drift and monitor pipelines: one step each, the same jobs as `govtrain drift --model` and `govtrain
+monitor --kserve-log`, for KFP recurring runs.
 
 Its KFP wrapper lives here, beside the pipeline, not in components/ops.py: the drift job sits above the
 training components (it reads what register wrote), and components never import monitoring.
@@ -11,6 +12,7 @@ from govtrain.core.config import Config
 from govtrain.core.state import COMPONENT_IMAGE
 
 PIPELINE_NAME = "govtrain-drift"
+MONITOR_PIPELINE_NAME = "govtrain-monitor"
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
@@ -42,3 +44,38 @@ def build_drift_pipeline(config: Config | None = None):
                             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER), config, "drift", cache=False)
 
     return drift_pipeline
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def monitor_op(config_json: str, model: str, kserve_log: str, summary: Output[Artifact],
+               metrics: Output[Metrics]) -> str:
+    """One monitor window of a served version: what KServe's payload logger wrote under `kserve_log` since the
+    version's last monitor record; returns "alert" or "ok" (both succeed: an alert is a result). A retried task
+    starts where the last recorded window ended, so no traffic is judged twice."""
+    from pathlib import Path
+
+    from govtrain.core.config import Config
+    from govtrain.monitoring.monitor import monitor
+
+    found = monitor(Config.from_json(config_json), model, out_dir=Path(summary.path), kserve_log=kserve_log)
+    metrics.log_metric("rows", found.window["rows"])
+    metrics.log_metric("refused_share", found.problems["refused_share"])
+    if found.drift is not None:
+        metrics.log_metric("drift_share", found.drift["share"])
+    if found.estimate is not None and "accuracy" in found.estimate:
+        metrics.log_metric("estimated_accuracy", found.estimate["accuracy"]["expected"])
+    return "alert" if found.alerts else "ok"
+
+
+def build_monitor_pipeline(config: Config | None = None):
+    capture = config.cluster.capture_uri if config is not None and config.cluster.capture_uri else ""
+
+    @dsl.pipeline(name=MONITOR_PIPELINE_NAME, description="Drift, refused requests and the performance estimated "
+                                                          "before labels, over a served version's captured traffic; "
+                                                          "one signed record in the model's chain per run.")
+    def monitor_pipeline(config_json: str, model: str = "govtrain-credit@champion", kserve_log: str = capture):
+        # Caching off: every run must read the traffic since the last one.
+        on_cluster(monitor_op(config_json=config_json, model=model, kserve_log=kserve_log), config, "drift",
+                   cache=False)
+
+    return monitor_pipeline

@@ -143,7 +143,7 @@ def plan(
 def compile_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the KFP pipeline YAML.")] = Path("govtrain-pipeline.yaml"),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Bake this config in as the default.")] = None,
-    pipeline: Annotated[str, typer.Option(help="training, or drift (for a recurring run).")] = "training",
+    pipeline: Annotated[str, typer.Option(help="training, or drift or monitor (for a recurring run).")] = "training",
 ) -> None:
     """Compile the training (or drift) pipeline to KFP IR YAML for a cluster. With --config, a path only
     this machine has or a tracking URI a pod cannot reach is refused."""

@@ -278,14 +278,14 @@ def run_local(config: Config, state: Path, show_progress: bool = True) -> LocalR
 
 
 def compile_pipeline(out: Path, config: Config | None = None, pipeline: str = "training") -> Path:
-    """Write the KFP IR YAML of the training or the drift pipeline; with a config, it becomes the default
+    """Write the KFP IR YAML of the training, drift or monitor pipeline; with a config, it becomes the default
     of the config_json parameter and the cluster settings apply."""
     from kfp import compiler
 
-    from govtrain.monitoring.pipeline import build_drift_pipeline
+    from govtrain.monitoring.pipeline import build_drift_pipeline, build_monitor_pipeline
     from govtrain.pipelines.training import build_training_pipeline
 
-    builders = {"training": build_training_pipeline, "drift": build_drift_pipeline}
+    builders = {"training": build_training_pipeline, "drift": build_drift_pipeline, "monitor": build_monitor_pipeline}
     if pipeline not in builders:
         raise ValueError(f"--pipeline {pipeline!r}: choose one of {', '.join(builders)}")
     out.parent.mkdir(parents=True, exist_ok=True)
