@@ -369,3 +369,36 @@ def test_the_privacy_limit_is_what_the_trees_leak_on_the_same_rows_when_that_is_
         evidence = StepEvidence("evaluate", tmp_path / f"ev{trees}{against}", run_id="r", config_digest="c")
         model_gate.privacy_gate(evidence, config, found, trees)
         assert evidence.checks[0]["passed"] is passed and evidence.checks[0]["threshold"] == limit
+
+
+def test_the_noise_gate_compares_paired_shares_over_several_draws(tmp_path):
+    """What the network keeps under noise is judged against what the trees keep on the same rows, both over
+    5 noise draws, with the margin widened to the paired gap's 95% half-width: a network that loses its
+    ranking under noise is refused on 1,000 rows; one that keeps it passes; 40 rows resolve the gap less
+    finely than 1,000 (a wider half-width), so a verdict there is not one draw's luck."""
+    from govtrain.components.evaluation import model_gate
+    from govtrain.components.evaluation.baseline import NOISE_DRAWS, kept_of, simple_models
+    from govtrain.core.config import Config
+    from govtrain.governance.evidence import StepEvidence
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=4000), "z": rng.normal(size=4000)})
+    y = (frame["x"] + 0.3 * rng.normal(size=4000) > 0).to_numpy().astype(int)
+    config = Config.model_validate({"dataset": {"path": "x.csv", "target": "y", "numeric": ["x", "z"]}})
+    verdicts, halves = {}, {}
+    for name, test_rows, fragile in (("fragile", 1000, True), ("robust", 1000, False), ("small", 40, False)):
+        test = slice(3000, 3000 + test_rows)
+        clean = 1 / (1 + np.exp(-4 * frame["x"].to_numpy()[test]))
+        noisy = [rng.random(test_rows) if fragile else clean for _ in range(NOISE_DRAWS)]
+        found = simple_models("binary", 2, frame[:3000], y[:3000], frame[test], y[test], ["x", "z"], [], 0.9, 0, 0.5,
+                              network_out=clean, network_noisy=noisy)
+        evidence = StepEvidence("evaluate", tmp_path / name, run_id="r", config_digest="c")
+        model_gate.record(evidence, config, "binary", {"roc_auc": 0.9}, {"roc_auc": [0.88, 0.92]}, found,
+                          kept_of("binary", y[test], clean, noisy), test_rows)
+        gate = gate_of(evidence, "evaluate.noise_auc_ratio")
+        verdicts[name], (low, high) = gate["passed"], found["noise_gap_interval"]
+        halves[name] = (high - low) / 2
+        assert gate["interval"] == [low, high] and "paired resamples of the test rows" in gate["reference"]
+        assert f"each the mean of {NOISE_DRAWS} noise draws" in gate["reference"]
+    assert verdicts == {"fragile": False, "robust": True, "small": True}
+    assert halves["small"] > 2 * halves["robust"]

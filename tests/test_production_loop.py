@@ -220,3 +220,12 @@ def test_monitor_reads_what_kserves_payload_logger_wrote(served, fresh, mlflow_s
     assert summary["estimate"]["accuracy"]["interval"] == pytest.approx(expected["accuracy"]["interval"])
     assert summary["requests"]["refused_requests"] == 1 and summary["requests"]["requests"] == 31
     assert summary["drift"] is not None and len(summary["capture_files"]) == 1
+    # Delayed labels join to KServe's logged rows by the Ce-Id the caller sent, in the window just judged.
+    truth = fresh.iloc[6200:6800][demo_data.TARGET].to_numpy()
+    labels = pd.DataFrame([{"request_id": f"k-{start}", "row": i, "label": int(truth[start + i])}
+                           for start in range(0, len(rows), ROWS_PER_REQUEST) for i in range(ROWS_PER_REQUEST)])
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    joined = govtrain("labels", "--model", ref, "--file", tmp_path / "labels.csv", "--kserve-log", tmp_path / "log")
+    assert joined.returncode == 0, joined.stderr
+    assert "600 label(s) joined to served rows; 0 name no captured row" in joined.stdout, joined.stdout
+    assert "(600 labelled of 600)" in joined.stdout, joined.stdout

@@ -49,7 +49,8 @@ _CHAMPION = ("MANAGE 1.1", "MEASURE 2.3")
 _CHANCE = ("the share of rows that would have a twin by chance, from the columns' own value frequencies, plus "
            "the check's threshold as margin")
 _NOISE_REFERENCE = ("what HistGradientBoosting, fitted on the same train split, keeps of its own headline metric "
-                    "under the same noise on the same test rows, less gates.noise_ratio_margin")
+                    "under the same noise on the same test rows (both the mean of 5 noise draws), less "
+                    "gates.noise_ratio_margin or the half-width of the paired 95% interval of the gap, the wider")
 
 
 def _leak(name: str, metric: str, threshold: str = "threshold", rmf: tuple[str, ...] = _LEAK,

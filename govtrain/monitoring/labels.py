@@ -74,7 +74,9 @@ def realised(kind: str, classes: list[str], rows: pd.DataFrame) -> dict:
                                         rows[[f"{OUT}probability_{c}" for c in classes]].to_numpy(float))
 
 
-def reconcile(config: Config, ref: str, labels_path: Path) -> Reconciled:
+def reconcile(config: Config, ref: str, labels_path: Path, kserve_log: str | None = None) -> Reconciled:
+    """Labels joined to the served rows (govtrain serve's capture, or what KServe's logger wrote under
+    `kserve_log`), reconciled with every monitor window of the version."""
     import tempfile
 
     from govtrain.governance.hashing import sha256_file
@@ -83,10 +85,15 @@ def reconcile(config: Config, ref: str, labels_path: Path) -> Reconciled:
 
     with tempfile.TemporaryDirectory(prefix="govtrain-labels-") as tmp:
         version, _, model = verified_version(config, ref, Path(tmp) / "model")
-    name, number = version.name, str(version.version)
+        name, number = version.name, str(version.version)
+        if kserve_log:
+            from govtrain.serving.kserve_log import read_kserve_log
+
+            captured = read_kserve_log(kserve_log, Path(tmp) / "kserve-log", version=number, model=name)
+        else:
+            captured = read_capture(capture_folder(state_dir(), name, number))
     kind, classes = model.task.kind, [str(c) for c in model.task.classes]
     labels = read_labels(labels_path)
-    captured = read_capture(capture_folder(state_dir(), name, number))
     joined, unmatched = join(captured.rows, labels, labels_path)
     windows = []
     for record in read_chain(config.chain_dir, name):

@@ -109,13 +109,16 @@ def labels(
     fail_on_shift: Annotated[bool, typer.Option("--fail-on-shift",
                                                 help="Exit 1 when a window's realised value fell outside its "
                                                      "estimate's interval.")] = False,
+    kserve_log: Annotated[str | None, typer.Option(help="Join to what KServe's payload logger wrote (as for "
+                                                        "monitor --kserve-log) instead of govtrain serve's "
+                                                        "capture.")] = None,
     config: ModelConfigOption = None,
 ) -> None:
     """Join delayed labels to the served rows by request id; per monitor window, the realised metric beside the
     estimate, and whether it fell inside its interval (outside: concept shift). One chain record."""
     from govtrain.monitoring.labels import reconcile
 
-    found = reconcile(config_for(config, model), model, file)
+    found = reconcile(config_for(config, model), model, file, kserve_log=kserve_log)
     say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
     say(f"{found.joined} label(s) joined to served rows; {found.unmatched} name no captured row")
     for window in found.windows:

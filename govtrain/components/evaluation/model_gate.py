@@ -74,9 +74,21 @@ def record(evidence: StepEvidence, config: Config, kind: str, performance: dict[
     if config.gates.min_noise_auc_ratio is not None:
         evidence.gate(noise_id, noise_kept, config, rows=rows,
                       reference=f"set by a person (gates.min_noise_auc_ratio); {said}")
-    else:
-        # The trees' share is itself measured on the test rows: capped at 1 (noise that helps the trees on 27 wine
-        # rows is luck), and the margin widened to the network's own relative 95% half-width when wider.
+    elif "noise_gap_interval" in trees:
+        # Both shares are measured on the test rows, each over several noise draws: the trees' capped at 1 (noise
+        # that helps the trees on 27 wine rows is luck), and the margin widened to the half-width of the paired
+        # 95% interval of the gap between them when wider (what these rows cannot tell apart).
+        low, high = trees["noise_gap_interval"]
+        half = (high - low) / 2
+        margin = max(config.gates.noise_ratio_margin, half)
+        evidence.gate(noise_id, noise_kept, config, rows=rows, threshold=round(min(kept, 1.0) - margin, 6),
+                      interval=[low, high],
+                      reference=f"no threshold was set by a person; {said} on the same test rows (at most 1 counted; "
+                                f"each the mean of {trees.get('noise_draws', 1)} noise draws), less margin "
+                                f"{config.gates.noise_ratio_margin} or the 95% half-width {half:.4f} of the gap "
+                                f"between the two shares (paired resamples of the test rows, interval {low:.4f} to "
+                                f"{high:.4f}), the wider")
+    else:  # no paired outputs at hand: the network's own relative half-width widens the margin
         name = PRIMARY[kind]
         relative = _half_width(name, performance, intervals) / performance[name] if performance[name] else 0.0
         margin = max(config.gates.noise_ratio_margin, relative)

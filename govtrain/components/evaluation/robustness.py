@@ -24,6 +24,18 @@ def noise(model, x_num, x_cat, y, severities: list[float], seed: int) -> list[di
             for s in severities]
 
 
+def noisy_outputs(model, x_num, x_cat, severity: float, seed: int, draws: int) -> list[np.ndarray]:
+    """The network's outputs under `draws` seeded draws of the noise above (seeds seed, seed + 1, ...): binary,
+    the positive class's probability; else outputs_from_tensors."""
+    out = []
+    for draw in range(draws):
+        g = torch.Generator().manual_seed(seed + draw)
+        noisy = x_num + torch.randn(x_num.shape, generator=g) * severity
+        out.append(model.proba_from_tensors(noisy, x_cat) if model.task.kind == "binary"
+                   else model.outputs_from_tensors(noisy, x_cat))
+    return out
+
+
 def missingness(model, x_num, x_cat, y, rates: list[float], seed: int) -> list[dict]:
     """A share of cells set missing: numerics to the train mean (0 standardised), categories to unknown."""
     g = torch.Generator().manual_seed(seed)
