@@ -66,16 +66,15 @@ def held_twice(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.
 
 
 def copy_groups(frame: pd.DataFrame, config: Config) -> np.ndarray:
-    """A code per row, shared by the two rows of a pair: the same features held by exactly two rows (a copy, or
-    one case recorded twice with two outcomes), else the same content (features, sensitive columns and target)
-    held exactly twice. Every other row is its own group. Numbered by first appearance.
-    A record held twice is a copy (a re-export, a form sent twice). Values the table holds three times or more
-    are a pattern of the data (titanic's 24 kinds of passenger, all-zero stat lines), which the leakage checks
-    also explain by that rule: grouping those would put whole kinds of row in one split."""
+    """A code per row, shared by the two rows of a pair of copies: the same content (features, sensitive columns
+    and target) held by exactly two rows. Every other row is its own group. Numbered by first appearance.
+    A record held twice is a copy (a re-export, a form sent twice). Content the table holds three times or more
+    is a pattern of the data (titanic's 24 kinds of passenger, all-zero stat lines), which the leakage checks
+    also explain by that rule: grouping those would put whole kinds of row in one split. A pair shares its
+    class, so a stratified split stays exact."""
     n = len(frame)
-    features, feature_pair = held_twice(frame, list(config.dataset.features))
-    content, content_pair = held_twice(frame, content_columns(frame, config))
-    return np.where(feature_pair, features, np.where(content_pair, n + content, 2 * n + np.arange(n)))
+    content, pair = held_twice(frame, content_columns(frame, config))
+    return np.where(pair, content, n + np.arange(n))
 
 
 def spread_in(groups: np.ndarray, order: np.ndarray, offset: float) -> np.ndarray:
@@ -103,8 +102,6 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
         if strata is not None:
             # Each class spread over the splits in the configured fractions, as scikit-learn's stratify= does:
             # a small table's splits then share its class balance instead of drifting apart by chance.
-            first = pd.Series(np.arange(n)).groupby(copies).transform("min").to_numpy()
-            strata = strata[first]  # a pair with two labels goes where its first row's class goes
             for stratum in np.unique(strata):
                 rows = np.flatnonzero(strata == stratum)
                 order = rng.permutation(len(np.unique(copies[rows])))
@@ -130,9 +127,9 @@ def copies_kept(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> dict
     paired = np.bincount(groups, minlength=1)[groups] == 2
     repeats = int(paired.sum() // 2)
     crossing = int(pd.DataFrame({"g": groups[paired], "s": labels[paired]}).groupby("g")["s"].nunique().gt(1).sum())
-    rule = ("random split: two rows with the same features, or the same content (every column but entity id and "
-            "timestamp), held by exactly those two rows share one split; values held three times or more are a "
-            "pattern of the data and are split like any row") if config.split.strategy == "random" else \
+    rule = ("random split: two rows with the same content (every column but entity id and timestamp), held by "
+            "exactly those two rows, share one split; content held three times or more is a pattern of the data "
+            "and is split like any row") if config.split.strategy == "random" else \
         f"{config.split.strategy} split: copies follow the strategy; leakage checks them"
     return {"copied_pairs": repeats, "pairs_across_splits": crossing, "rule": rule}
 

@@ -103,12 +103,15 @@ def train_conflicts(hashes: RowHashes) -> dict:
 
 # --- near-duplicates ------------------------------------------------------------------------------
 def near_duplicates(data: EncodedSplits, numeric: list[str], categorical: list[str], *, tolerance: float,
-                    tables: int, cell_width: float, exclude: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict]:
+                    tables: int, cell_width: float, exclude: dict[str, np.ndarray], seed: int = 0,
+                    labels: dict[str, np.ndarray] | None = None) -> dict[str, dict]:
     """Rows with a near twin in the earlier split, found by random-shift grid hashing (an LSH for
     per-column distance): each table cuts every standardised numeric into cells cell_width x tolerance
     wide at a random offset; rows in the same cells in any table become candidates, and each candidate
     is confirmed against the exact rule (so nothing reported is a false positive) using one earlier-split
-    row of the shared cells per table. `exclude` holds the rows already counted as exact duplicates."""
+    row of the shared cells per table. `exclude` holds the rows already counted as exact duplicates. With
+    `labels` (classification), a twin must also hold the same label: one with another label is a conflicting
+    label, which makes a test score lower, not higher (and has a check of its own)."""
     scale = {c: _std(data.numeric["train"][c]) * tolerance for c in numeric}
     shifts = np.random.default_rng(seed).uniform(0, 1, size=(tables, len(numeric)))
     keys = {}
@@ -127,6 +130,8 @@ def near_duplicates(data: EncodedSplits, numeric: list[str], categorical: list[s
             hit, where = lookups[first, t].find(keys[second][t])
             todo = np.flatnonzero(hit & ~confirmed & ~already)
             ok = _near(data, first, second, where[todo], todo, numeric, categorical, scale)
+            if labels is not None:
+                ok &= labels[first][where[todo]] == labels[second][todo]
             confirmed[todo[ok]] = True
             twin[todo[ok]] = where[todo[ok]]
         rows = np.flatnonzero(confirmed)

@@ -336,7 +336,8 @@ def leakage(config: Config, split_paths: dict[str, Path], parent_evidence: Path,
     with ThreadPoolExecutor(max_workers=1) as background:
         near_job = background.submit(checks.run, "near_duplicates", near, lambda: duplicates.near_duplicates(
             data, features_num, features_cat, tolerance=near.tolerance, tables=near.tables,
-            cell_width=near.cell_width, exclude=exact_masks, seed=config.split.seed))
+            cell_width=near.cell_width, exclude=exact_masks, seed=config.split.seed,
+            labels=None if task.kind == "regression" else {s: data.numeric[s][spec.target] for s in data.rows}))
         split_checks(checks, data, paths, features_cat, task)
         train_conflicts(checks, hashes)
         sample_rows = model_checks(checks, data, features_num, features_cat, task)
