@@ -65,16 +65,20 @@ def held_twice(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.
     return codes, np.bincount(codes)[codes] == 2
 
 
-def copy_groups(frame: pd.DataFrame, config: Config) -> np.ndarray:
-    """A code per row, shared by the two rows of a pair of copies: the same content (features, sensitive columns
-    and target) held by exactly two rows. Every other row is its own group. Numbered by first appearance.
-    A record held twice is a copy (a re-export, a form sent twice). Content the table holds three times or more
-    is a pattern of the data (titanic's 24 kinds of passenger, all-zero stat lines), which the leakage checks
-    also explain by that rule: grouping those would put whole kinds of row in one split. A pair shares its
-    class, so a stratified split stays exact."""
+def copy_groups(frame: pd.DataFrame, config: Config, by_features: bool = True) -> np.ndarray:
+    """A code per row, shared by the two rows of a pair: the same features held by exactly two rows (one case
+    recorded twice, its outcome or not the same: a catalogue's configuration priced twice), else the same
+    content (features, sensitive columns and target) held exactly twice. Every other row is its own group.
+    A stratified split takes content pairs only (by_features False): a pair must share its class, or a tiny
+    table's splits drift off balance. Values the table holds three times or more are a pattern of the data
+    (titanic's 24 kinds of passenger, all-zero stat lines), which the leakage checks also explain by that rule:
+    grouping those would put whole kinds of row in one split."""
     n = len(frame)
-    content, pair = held_twice(frame, content_columns(frame, config))
-    return np.where(pair, content, n + np.arange(n))
+    content, content_pair = held_twice(frame, content_columns(frame, config))
+    if not by_features:
+        return np.where(content_pair, content, 2 * n + np.arange(n))
+    features, feature_pair = held_twice(frame, list(config.dataset.features))
+    return np.where(feature_pair, features, np.where(content_pair, n + content, 2 * n + np.arange(n)))
 
 
 def spread_in(groups: np.ndarray, order: np.ndarray, offset: float) -> np.ndarray:
@@ -97,7 +101,7 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
         # Identical rows go to one split together: a table that holds the same record twice (a re-export, a
         # survey answered twice, cars listed once per dealer) would otherwise put copies of its own test rows
         # in train. Leakage still checks every pair, for splits made elsewhere and for near copies.
-        copies, rng = copy_groups(frame, config), np.random.default_rng(seed)
+        copies, rng = copy_groups(frame, config, by_features=strata is None), np.random.default_rng(seed)
         position = np.empty(n)
         if strata is not None:
             # Each class spread over the splits in the configured fractions, as scikit-learn's stratify= does:
@@ -123,13 +127,14 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
 
 def copies_kept(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> dict[str, object]:
     """How many pairs of copies (copy_groups) the table holds, and whether the split kept each in one split."""
-    groups = copy_groups(frame, config)
+    stratified = config.split.stratify and classes_of(frame, config) is not None
+    groups = copy_groups(frame, config, by_features=not stratified)
     paired = np.bincount(groups, minlength=1)[groups] == 2
     repeats = int(paired.sum() // 2)
     crossing = int(pd.DataFrame({"g": groups[paired], "s": labels[paired]}).groupby("g")["s"].nunique().gt(1).sum())
-    rule = ("random split: two rows with the same content (every column but entity id and timestamp), held by "
-            "exactly those two rows, share one split; content held three times or more is a pattern of the data "
-            "and is split like any row") if config.split.strategy == "random" else \
+    rule = ("random split: two rows with the same features (stratified: the same content, every column but "
+            "entity id and timestamp), held by exactly those two rows, share one split; values held three times "
+            "or more are a pattern of the data and are split like any row") if config.split.strategy == "random" else \
         f"{config.split.strategy} split: copies follow the strategy; leakage checks them"
     return {"copied_pairs": repeats, "pairs_across_splits": crossing, "rule": rule}
 
