@@ -92,8 +92,15 @@ def spread_in(groups: np.ndarray, order: np.ndarray, offset: float) -> np.ndarra
     return ((start + offset) / len(codes))[codes]
 
 
-def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
-    """An array of "train"/"val"/"test", one per row, by the configured strategy."""
+def split_copies(frame: pd.DataFrame, config: Config) -> np.ndarray:
+    """The copy groups a random split keeps together: content pairs only where it stratifies by class."""
+    stratified = config.split.stratify and classes_of(frame, config) is not None
+    return copy_groups(frame, config, by_features=not stratified)
+
+
+def split_labels(frame: pd.DataFrame, config: Config, copies: np.ndarray | None = None) -> np.ndarray:
+    """An array of "train"/"val"/"test", one per row, by the configured strategy (`copies`: split_copies, when
+    the caller has it already)."""
     fr, strategy, seed = config.split.fractions, config.split.strategy, config.split.seed
     n = len(frame)
     strata = classes_of(frame, config) if strategy == "random" and config.split.stratify else None
@@ -101,7 +108,8 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
         # Identical rows go to one split together: a table that holds the same record twice (a re-export, a
         # survey answered twice, cars listed once per dealer) would otherwise put copies of its own test rows
         # in train. Leakage still checks every pair, for splits made elsewhere and for near copies.
-        copies, rng = copy_groups(frame, config, by_features=strata is None), np.random.default_rng(seed)
+        copies = split_copies(frame, config) if copies is None else copies
+        rng = np.random.default_rng(seed)
         position = np.empty(n)
         if strata is not None:
             # Each class spread over the splits in the configured fractions, as scikit-learn's stratify= does:
@@ -125,10 +133,8 @@ def split_labels(frame: pd.DataFrame, config: Config) -> np.ndarray:
     return np.where(position < fr.train, "train", np.where(position < fr.train + fr.val, "val", "test"))
 
 
-def copies_kept(frame: pd.DataFrame, labels: np.ndarray, config: Config) -> dict[str, object]:
-    """How many pairs of copies (copy_groups) the table holds, and whether the split kept each in one split."""
-    stratified = config.split.stratify and classes_of(frame, config) is not None
-    groups = copy_groups(frame, config, by_features=not stratified)
+def copies_kept(groups: np.ndarray, labels: np.ndarray, config: Config) -> dict[str, object]:
+    """How many pairs of copies (split_copies) the table holds, and whether the split kept each in one split."""
     paired = np.bincount(groups, minlength=1)[groups] == 2
     repeats = int(paired.sum() // 2)
     crossing = int(pd.DataFrame({"g": groups[paired], "s": labels[paired]}).groupby("g")["s"].nunique().gt(1).sum())
@@ -183,7 +189,8 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
     frame, zoned = utc_without_zone(check_table(frame, config))
     evidence.add_input(spec.path.name, spec.path, rows=len(frame))
 
-    labels = split_labels(frame, config)
+    copies = split_copies(frame, config)
+    labels = split_labels(frame, config, copies)
     task = split_task(frame, labels, config)
     parts = {name: frame[labels == name].reset_index(drop=True) for name in SPLITS}
     for name, part in parts.items():
@@ -206,7 +213,7 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
         "tokens_kept_as_text": tokens.kept_as_text,
         "missing_rule": tokens.rule,
         "times_stored_as_utc_without_zone": zoned,
-        "copies": copies_kept(frame, labels, config),
+        "copies": copies_kept(copies, labels, config),
     }
     evidence.metrics["copied_pairs"] = evidence.details["copies"]["copied_pairs"]
     evidence.metrics["cells_read_as_missing"] = sum(sum(t.values()) for t in tokens.missing.values())

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from govtrain.core.config import Config
-from govtrain.core.state import state_dir
 from govtrain.data.io import DataError
 from govtrain.monitoring import estimate
-from govtrain.monitoring.monitor import JUDGED, window_rows
-from govtrain.serving.capture import OUT, capture_folder, read_capture
+from govtrain.monitoring.monitor import JUDGED, read_served, window_rows
+from govtrain.serving.capture import OUT
 
 
 @dataclass
@@ -86,12 +85,7 @@ def reconcile(config: Config, ref: str, labels_path: Path, kserve_log: str | Non
     with tempfile.TemporaryDirectory(prefix="govtrain-labels-") as tmp:
         version, _, model = verified_version(config, ref, Path(tmp) / "model")
         name, number = version.name, str(version.version)
-        if kserve_log:
-            from govtrain.serving.kserve_log import read_kserve_log
-
-            captured = read_kserve_log(kserve_log, Path(tmp) / "kserve-log", version=number, model=name)
-        else:
-            captured = read_capture(capture_folder(state_dir(), name, number))
+        captured = read_served(name, number, kserve_log, Path(tmp) / "kserve-log")
     kind, classes = model.task.kind, [str(c) for c in model.task.classes]
     labels = read_labels(labels_path)
     joined, unmatched = join(captured.rows, labels, labels_path)

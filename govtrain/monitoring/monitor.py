@@ -45,6 +45,17 @@ class MonitorResult:
     webhook: dict | None = None
 
 
+def read_served(name: str, version: str, kserve_log: str | None, dest: Path, since: datetime | None = None,
+                until: datetime | None = None) -> Captured:
+    """A version's served rows: govtrain serve's capture, or what KServe's payload logger wrote under
+    `kserve_log` (copied under `dest` first)."""
+    if kserve_log:
+        from govtrain.serving.kserve_log import read_kserve_log
+
+        return read_kserve_log(kserve_log, dest, since, until, version=version, model=name)
+    return read_capture(capture_folder(state_dir(), name, version), since, until)
+
+
 def last_window_end(config: Config, model: str, version: str) -> datetime | None:
     from govtrain.governance.records import read_chain
 
@@ -103,12 +114,7 @@ def monitor(config: Config, ref: str, since: datetime | None = None, out_dir: Pa
     version, ledger, model = verified_version(config, ref, out_dir / "model")
     name, number = version.name, str(version.version)
     since = since if since is not None else last_window_end(config, name, number)
-    if kserve_log:
-        from govtrain.serving.kserve_log import read_kserve_log
-
-        captured = read_kserve_log(kserve_log, out_dir / "kserve-log", since, until, version=number, model=name)
-    else:
-        captured = read_capture(capture_folder(state_dir(), name, number), since, until)
+    captured = read_served(name, number, kserve_log, out_dir / "kserve-log", since, until)
     window = {"since": since.isoformat() if since else None, "until": until.isoformat(), "rows": len(captured.rows)}
     problems = input_problems(captured)
     kind, alerts = model.task.kind, []

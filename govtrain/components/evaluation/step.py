@@ -25,6 +25,7 @@ from govtrain.components.evaluation.common import (
 )
 from govtrain.components.evaluation.importance import explain
 from govtrain.components.evaluation.multitask import evaluate_task
+from govtrain.components.evaluation.task_metrics import headline_metric
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Check, Record, StepEvidence
 from govtrain.governance.gates import rmf_of
@@ -119,7 +120,7 @@ def measure(config: Config, model_dir: Path, out_dir: Path, data: Splits, watch:
     found["robustness"] = robustness_suite(config, model, x_num, x_cat, y)
     # The gate's share, over as many noise draws as the trees get (baseline.NOISE_DRAWS), paired with theirs
     noisy = robustness.noisy_outputs(model, x_num, x_cat, config.gates.noise_severity, spec.seed, NOISE_DRAWS)
-    found["noise_auc"] = float(np.mean([metrics.performance(y, n)["roc_auc"] for n in noisy]))
+    found["noise_auc"] = float(np.mean([headline_metric("binary", y, n) for n in noisy]))
     found["noise_auc_ratio"] = kept_of("binary", y, proba, noisy)
     watch.lap("robustness")
     found["fairness"] = {column: fairness.by_attribute(data.test, column, y, proba, spec.fairness_min_group)
