@@ -3,14 +3,15 @@ gate meant for it?
 
     python -m benchmarks.real_tables [--tables a,b,c] [--kinds clean,duplicates,...] [--jobs 1] [--timeout 900]
                                      [--out DIR] [--markdown docs/real_tables.md] [--json results.json]
-                                     [--resume | --reread] [--keep-state] [--list]
+                                     [--resume | --reread] [--keep-state] [--set KEY=VALUE ...] [--list]
 
 The corpus (CORPUS below) is read from packages installed in the venv, never downloaded: R data sets shipped
 inside pydataset, palmerpenguins, scikit-learn's bundled tables, and ISLP's Wage and Bikeshare when ISLP is
 installed (it is not a govtrain dependency; without it those two are skipped and the run says so). Each table
 is written to CSV with pandas' defaults, and its config is what a new user would write from the README: the
 path, the target, numeric and categorical columns by their dtype as pandas reads the file back, the timestamp
-where the corpus names one, registry.model_name; everything else is govtrain's default.
+where the corpus names one, registry.model_name; everything else is govtrain's default (--set puts a key over it
+for every case, e.g. `--set training.epochs=8` to measure a default against another value).
 
 Cases per table (--kinds picks among them):
 - clean: the table as it is (row-name index, id columns, all-null and single-valued columns dropped, rows with
@@ -405,8 +406,10 @@ def planted_columns(prepared: Prepared, kind: str) -> list[str]:
             "leak_monotone": ["leak_monotone"], "leak_sum": ["leak_part_a", "leak_part_b"]}.get(kind, [])
 
 
-def write_case(prepared: Prepared, kind: str, folder: Path) -> tuple[Path, list[str]]:
-    """The case's CSV and the config a new user would write for it (README: "The config")."""
+def write_case(prepared: Prepared, kind: str, folder: Path,
+               overrides: dict[str, Any] | None = None) -> tuple[Path, list[str]]:
+    """The case's CSV and the config a new user would write for it (README: "The config"), with --set's
+    overrides (dotted keys) on top."""
     frame, planted = plant(prepared, kind), planted_columns(prepared, kind)
     spec = prepared.spec
     folder.mkdir(parents=True, exist_ok=True)
@@ -426,8 +429,15 @@ def write_case(prepared: Prepared, kind: str, folder: Path) -> tuple[Path, list[
                                "categorical": categorical}
     if spec.timestamp:
         dataset["timestamp"] = spec.timestamp
+    raw: dict[str, Any] = {"dataset": dataset, "registry": {"model_name": spec.slug}}
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     config = folder / f"{spec.slug}_{kind}.yaml"
-    config.write_text(yaml.safe_dump({"dataset": dataset, "registry": {"model_name": spec.slug}}, sort_keys=False))
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
     return config, planted
 
 
@@ -895,8 +905,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="as --resume, and read every finished case's sealed run again (after a parser change)")
     parser.add_argument("--keep-state", action="store_true",
                         help="keep each case's whole GOVTRAIN_HOME (default: the sealed run and MLflow store only)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config key over the minimal config, e.g. training.epochs=40 (YAML value; repeatable)")
     parser.add_argument("--list", action="store_true", help="print the corpus as it loads here, run nothing")
     args = parser.parse_args(argv)
+    args.overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        args.overrides[key.strip()] = yaml.safe_load(value)
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     bad = [k for k in args.kinds if k not in KINDS]
     if bad:
@@ -951,7 +969,7 @@ def main(argv: list[str] | None = None) -> None:
     def one(p: Prepared, kind: str) -> Outcome:
         folder = out / p.spec.slug / kind
         try:
-            config, planted = write_case(p, kind, folder)
+            config, planted = write_case(p, kind, folder, args.overrides)
             code, seconds, timed_out = run_case(config, args.timeout)
             found = read_outcome(p.spec.slug, kind, folder, code, seconds, timed_out, planted)
         except Exception as exc:  # the benchmark's own failure on one case must not lose the others

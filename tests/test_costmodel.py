@@ -89,3 +89,29 @@ def test_auto_accumulation_only_where_workers_each_hold_a_large_shard():
     assert grad_accumulation(auto, 199_999) == 1  # 99,999 a worker: every optimizer step kept
     assert grad_accumulation(auto.model_copy(update={"workers": 1}), 800_000) == 1  # nothing to all-reduce
     assert grad_accumulation(TrainingSpec(grad_accumulation=2), 100) == 2  # a person's number stands
+
+
+def test_auto_epochs_and_lr_follow_the_optimizer_steps_and_the_batch_a_worker_takes():
+    import math
+
+    from pydantic import ValidationError
+
+    from govtrain.components.train.step import epochs_and_lr
+    from govtrain.core.config import TrainingSpec
+
+    auto = TrainingSpec()
+    assert (auto.epochs, auto.lr, auto.early_stopping_patience) == ("auto", "auto", 10)
+    # wages1's 2,306 train rows: 1,153 a worker in 17 batches of 72 rows (the last short), so 59 epochs for 1,003
+    # steps, at 1e-2 x sqrt(72 / 1,024) = 2.7e-3, raised to the floor of 3e-3
+    assert epochs_and_lr(auto, 2306, 1) == (59, 3e-3)
+    epochs, lr = epochs_and_lr(auto, 16_000, 1)  # 8,000 a worker: batches of 500 rows, 16 steps an epoch
+    assert epochs == 60 and lr == pytest.approx(1e-2 * math.sqrt(500 / 1024), abs=1e-8)
+    # the 1M demo's 800k train rows: 400k a worker, 391 batches of 1,024, 4 accumulated: 98 steps, 11 epochs
+    assert epochs_and_lr(auto, 800_000, 4) == (11, 1e-2)
+    assert epochs_and_lr(auto, 8_000_000, 4) == (8, 1e-2)  # 977 steps an epoch: the least, 8 epochs
+    assert epochs_and_lr(auto.model_copy(update={"workers": 1}), 20_000, 1)[0] == 50  # 20 steps an epoch
+    assert epochs_and_lr(auto, 200, 1)[0] == 60  # 100 rows a worker: 7 batches of 16 rows, the most epochs
+    assert epochs_and_lr(TrainingSpec(epochs=3, lr=0.5), 2306, 1) == (3, 0.5)  # a person's numbers stand
+    for bad in ({"epochs": "many"}, {"epochs": 0}, {"lr": 0}, {"lr": "fast"}):
+        with pytest.raises(ValidationError):
+            TrainingSpec(**bad)

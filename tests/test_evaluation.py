@@ -402,3 +402,17 @@ def test_the_noise_gate_compares_paired_shares_over_several_draws(tmp_path):
         assert f"each the mean of {NOISE_DRAWS} noise draws" in gate["reference"]
     assert verdicts == {"fragile": False, "robust": True, "small": True}
     assert halves["small"] > 2 * halves["robust"]
+
+
+def test_a_perfectly_separated_validation_split_does_not_sharpen_the_temperature_to_its_clamp():
+    """Against hard labels a separable split's NLL falls to 0 as T falls, and T went to its 0.05 clamp. Against
+    Platt's targets (51/52 for each of 50 rows of a class) it stops where sigmoid(8 / T) = 51/52."""
+    from govtrain.components.evaluation.metrics import fit_temperature, platt_targets
+
+    logits = torch.tensor([[-4.0, 4.0]] * 50 + [[4.0, -4.0]] * 50)
+    y = np.array([1] * 50 + [0] * 50)
+    assert platt_targets(y, 2)[0].tolist() == pytest.approx([1 / 52, 51 / 52])
+    assert fit_temperature(logits, y) == pytest.approx(8 / np.log(51), rel=1e-3)
+    three = platt_targets(np.array([0, 0, 1, 2]), 3)  # class 0 held twice: 3/4 on it, 1/8 on each other class
+    assert three[0].tolist() == pytest.approx([0.75, 0.125, 0.125]) and three[2].tolist() == pytest.approx(
+        [1 / 6, 2 / 3, 1 / 6])

@@ -130,13 +130,17 @@ class TrainingSpec(_Strict):
     # "mlp", or a factory "package.module:function" given (FeatureSpec, Task) that returns an nn.Module
     model: str = Field("mlp", pattern=r"^(mlp|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
     workers: int = Field(2, ge=1, le=64)  # local: torchrun processes; pytorchjob/trainjob: pods (nodes)
-    epochs: int = Field(8, ge=1)
+    # "auto": enough epochs for 1,000 optimizer steps, at least 8 and at most 60 (a table of a few thousand rows
+    # got 128 steps from a fixed 8 epochs, and its validation loss was still falling: docs/decisions.md 59)
+    epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", union_mode="left_to_right")
     batch_size: int = Field(1024, ge=8)  # per worker: large enough to pay for the all-reduce on CPU
     # a small table gets smaller batches (16 rows at least), so an epoch takes at least this many optimizer
     # steps: with one step an epoch, 442-row diabetes trailed ridge (RMSE 59.3 against 57.3; 56.0 with 16)
     min_steps_per_epoch: int = Field(16, ge=1)
-    # the schedule's peak, after a warm-up (docs/decisions.md 49: 2e-3 before)
-    lr: float = Field(1e-2, gt=0)
+    # the schedule's peak, after a warm-up. "auto": 1e-2 at a batch of 1,024 rows per worker (docs/decisions.md
+    # 49), scaled by the square root of the batch a worker takes over 1,024 (the square-root rule for Adam,
+    # Malladi et al. 2022): a small table's 16-row batches at 1e-2 overfit within an epoch (docs/decisions.md 59)
+    lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field("auto", union_mode="left_to_right")
     weight_decay: float = Field(1e-4, ge=0)
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
     # width of each categorical's embedding; "auto": min(32, round(1.6 x cardinality^0.56))
@@ -149,7 +153,7 @@ class TrainingSpec(_Strict):
     warmup_epochs: float = Field(1.0, ge=0)
     # Stop when the validation loss has not improved for this many epochs (None: run every epoch), and ship
     # the weights of the epoch with the lowest validation loss (false: the last epoch's).
-    early_stopping_patience: int | None = Field(3, ge=1)
+    early_stopping_patience: int | None = Field(10, ge=1)  # 3 before decisions 59: it stopped at the noise
     keep_best: bool = True
     threads_per_worker: int = Field(1, ge=1)
     # Micro-batches of batch_size per optimizer step: gradients all-reduced once per step (DDP no_sync on the

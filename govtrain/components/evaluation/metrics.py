@@ -78,9 +78,22 @@ def ece_noise(proba: np.ndarray, bins: int = BINS, seed: int = 0, draws: int = 2
     return {"mean": float(noise.mean()), "q95": float(np.quantile(noise, 0.95))}
 
 
+def platt_targets(y: np.ndarray, classes: int) -> torch.Tensor:
+    """Platt's (1999) targets for fitting a calibration map: a row of class c aims at (n_c + 1) / (n_c + 2), not 1,
+    and the rest is shared by the other classes (binary: exactly Platt's y+ and y-). On a validation split the
+    network separates perfectly, the NLL against hard labels falls to 0 as T falls to 0, and the fitted T sharpened
+    every test score to the clamp (breast_cancer: T 0.05, ECE 0.051 -> 0.058); Platt's targets stop that."""
+    counts = np.bincount(y, minlength=classes)
+    true = (counts[y] + 1) / (counts[y] + 2)
+    soft = np.repeat(((1 - true) / max(classes - 1, 1))[:, None], classes, axis=1)
+    soft[np.arange(len(y)), y] = true
+    return torch.as_tensor(soft, dtype=torch.float32)
+
+
 def fit_temperature(logits: torch.Tensor, y: np.ndarray) -> float:
-    """The temperature T > 0 minimising the NLL of softmax(logits / T) on the validation split."""
-    target = torch.as_tensor(y, dtype=torch.long)
+    """The temperature T > 0 minimising the cross-entropy of softmax(logits / T) on the validation split, against
+    Platt's targets (platt_targets)."""
+    target = platt_targets(np.asarray(y, dtype=np.int64), logits.shape[1])
     log_t = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 

@@ -2,6 +2,7 @@
 tensors and read back, typed, by every worker (locally under torchrun, on a cluster in each pod)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -12,6 +13,31 @@ def batch_size_for(shard_rows: int, batch_size: int, min_steps_per_epoch: int) -
     a batch of 1,024 per worker gave 2 steps an epoch, and the network trailed a linear model (ROC AUC 0.62
     against 0.68 on the demo; 0.70 with 32 steps)."""
     return max(min(16, shard_rows), min(batch_size, shard_rows // min_steps_per_epoch))
+
+
+AUTO_STEPS, AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 1_000, 8, 60
+AUTO_LR, AUTO_LR_BATCH, AUTO_LR_FLOOR = 1e-2, 1024, 3e-3
+
+
+def optimizer_steps(shard_rows: int, batch: int, accumulation: int) -> int:
+    """Optimizer steps per epoch of a worker holding shard_rows, as the worker counts them."""
+    return math.ceil(math.ceil(shard_rows / batch) / accumulation)
+
+
+def auto_epochs(steps_per_epoch: int) -> int:
+    """training.epochs "auto": AUTO_STEPS optimizer steps, within AUTO_MIN_EPOCHS..AUTO_MAX_EPOCHS. Early stopping
+    and keep_best still decide which epoch ships; this only sets how long it may look."""
+    return min(max(math.ceil(AUTO_STEPS / steps_per_epoch), AUTO_MIN_EPOCHS), AUTO_MAX_EPOCHS)
+
+
+def auto_lr(batch: int) -> float:
+    """training.lr "auto": AUTO_LR at AUTO_LR_BATCH rows a worker, scaled by the square root of the batch's share
+    of it (Adam's square-root scaling rule, Malladi et al. 2022, "On the SDEs and Scaling Rules for Adaptive
+    Gradient Algorithms"), so a small table's short batches take smaller steps; not below AUTO_LR_FLOOR, the
+    rate measured on 16-row batches (docs/decisions.md 59: at 1.25e-3, the rule's value there, the trees'
+    lead on tiny tables grew)."""
+    return round(max(AUTO_LR_FLOOR, AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH)), 8)
+
 
 JOB_FILE = "job.json"
 

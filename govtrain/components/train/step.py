@@ -7,6 +7,7 @@ long, and at what cost.
 """
 
 import json
+import math
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import yaml
 from safetensors.torch import save_file
 
 from govtrain.components.train.costmodel import LINKS, predicted_against_measured
-from govtrain.components.train.job import MlflowTarget, TrainJob
+from govtrain.components.train.job import MlflowTarget, TrainJob, auto_epochs, auto_lr, batch_size_for, optimizer_steps
 from govtrain.core.config import Config, TrainingSpec
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.hashing import sha256_file
@@ -64,17 +65,29 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
         save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
-    job = TrainJob(**training.model_dump(include={"model", "epochs", "batch_size", "lr", "weight_decay", "hidden",
+    accumulation = grad_accumulation(training, len(train))
+    epochs, lr = epochs_and_lr(training, len(train), accumulation)
+    job = TrainJob(epochs=epochs, lr=lr, **training.model_dump(include={"model", "batch_size", "weight_decay", "hidden",
                                                  "early_stopping_patience", "keep_best",
                                                  "embedding_dim", "threads_per_worker", "seed", "dropout",
                                                  "lr_schedule", "warmup_epochs",
                                                  "min_steps_per_epoch"}),
                    numeric_embedding=numeric_embedding(training, len(train)),
-                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run,
-                   grad_accumulation=grad_accumulation(training, len(train)),
+                   checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=accumulation,
                    **training.ddp.model_dump())
     job.write(job_dir)
     return features
+
+
+def epochs_and_lr(training: TrainingSpec, train_rows: int, accumulation: int) -> tuple[int, float]:
+    """The job's epochs and peak learning rate: the config's numbers, or "auto" resolved from the batch and the
+    optimizer steps an epoch takes on each of training.workers shards (job.auto_epochs, job.auto_lr)."""
+    shard = math.ceil(train_rows / training.workers)
+    batch = batch_size_for(shard, training.batch_size, training.min_steps_per_epoch)
+    epochs = training.epochs
+    if epochs == "auto":
+        epochs = auto_epochs(optimizer_steps(shard, batch, accumulation))
+    return epochs, auto_lr(batch) if training.lr == "auto" else training.lr
 
 
 AUTO_ACCUMULATION, AUTO_ACCUMULATION_ROWS = 4, 100_000
@@ -269,7 +282,10 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                         # the MLP's settings describe govtrain's network only, not a user's factory
                         "network": {**network_evidence(training.model, evidence),
                                     **(result.get("network", {}) if training.model == DEFAULT_NETWORK else {})},
-                        "schedule": result.get("schedule"), "kept_epoch": result["kept"],
+                        # what the config said ("auto" or a number) beside what the workers ran
+                        "schedule": {**(result.get("schedule") or {}), "epochs_setting": training.epochs,
+                                     "lr_setting": training.lr, "planned_epochs": result.get("planned_epochs")},
+                        "kept_epoch": result["kept"],
                         "communication": {**(result.get("communication") or {}),
                                           "grad_accumulation_setting": training.grad_accumulation,
                                           "model": predicted_against_measured(last, LINKS["loopback"])

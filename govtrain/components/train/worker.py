@@ -222,8 +222,11 @@ class Trainer:
         return {"val_loss": float(self.task.loss(logits, y)), **val_metric(self.task, logits, y)}
 
     def _track_best(self, stats: dict) -> bool:
-        """Keep the weights of the best validation loss; True when training should stop early."""
-        if stats["val_loss"] < self.best["val_loss"]:
+        """Keep the weights of the best validation loss; True when training should stop early. The epochs of the
+        learning rate's warm-up are not candidates (unless they are all there is): on a small table's val split
+        (airquality: 17 rows) the barely trained first epoch could win by chance and ship."""
+        warming = stats["epoch"] <= math.floor(self.job.warmup_epochs) and stats["epoch"] < self.job.epochs
+        if stats["val_loss"] < self.best["val_loss"] and not warming:
             state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
             self.best = {"epoch": stats["epoch"], "val_loss": stats["val_loss"], "state": state}
         if self._patience_spent(stats["epoch"]):
@@ -284,7 +287,8 @@ class Trainer:
                    numeric_embedding=self.job.numeric_embedding, dropout=self.job.dropout)
         progress_file = self.snapshot_dir / PROGRESS
         progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
-        result = {"history": self.history, "epochs": self.epochs_run, "world_size": self.world,
+        result = {"history": self.history, "epochs": self.epochs_run, "planned_epochs": self.job.epochs,
+                  "world_size": self.world,
                   "resumed_from_epoch": self.resumed_from, "restart_count": restart_count(),
                   "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
                   "device": str(self.device), "device_name": device_name(self.device),
