@@ -55,6 +55,9 @@ def test_sigterm_stops_the_server_it_started_and_a_second_start_on_its_port_is_r
             time.sleep(0.5)
         assert not answers(port), "mlflow server still serving after its govtrain server was stopped"
         with socket.socket() as probe:
+            # SO_REUSEADDR: the probes' closed connections may sit in TIME_WAIT on the port; a listener still
+            # holding it would make this bind fail all the same
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))  # nothing holds the port any more
     finally:
         if server.poll() is None:
