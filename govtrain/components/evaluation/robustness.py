@@ -9,11 +9,18 @@ from sklearn.metrics import roc_auc_score
 from govtrain.components.evaluation.task_metrics import performance
 
 
+def _outputs(model, x_num, x_cat) -> np.ndarray:
+    """What the task's metrics read: binary, the positive class's probability; else outputs_from_tensors."""
+    if model.task.kind == "binary":
+        return model.proba_from_tensors(x_num, x_cat)
+    return model.outputs_from_tensors(x_num, x_cat)
+
+
 def _scores(model, x_num, x_cat, y) -> dict[str, float]:
     """The task's metrics on perturbed inputs (binary: ROC AUC and accuracy)."""
     if model.task.kind != "binary":
-        return performance(model.task.kind, y, model.outputs_from_tensors(x_num, x_cat))
-    proba = model.proba_from_tensors(x_num, x_cat)
+        return performance(model.task.kind, y, _outputs(model, x_num, x_cat))
+    proba = _outputs(model, x_num, x_cat)
     return {"roc_auc": float(roc_auc_score(y, proba)), "accuracy": float(np.mean((proba >= 0.5) == y))}
 
 
@@ -25,15 +32,9 @@ def noise(model, x_num, x_cat, y, severities: list[float], seed: int) -> list[di
 
 
 def noisy_outputs(model, x_num, x_cat, severity: float, seed: int, draws: int) -> list[np.ndarray]:
-    """The network's outputs under `draws` seeded draws of the noise above (seeds seed, seed + 1, ...): binary,
-    the positive class's probability; else outputs_from_tensors."""
-    out = []
-    for draw in range(draws):
-        g = torch.Generator().manual_seed(seed + draw)
-        noisy = x_num + torch.randn(x_num.shape, generator=g) * severity
-        out.append(model.proba_from_tensors(noisy, x_cat) if model.task.kind == "binary"
-                   else model.outputs_from_tensors(noisy, x_cat))
-    return out
+    """The network's outputs (_outputs) under `draws` seeded draws of the noise above (seeds seed, seed + 1, ...)."""
+    return [_outputs(model, x_num + torch.randn(x_num.shape, generator=torch.Generator().manual_seed(seed + draw))
+                     * severity, x_cat) for draw in range(draws)]
 
 
 def missingness(model, x_num, x_cat, y, rates: list[float], seed: int) -> list[dict]:

@@ -67,11 +67,10 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
     accumulation = grad_accumulation(training, len(train))
     epochs, lr = epochs_and_lr(training, len(train), accumulation)
-    job = TrainJob(epochs=epochs, lr=lr, **training.model_dump(include={"model", "batch_size", "weight_decay", "hidden",
-                                                 "early_stopping_patience", "keep_best",
-                                                 "embedding_dim", "threads_per_worker", "seed", "dropout",
-                                                 "lr_schedule", "warmup_epochs",
-                                                 "min_steps_per_epoch"}),
+    copied = training.model_dump(include={"model", "batch_size", "weight_decay", "hidden", "early_stopping_patience",
+                                          "keep_best", "embedding_dim", "threads_per_worker", "seed", "dropout",
+                                          "lr_schedule", "warmup_epochs", "min_steps_per_epoch"})
+    job = TrainJob(epochs=epochs, lr=lr, **copied,
                    numeric_embedding=numeric_embedding(training, len(train)),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=accumulation,
                    **training.ddp.model_dump())

@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 
 from govtrain.components.train.comm import CommMeter, attach
-from govtrain.components.train.job import TrainJob, batch_size_for
+from govtrain.components.train.job import TrainJob, batch_size_for, optimizer_steps
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_network, save_model
@@ -102,8 +102,8 @@ class Trainer:
         # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
         shard_rows = math.ceil(len(self.train_data[2]) / world)
         self.batch_size = batch_size_for(shard_rows, job.batch_size, job.min_steps_per_epoch)
-        self.micro_batches = math.ceil(shard_rows / self.batch_size)
-        self.steps_per_epoch = math.ceil(self.micro_batches / job.grad_accumulation)  # optimizer steps
+        # the rule the train step planned "auto" epochs with (job.optimizer_steps)
+        self.steps_per_epoch = optimizer_steps(shard_rows, self.batch_size, job.grad_accumulation)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(job, self.steps_per_epoch))
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
