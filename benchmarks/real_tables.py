@@ -804,8 +804,11 @@ def summary_lines(prepared: list[Prepared], results: dict[tuple[str, str], Outco
             continue
         caught = sum(bool(o.caught) for o in cases)
         counts = Counter(o.status for o in cases)
-        lines.append(f"{kind}: stopped by the gate meant for it {caught}/{len(cases)} ({caught / len(cases):.0%}); "
-                     f"stopped elsewhere {counts['refused'] - caught}, registered {counts['registered']}, "
+        # a duplicates case prepare kept from the test registers and counts as caught: not "stopped elsewhere"
+        kept = sum(bool(o.caught) and o.status == "registered" for o in cases)
+        lines.append(f"{kind}: stopped by the gate meant for it {caught}/{len(cases)} ({caught / len(cases):.0%})"
+                     + (f", {kept} of them kept from the test by prepare" if kept else "") +
+                     f"; stopped elsewhere {counts['refused'] - (caught - kept)}, registered {counts['registered']}, "
                      f"crashed {counts['crashed']}")
         if kind == "label_noise":
             stoppers = Counter(short(str((o.gate or {}).get("id", "?"))) for o in cases if o.status == "refused")
