@@ -46,6 +46,9 @@ def test_same_seed_and_world_size_give_the_same_weights_and_another_world_size_s
     schedule, network = first["details"]["schedule"], first["details"]["network"]
     assert schedule["kind"] == "cosine" and schedule["warmup_epochs"] == 1.0 and schedule["steps_per_epoch"] >= 1
     assert network["numeric_embedding"]["kind"] == "periodic" and network["embedding_dim"] == "auto"
+    # which numerics got an embedding per value, and which categories were pooled, are on the record
+    assert all(len(anchors) >= 3 for _, anchors in network["numeric_embedding"]["codes"])
+    assert first["details"]["pooled_categories"]["min_category_rows"] == 5
     lrs = [h["lr_end"] for h in first["details"]["history"]]
     assert lrs[0] == pytest.approx(schedule["peak_lr"])  # the end of epoch 1: warmed up to the peak
     assert lrs[-1] == pytest.approx(0.0, abs=1e-9)  # and decayed to 0 by the last planned step

@@ -114,6 +114,8 @@ class NumericEmbeddingSpec(_Strict):
     # (0.876 of clean against HGB's 0.903, under the 0.9 gate; 0.903 at 0.3), and no accuracy (decisions 49)
     sigma: float = Field(0.3, gt=0)
     dim: int = Field(16, ge=1)
+    # with "periodic": a whole-number numeric of at most this many values also gets an embedding per value (0: never)
+    max_code_values: int = Field(255, ge=0)
 
 
 class DdpSpec(_Strict):
@@ -145,8 +147,10 @@ class TrainingSpec(_Strict):
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
     # width of each categorical's embedding; "auto": min(32, round(1.6 x cardinality^0.56))
     embedding_dim: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", union_mode="left_to_right")
+    # a category on fewer train rows shares the unknown embedding (decisions 60: midwest memorised its counties)
+    min_category_rows: int = Field(5, ge=1)
     numeric_embedding: NumericEmbeddingSpec = Field(default_factory=lambda: NumericEmbeddingSpec())
-    dropout: float = Field(0.0, ge=0, lt=1)  # after each hidden layer
+    dropout: float = Field(0.1, ge=0, lt=1)  # after each hidden layer (0 before decisions 60: robustness to noise)
     # the learning rate per optimizer step: "cosine" warms up linearly for warmup_epochs, then decays to 0 by
     # the last epoch (one-cycle's shape); "constant" keeps lr
     lr_schedule: Literal["cosine", "constant"] = "cosine"

@@ -39,6 +39,30 @@ class PeriodicEmbedding(nn.Module):
         return torch.relu(torch.einsum("bnk,nkd->bnd", waves, self.weight) + self.bias).flatten(1)
 
 
+class CodeEmbedding(nn.Module):
+    """An embedding per value of a numeric that holds whole numbers only, at most a few hundred of them (a
+    commune code, an age in years), beside its periodic embedding: HistGradientBoosting's 255 bins resolve
+    each such value, while cos/sin of frequencies near sigma cannot tell 194 neighbouring codes apart
+    (vietnam_i: R^2 0.44 against the trees' 0.56). The value is looked up from the standardised number, the
+    nearest of the column's anchors (values held by enough train rows), so noise on the number moves the
+    lookup as it moves a tree's split."""
+
+    def __init__(self, codes: list[list], embedding_dim: int | str):
+        super().__init__()
+        self.columns = [int(column) for column, _ in codes]
+        widths = embedding_widths([len(anchors) for _, anchors in codes], embedding_dim)
+        self.embeddings = nn.ModuleList(nn.Embedding(len(anchors), width)
+                                        for (_, anchors), width in zip(codes, widths, strict=True))
+        self.width = sum(widths)
+        for i, (_, anchors) in enumerate(codes):  # midpoints between neighbouring anchors, from the config
+            values = torch.tensor(anchors, dtype=torch.float32)
+            self.register_buffer(f"edges{i}", (values[1:] + values[:-1]) / 2, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([emb(torch.bucketize(x[:, j].contiguous(), getattr(self, f"edges{i}")))
+                          for i, (j, emb) in enumerate(zip(self.columns, self.embeddings, strict=True))], dim=1)
+
+
 def embedding_widths(cardinalities: list[int], embedding_dim: int | str) -> list[int]:
     """One width per categorical: a fixed number, or "auto": min(32, round(1.6 x cardinality^0.56)), the rule
     fast.ai uses (a 3-value column gets 3, a 50-value column 14)."""
@@ -63,6 +87,10 @@ class TabularMLP(nn.Module):
             self.numeric = PeriodicEmbedding(n_numeric, numeric_embedding["frequencies"], numeric_embedding["sigma"],
                                              numeric_embedding["dim"])
             numeric_width = n_numeric * numeric_embedding["dim"]
+        self.codes = None
+        if numeric_embedding and numeric_embedding.get("codes"):
+            self.codes = CodeEmbedding(numeric_embedding["codes"], embedding_dim)
+            numeric_width += self.codes.width
         layers: list[nn.Module] = []
         width = numeric_width + sum(widths)
         for size in hidden:
@@ -73,7 +101,8 @@ class TabularMLP(nn.Module):
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         numeric = self.numeric(x_num) if self.numeric is not None else x_num
-        parts = [numeric] + [emb(x_cat[:, j]) for j, emb in enumerate(self.embeddings)]
+        parts = [numeric] + ([self.codes(x_num)] if self.codes is not None else [])
+        parts += [emb(x_cat[:, j]) for j, emb in enumerate(self.embeddings)]
         return self.mlp(torch.cat(parts, dim=1))
 
 
@@ -136,6 +165,7 @@ class LoadedModel:
         model_dir = Path(model_dir)
         config = json.loads((model_dir / CONFIG_FILE).read_text())
         self.features = FeatureSpec(**config["features"])
+        self.bounds = self.features.standard_bounds()
         self.temperature = float(config.get("temperature", 1.0))
         self.task = Task(**config.get("task", LEGACY_TASK))
         self.network = config.get("network", DEFAULT_NETWORK)
@@ -148,8 +178,13 @@ class LoadedModel:
         scale = config.get("interval_scale")  # regression: the interval follows the row (model/interval.py)
         self.interval_scale = IntervalScale(**scale) if scale else None
 
+    def clamped(self, x_num: torch.Tensor) -> torch.Tensor:
+        """Beyond train's range a row is answered as at its edge (features.py: lows, highs)."""
+        return x_num if self.bounds is None else torch.clamp(x_num, *self.bounds)
+
     @torch.no_grad()
     def logits(self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 65536) -> torch.Tensor:
+        x_num = self.clamped(x_num)
         chunks = [self.model(x_num[i:i + batch], x_cat[i:i + batch]) for i in range(0, len(x_num), batch)]
         return torch.cat(chunks) / self.temperature
 
@@ -178,7 +213,7 @@ class LoadedModel:
             return None
         if self.interval_scale is None:
             return np.full(len(x_num), self.task.interval)
-        return self.task.interval * self.interval_scale.sigma(x_num.numpy(), x_cat.numpy())
+        return self.task.interval * self.interval_scale.sigma(self.clamped(x_num).numpy(), x_cat.numpy())
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """What the served model answers, per row.

@@ -48,7 +48,7 @@ class RowChecks:
                 pad = (high - low) * RANGE_MARGIN
                 ranges[column] = (low - pad, high + pad)
         complete = {c for c in [*numeric, *categorical] if c in reference and reference[c].notna().all()}
-        vocab = {c: set(v) for c, v in features.vocab.items()}  # type: ignore[attr-defined]
+        vocab = {c: features.seen(c) for c in categorical}  # type: ignore[attr-defined]
         return cls(numeric, categorical, vocab, ranges, complete)
 
     def check(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Refusal | None]:

@@ -54,7 +54,9 @@ def category_swaps(model, x_num, x_cat, y, rate: float, cardinalities: list[int]
     cat = x_cat.clone()
     for j, card in enumerate(cardinalities):
         swap = torch.rand(len(cat), generator=g) < rate
-        cat[swap, j] = torch.randint(1, max(card, 2), (int(swap.sum()),), generator=g)
+        if card < 2:  # every value of the column is pooled as unknown (features.py): there is none to swap to
+            continue
+        cat[swap, j] = torch.randint(1, card, (int(swap.sum()),), generator=g)
     return {"rate": rate, **_scores(model, x_num, cat, y)}
 
 

@@ -48,12 +48,12 @@ def compute_seconds_per_sample(model: torch.nn.Module, features: FeatureSpec, ta
 def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
     spec, training = config.dataset, config.training
     frame = read_table(spec.path, columns=[*spec.numeric, *spec.categorical, spec.target])
-    features = FeatureSpec.fit(frame, spec.numeric, spec.categorical)
+    features = FeatureSpec.fit(frame, spec.numeric, spec.categorical, training.min_category_rows)
     task = Task.fit(frame[spec.target], spec.task)
     train_rows = int(len(frame) * config.split.fractions.train)
+    embedding = numeric_embedding(training, train_rows, frame, features)
     model = build_network(features, task, network=training.model, embedding_dim=training.embedding_dim,
-                          hidden=training.hidden, numeric_embedding=numeric_embedding(training, train_rows),
-                          dropout=training.dropout)
+                          hidden=training.hidden, numeric_embedding=embedding, dropout=training.dropout)
     gradient_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     # Timed once, at one worker's batch: a smaller batch's per-sample overhead is left out (timings of a few
     # steps at several batches differed more by noise than by batch on the 2-core host), so efficiency is at

@@ -56,11 +56,14 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
         except (ImportError, AttributeError) as exc:
             raise TrainingError(f"training.model {training.model!r} cannot be imported here: {exc}") from exc
     train = pd.read_parquet(split_paths["train"])
-    features = FeatureSpec.fit(train, spec.numeric, spec.categorical)
+    features = FeatureSpec.fit(train, spec.numeric, spec.categorical, training.min_category_rows)
     task = Task.fit(train[spec.target], spec.task, spec.positive_label)
     job_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in (("train", train), ("val", pd.read_parquet(split_paths["val"]))):
         x_num, x_cat = features.tensors(frame)
+        bounds = features.standard_bounds()
+        if bounds is not None:  # validated as it will be served: beyond train's range, as at its edge (train: no-op)
+            x_num = torch.clamp(x_num, *bounds)
         y = torch.from_numpy(task.encode(frame[spec.target], f"{name} split: "))
         save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
@@ -71,7 +74,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
                                           "keep_best", "embedding_dim", "threads_per_worker", "seed", "dropout",
                                           "lr_schedule", "warmup_epochs", "min_steps_per_epoch"})
     job = TrainJob(epochs=epochs, lr=lr, **copied,
-                   numeric_embedding=numeric_embedding(training, len(train)),
+                   numeric_embedding=numeric_embedding(training, len(train), train, features),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=accumulation,
                    **training.ddp.model_dump())
     job.write(job_dir)
@@ -101,12 +104,31 @@ def grad_accumulation(training: TrainingSpec, train_rows: int) -> int:
     return AUTO_ACCUMULATION if training.workers > 1 and shard >= AUTO_ACCUMULATION_ROWS else 1
 
 
-def numeric_embedding(training: TrainingSpec, train_rows: int) -> dict | None:
+def numeric_embedding(training: TrainingSpec, train_rows: int, train: pd.DataFrame,
+                      features: FeatureSpec) -> dict | None:
     """The numeric embedding the job trains with (None: standardised values); "auto" decides by table size."""
     spec = training.numeric_embedding
     kind = spec.kind if spec.kind != "auto" else ("periodic" if train_rows >= spec.auto_min_rows else "none")
-    return None if kind == "none" else {"kind": kind, "frequencies": spec.frequencies, "sigma": spec.sigma,
-                                        "dim": spec.dim}
+    if kind == "none":
+        return None
+    return {"kind": kind, "frequencies": spec.frequencies, "sigma": spec.sigma, "dim": spec.dim,
+            "codes": code_anchors(train, features, spec.max_code_values, training.min_category_rows)}
+
+
+def code_anchors(train: pd.DataFrame, features: FeatureSpec, max_values: int, min_rows: int) -> list[list]:
+    """[numeric index, its anchors standardised] for each numeric of whole numbers with 3 to max_values distinct
+    values in train: the anchors are the values held by min_rows rows or more (a rarer value is read as the
+    nearest anchor, as a rare category shares the unknown embedding)."""
+    codes: list[list] = []
+    for j, column in enumerate(features.numeric):
+        values = pd.to_numeric(train[column], errors="coerce").dropna().astype("float64")
+        counts = values.value_counts()
+        if not 3 <= len(counts) <= max_values or not (values == values.round()).all():
+            continue
+        anchors = sorted(counts.index[counts >= min_rows])
+        if len(anchors) >= 3:
+            codes.append([j, [(float(a) - features.means[j]) / features.stds[j] for a in anchors]])
+    return codes
 
 
 def torchrun_command(config: Config, job_dir: Path, model_dir: Path) -> list[str]:
@@ -239,6 +261,12 @@ def train(config: Config, split_paths: dict[str, Path], parent_evidence: Path, m
         shutil.rmtree(work, ignore_errors=True)  # shard tensors and snapshots are derived; the digests name the source
 
 
+def pooled_categories(model_dir: Path, min_rows: int) -> dict:
+    rare = json.loads((model_dir / CONFIG_FILE).read_text())["features"].get("rare", {})
+    return {"min_category_rows": min_rows,
+            "columns": {column: len(values) for column, values in rare.items() if values}}
+
+
 def network_evidence(network: str, evidence: StepEvidence) -> dict[str, str]:
     """Which network trained, and the digest of the source that defines it (a user's factory or model/network.py),
     which is also an input of the record."""
@@ -281,6 +309,8 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                         # the MLP's settings describe govtrain's network only, not a user's factory
                         "network": {**network_evidence(training.model, evidence),
                                     **(result.get("network", {}) if training.model == DEFAULT_NETWORK else {})},
+                        # categories on fewer than min_category_rows train rows, sharing the unknown embedding
+                        "pooled_categories": pooled_categories(model_dir, training.min_category_rows),
                         # what the config said ("auto" or a number) beside what the workers ran
                         "schedule": {**(result.get("schedule") or {}), "epochs_setting": training.epochs,
                                      "lr_setting": training.lr, "planned_epochs": result.get("planned_epochs")},
