@@ -52,6 +52,12 @@ class FeatureSpec:
         low, high = (np.asarray(self.lows) - means) / stds, (np.asarray(self.highs) - means) / stds
         return torch.from_numpy(low.astype(np.float32)), torch.from_numpy(high.astype(np.float32))
 
+    def clamped(self, x_num: torch.Tensor) -> torch.Tensor:
+        """Standardised numerics clamped to train's range: beyond it a row is answered as at its edge (the worker
+        validates, and LoadedModel scores, through this one rule)."""
+        bounds = self.standard_bounds()
+        return x_num if bounds is None else torch.clamp(x_num, *bounds)
+
     def seen(self, column: str) -> set[str]:
         """Every category train held, pooled or not (what serving calls known)."""
         return {*self.vocab[column], *self.rare.get(column, [])}

@@ -165,7 +165,6 @@ class LoadedModel:
         model_dir = Path(model_dir)
         config = json.loads((model_dir / CONFIG_FILE).read_text())
         self.features = FeatureSpec(**config["features"])
-        self.bounds = self.features.standard_bounds()
         self.temperature = float(config.get("temperature", 1.0))
         self.task = Task(**config.get("task", LEGACY_TASK))
         self.network = config.get("network", DEFAULT_NETWORK)
@@ -178,13 +177,9 @@ class LoadedModel:
         scale = config.get("interval_scale")  # regression: the interval follows the row (model/interval.py)
         self.interval_scale = IntervalScale(**scale) if scale else None
 
-    def clamped(self, x_num: torch.Tensor) -> torch.Tensor:
-        """Beyond train's range a row is answered as at its edge (features.py: lows, highs)."""
-        return x_num if self.bounds is None else torch.clamp(x_num, *self.bounds)
-
     @torch.no_grad()
     def logits(self, x_num: torch.Tensor, x_cat: torch.Tensor, batch: int = 65536) -> torch.Tensor:
-        x_num = self.clamped(x_num)
+        x_num = self.features.clamped(x_num)  # beyond train's range, as at its edge
         chunks = [self.model(x_num[i:i + batch], x_cat[i:i + batch]) for i in range(0, len(x_num), batch)]
         return torch.cat(chunks) / self.temperature
 
@@ -213,7 +208,7 @@ class LoadedModel:
             return None
         if self.interval_scale is None:
             return np.full(len(x_num), self.task.interval)
-        return self.task.interval * self.interval_scale.sigma(self.clamped(x_num).numpy(), x_cat.numpy())
+        return self.task.interval * self.interval_scale.sigma(self.features.clamped(x_num).numpy(), x_cat.numpy())
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """What the served model answers, per row.

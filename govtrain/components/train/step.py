@@ -61,9 +61,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     job_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in (("train", train), ("val", pd.read_parquet(split_paths["val"]))):
         x_num, x_cat = features.tensors(frame)
-        bounds = features.standard_bounds()
-        if bounds is not None:  # validated as it will be served: beyond train's range, as at its edge (train: no-op)
-            x_num = torch.clamp(x_num, *bounds)
+        x_num = features.clamped(x_num)  # validated as it will be served (a no-op on train)
         y = torch.from_numpy(task.encode(frame[spec.target], f"{name} split: "))
         save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
