@@ -106,10 +106,27 @@ class TabularMLP(nn.Module):
         return self.mlp(torch.cat(parts, dim=1))
 
 
+class Ensemble(nn.Module):
+    """`members` networks of one shape, each from its own initial weights. In training each answers for itself
+    (members x rows x outputs), so each learns the target on its own, as TabM's members do (Gorishniy et al.,
+    ICLR 2025); in evaluation the answer is the mean of their outputs, whose variance on a small table is what
+    one network lacked (decisions 61)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        out = torch.stack([member(x_num, x_cat) for member in self.members])
+        return out if self.training else out.mean(dim=0)
+
+
 def build_model(features: FeatureSpec, embedding_dim: int | str, hidden: list[int], outputs: int = 2,
-                numeric_embedding: dict | None = None, dropout: float = 0.0) -> TabularMLP:
-    return TabularMLP(len(features.numeric), features.cardinalities(), embedding_dim, hidden, outputs,
-                      numeric_embedding, dropout)
+                numeric_embedding: dict | None = None, dropout: float = 0.0, members: int = 1) -> nn.Module:
+    def one() -> TabularMLP:
+        return TabularMLP(len(features.numeric), features.cardinalities(), embedding_dim, hidden, outputs,
+                          numeric_embedding, dropout)
+    return one() if members == 1 else Ensemble([one() for _ in range(members)])
 
 
 DEFAULT_NETWORK = "mlp"
@@ -133,11 +150,11 @@ def factory_source(reference: str) -> Path:
 
 def build_network(features: FeatureSpec, task: Task, *, network: str = DEFAULT_NETWORK,
                   embedding_dim: int | str = 8, hidden: list[int] | None = None,
-                  numeric_embedding: dict | None = None, dropout: float = 0.0) -> nn.Module:
-    """The configured network (training.model): govtrain's MLP, or a user's factory."""
+                  numeric_embedding: dict | None = None, dropout: float = 0.0, members: int = 1) -> nn.Module:
+    """The configured network (training.model): govtrain's MLP (an ensemble of `members`), or a user's factory."""
     if network == DEFAULT_NETWORK:
         return build_model(features, embedding_dim, hidden if hidden is not None else [256, 256], task.outputs,
-                           numeric_embedding, dropout)
+                           numeric_embedding, dropout, members)
     return factory_of(network)(features, task)
 
 
@@ -147,13 +164,13 @@ LEGACY_TASK = {"kind": "binary", "target": "label", "classes": ["0", "1"]}
 
 def save_model(model: nn.Module, features: FeatureSpec, out_dir: Path, *, embedding_dim: int | str,
                hidden: list[int], task: Task, temperature: float = 1.0, network: str = DEFAULT_NETWORK,
-               numeric_embedding: dict | None = None, dropout: float = 0.0) -> None:
+               numeric_embedding: dict | None = None, dropout: float = 0.0, members: int = 1) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))
     config = {"architecture": "TabularMLP" if network == DEFAULT_NETWORK else network, "network": network,
               "embedding_dim": embedding_dim, "hidden": hidden, "temperature": temperature,
-              "numeric_embedding": numeric_embedding, "dropout": dropout,
+              "numeric_embedding": numeric_embedding, "dropout": dropout, "members": members,
               "features": features.to_dict(), "task": task.to_dict()}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
@@ -171,7 +188,7 @@ class LoadedModel:
         self.model = build_network(self.features, self.task, network=self.network,
                                    embedding_dim=config["embedding_dim"], hidden=config["hidden"],
                                    numeric_embedding=config.get("numeric_embedding"),
-                                   dropout=config.get("dropout", 0.0))
+                                   dropout=config.get("dropout", 0.0), members=config.get("members", 1))
         self.model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
         self.model.eval()
         scale = config.get("interval_scale")  # regression: the interval follows the row (model/interval.py)

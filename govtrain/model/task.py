@@ -132,6 +132,10 @@ class Task:
         return labels
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss. An ensemble in training answers members x rows x outputs: the mean of each
+        member's own loss, not the loss of their mean, so no member leans on the others (as TabM trains)."""
+        if outputs.dim() == 3:
+            return torch.stack([self.loss(member, y) for member in outputs]).mean()
         if self.kind == "regression":
             return F.huber_loss(outputs[:, 0].float(), y.float())  # Huber on the standardised target
         return F.cross_entropy(outputs, y.long())

@@ -61,6 +61,7 @@ class TrainJob(BaseModel):
     embedding_dim: int | str
     numeric_embedding: dict | None = None  # training.numeric_embedding; None: the standardised values
     dropout: float = 0.0
+    members: int = 1  # training.members resolved: MLP networks averaged (model/network.py Ensemble)
     lr_schedule: str = "constant"
     warmup_epochs: float = 0.0
     threads_per_worker: int

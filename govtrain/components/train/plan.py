@@ -11,7 +11,7 @@ import torch
 
 from govtrain.components.train.costmodel import LINKS, StepModel, plan_rows
 from govtrain.components.train.job import batch_size_for
-from govtrain.components.train.step import grad_accumulation, numeric_embedding
+from govtrain.components.train.step import grad_accumulation, members, numeric_embedding
 from govtrain.core.config import Config
 from govtrain.data.io import read_table
 from govtrain.model.features import FeatureSpec
@@ -53,7 +53,8 @@ def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
     train_rows = int(len(frame) * config.split.fractions.train)
     embedding = numeric_embedding(training, train_rows, frame, features)
     model = build_network(features, task, network=training.model, embedding_dim=training.embedding_dim,
-                          hidden=training.hidden, numeric_embedding=embedding, dropout=training.dropout)
+                          hidden=training.hidden, numeric_embedding=embedding, dropout=training.dropout,
+                          members=members(training, train_rows))
     gradient_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     # Timed once, at one worker's batch: a smaller batch's per-sample overhead is left out (timings of a few
     # steps at several batches differed more by noise than by batch on the 2-core host), so efficiency is at

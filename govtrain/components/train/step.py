@@ -71,7 +71,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     copied = training.model_dump(include={"model", "batch_size", "weight_decay", "hidden", "early_stopping_patience",
                                           "keep_best", "embedding_dim", "threads_per_worker", "seed", "dropout",
                                           "lr_schedule", "warmup_epochs", "min_steps_per_epoch"})
-    job = TrainJob(epochs=epochs, lr=lr, **copied,
+    job = TrainJob(epochs=epochs, lr=lr, **copied, members=members(training, len(train)),
                    numeric_embedding=numeric_embedding(training, len(train), train, features),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=accumulation,
                    **training.ddp.model_dump())
@@ -100,6 +100,20 @@ def grad_accumulation(training: TrainingSpec, train_rows: int) -> int:
         return training.grad_accumulation
     shard = train_rows // training.workers
     return AUTO_ACCUMULATION if training.workers > 1 and shard >= AUTO_ACCUMULATION_ROWS else 1
+
+
+AUTO_MEMBERS, AUTO_MEMBERS_ROWS = 4, 10_000
+
+
+def members(training: TrainingSpec, train_rows: int) -> int:
+    """Networks in the ensemble; "auto": AUTO_MEMBERS below AUTO_MEMBERS_ROWS train rows (where a single
+    network's luck of initialisation moved a small test set's score by more than its gate's margin: cowles,
+    diabetes), else 1. A user's factory (training.model) is one network."""
+    if training.model != "mlp":
+        return 1
+    if training.members != "auto":
+        return training.members
+    return AUTO_MEMBERS if train_rows < AUTO_MEMBERS_ROWS else 1
 
 
 def numeric_embedding(training: TrainingSpec, train_rows: int, train: pd.DataFrame,

@@ -97,7 +97,7 @@ class Trainer:
         seed_everything(job.seed)
         model = build_network(self.features, self.task, network=job.model, embedding_dim=job.embedding_dim,
                               hidden=job.hidden, numeric_embedding=job.numeric_embedding,
-                              dropout=job.dropout).to(device)
+                              dropout=job.dropout, members=job.members).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
         # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
         shard_rows = math.ceil(len(self.train_data[2]) / world)
@@ -284,7 +284,8 @@ class Trainer:
             kept = "best"
         save_model(self.module, self.features, out_dir, embedding_dim=self.job.embedding_dim,
                    hidden=self.job.hidden, task=self.task, network=self.job.model,
-                   numeric_embedding=self.job.numeric_embedding, dropout=self.job.dropout)
+                   numeric_embedding=self.job.numeric_embedding, dropout=self.job.dropout,
+                   members=self.job.members)
         progress_file = self.snapshot_dir / PROGRESS
         progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
         result = {"history": self.history, "epochs": self.epochs_run, "planned_epochs": self.job.epochs,
@@ -302,6 +303,7 @@ class Trainer:
                                "warmup_epochs": self.job.warmup_epochs, "steps_per_epoch": self.steps_per_epoch,
                                "batch_size_per_worker": self.batch_size},
                   "network": {"numeric_embedding": self.job.numeric_embedding, "dropout": self.job.dropout,
+                              "members": self.job.members,
                               "embedding_dim": self.job.embedding_dim, "hidden": self.job.hidden}}
         (out_dir / "result.json").write_text(json.dumps(result, indent=2))
 
