@@ -46,6 +46,7 @@ def test_same_seed_and_world_size_give_the_same_weights_and_another_world_size_s
     schedule, network = first["details"]["schedule"], first["details"]["network"]
     assert schedule["kind"] == "cosine" and schedule["warmup_epochs"] == 1.0 and schedule["steps_per_epoch"] >= 1
     assert network["numeric_embedding"]["kind"] == "periodic" and network["embedding_dim"] == "auto"
+    assert network["members"] == 4  # under 10,000 train rows auto trains four networks, deterministic all the same
     # which numerics got an embedding per value, and which categories were pooled, are on the record
     assert all(len(anchors) >= 3 for _, anchors in network["numeric_embedding"]["codes"])
     assert first["details"]["pooled_categories"]["min_category_rows"] == 5
