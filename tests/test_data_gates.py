@@ -150,6 +150,36 @@ def test_planted_near_duplicates_are_found_at_the_stated_recall(clean, tmp_path)
     assert not checks["leakage.near_duplicates.train_test"]["passed"] and record["decision"] == "fail"
 
 
+@pytest.mark.parametrize("copies, held_out_passes", [(3, False), (1, True)])
+def test_near_copies_too_few_for_either_small_split_are_gated_over_val_and_test_together(
+        clean, tmp_path, copies, held_out_passes):
+    """greene: 3 of 65 val and 3 of 61 test rows were near copies of train rows. Each split's lower end (0.016,
+    0.017) sat under the 0.02 limit; val and test together (6 of 126) reach 0.022. One copy in each stays under."""
+    config, paths = clean
+    frames = frames_of(paths)
+    stds = frames["train"][demo_data.NUMERIC].std()
+    rng = np.random.default_rng(2)
+    start = 0
+    for split, rows in (("val", 65), ("test", 61)):
+        frame = frames[split].iloc[:rows].copy().reset_index(drop=True)
+        near = frames["train"].iloc[start:start + copies].copy().reset_index(drop=True)
+        near[demo_data.ENTITY] = [f"{split}-near-{i}" for i in range(copies)]
+        for column in ("income", "debt_to_income"):
+            near[column] += rng.uniform(-0.009, 0.009, copies) * stds[column]
+        frames[split] = pd.concat([frame.iloc[copies:], near])
+        start += copies
+    write_frames(frames, paths)
+    _, checks, report = run_leakage(config, paths, tmp_path)
+    for pair in ("train_val", "train_test"):
+        assert report["near_duplicates"][pair]["count"] - report["near_duplicates"][pair]["explained_by_chance"] \
+            == copies
+        assert checks[f"leakage.near_duplicates.{pair}"]["passed"]  # each split alone: too few rows to tell
+    held_out = checks["leakage.near_duplicates.held_out"]
+    assert held_out["rows"] == 126 and held_out["threshold"] == 0.02
+    assert held_out["passed"] is held_out_passes
+    assert held_out["value"] == pytest.approx(0.0220 if copies == 3 else 0.0044, abs=5e-4)
+
+
 def test_planted_entity_overlap(small_data, write_config, tmp_path):
     config = write_config(small_data.data, split={"strategy": "random"})  # scatters each customer's rows
     paths = run_prepare(config, tmp_path)

@@ -69,7 +69,8 @@ GATES: tuple[Gate, ...] = (
     _leak("conflicting_labels", "share of rows whose features appear in another split with another label "
           "(classification; a regression reports it, ungated)", reference=_CHANCE),
     _leak("near_duplicates", "share of a later split's rows near-duplicating an earlier one, the lower end of its "
-          "95% Wilson interval", reference=_CHANCE),
+          "95% Wilson interval; per split pair, and val and test together against train (held_out)",
+          reference=_CHANCE),
     _leak("entity_overlap", "entity ids present in two splits (count)"),
     _leak("temporal", "share of val/test rows dated before the newest train row plus min_gap"),
     _leak("class_balance", "largest gap in a class's share (binary: the positive rate) between two splits"),
