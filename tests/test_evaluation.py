@@ -99,12 +99,17 @@ def test_an_over_confident_model_fails_calibration_and_passes_after_temperature_
     config = write_config(small_data.data, gates={"max_ece": 0.08})
     paths = prepared(config, tmp_path)
     train(config, paths, tmp_path / "ev-prepare", tmp_path / "model", tmp_path / "ev-t", "c")
-    # Over-confidence: multiply the last layer by 6, so every logit is six times too large.
+    # Over-confidence: multiply each member's last layer by 6, so every logit (their mean) is six times too large.
+    import re
+
     from safetensors.torch import load_file, save_file
 
     weights = load_file(str(tmp_path / "model" / "model.safetensors"))
-    last = max(k for k in weights if k.startswith("mlp.") and k.endswith(".weight"))
-    for key in (last, last.replace("weight", "bias")):
+    layers = [re.fullmatch(r"(members\.\d+\.)?mlp\.(\d+)\.weight", k) for k in weights]
+    depth = max(int(m.group(2)) for m in layers if m)
+    last = [m.group(0) for m in layers if m and int(m.group(2)) == depth]
+    assert len(last) == 4  # 2,100 train rows: four networks (training.members auto)
+    for key in [*last, *(k.replace("weight", "bias") for k in last)]:
         weights[key] = weights[key] * 6
     save_file(weights, str(tmp_path / "model" / "model.safetensors"))
     record = evaluate(config, tmp_path / "model", paths, tmp_path / "ev-t", tmp_path / "ev-c", "c",
