@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from benchmarks.harness import demo_splits, measure, table
+from govtrain.components.train.shards import read_manifest
 from govtrain.components.train.step import RESTART_SAFE_ENV, write_job
 from govtrain.core.config import Config
 from govtrain.model.features import FeatureSpec
@@ -35,7 +36,8 @@ def hand_loop(job_dir: Path, job: dict, device: str) -> float:
     """What a user would write by hand: one process, tensors in memory, AdamW, shuffled minibatches."""
     torch.set_num_threads(1)
     features = FeatureSpec(**json.loads((job_dir / "features.json").read_text()))
-    data = {k: v.to(device) for k, v in load_file(str(job_dir / "train.safetensors")).items()}
+    parts = [load_file(str(job_dir / c["file"])) for c in read_manifest(job_dir)["chunks"]]  # the whole split
+    data = {k: torch.cat([p[k] for p in parts]).to(device) for k in ("x_num", "x_cat", "y")}
     torch.manual_seed(0)
     model = build_model(features, job["embedding_dim"], job["hidden"], numeric_embedding=job["numeric_embedding"],
                         dropout=job["dropout"]).to(device)  # the same network as ours

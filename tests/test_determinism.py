@@ -43,6 +43,18 @@ def test_same_seed_and_world_size_give_the_same_weights_and_another_world_size_s
     assert runs["one"][0] != a  # one worker takes other batches: different weights...
     assert abs(one - first["metrics"]["final_val_auc"]) <= WORLD_SIZE_TOLERANCE  # ...within the tolerance
 
+    # Each rank read only its own chunks, and together every chunk once an epoch; a rank of two held about half
+    # the train data one worker held (issue 30: per-rank data memory at 2 workers at most 0.6 of 1 worker's).
+    two, alone = first["details"]["data"], runs["one"][1]["details"]["data"]
+    assert two["chunks"] >= 16 and alone["chunks"] >= 8 and first["metrics"]["chunks_unread"] == 0
+    for epoch in two["epochs"]:
+        read = [k for rank in epoch["ranks"] for k in rank["chunks"]]
+        assert sorted(read) == list(range(two["chunks"])), epoch  # no chunk twice, none left out
+        assert {rank["rank"] for rank in epoch["ranks"]} == {0, 1}
+    assert len({tuple(e["ranks"][0]["chunks"]) for e in two["epochs"]}) > 1  # dealt afresh each epoch
+    assert max(two["train_bytes_per_rank"]) <= 0.6 * alone["train_bytes_per_rank"][0]
+    assert two["val_bytes_rank_0"] == alone["val_bytes_rank_0"] > 0
+
     schedule, network = first["details"]["schedule"], first["details"]["network"]
     assert schedule["kind"] == "cosine" and schedule["warmup_epochs"] == 1.0 and schedule["steps_per_epoch"] >= 1
     assert network["numeric_embedding"]["kind"] == "periodic" and network["embedding_dim"] == "auto"

@@ -7,7 +7,6 @@ long, and at what cost.
 """
 
 import json
-import math
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ from safetensors.torch import save_file
 
 from govtrain.components.train.costmodel import LINKS, predicted_against_measured
 from govtrain.components.train.job import MlflowTarget, TrainJob, auto_epochs, auto_lr, batch_size_for, optimizer_steps
+from govtrain.components.train.shards import share_rows, write_chunks
 from govtrain.core.config import Config, TrainingSpec
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.governance.hashing import sha256_file
@@ -63,7 +63,10 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
         x_num, x_cat = features.tensors(frame)
         x_num = features.clamped(x_num)  # validated as it will be served (a no-op on train)
         y = torch.from_numpy(task.encode(frame[spec.target], f"{name} split: "))
-        save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
+        if name == "train":  # chunks each rank reads its own share of (shards.py)
+            write_chunks(job_dir, {"x_num": x_num, "x_cat": x_cat, "y": y}, training.workers, training.seed)
+        else:  # read by rank 0 alone, which validates
+            save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
     accumulation = grad_accumulation(training, len(train))
@@ -82,7 +85,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
 def epochs_and_lr(training: TrainingSpec, train_rows: int, accumulation: int) -> tuple[int, float]:
     """The job's epochs and peak learning rate: the config's numbers, or "auto" resolved from the batch and the
     optimizer steps an epoch takes on each of training.workers shards (job.auto_epochs, job.auto_lr)."""
-    shard = math.ceil(train_rows / training.workers)
+    shard = share_rows(train_rows, training.workers)  # as the workers will step through it (shards.py)
     batch = batch_size_for(shard, training.batch_size, training.min_steps_per_epoch)
     epochs = training.epochs
     if epochs == "auto":
@@ -313,6 +316,8 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
         "best_epoch": result["best_epoch"], "best_val_loss": result["best_val_loss"],
         # what a step spent on communication nothing hid (the last epoch, rank 0); absent on one worker
         **{k: last[k] for k in ("comm_share", "comm_overlap", "comm_bytes_per_step") if k in last},
+        **({"chunks_unread": result["data"]["chunks_unread"],
+            "data_bytes_largest_rank": result["data"]["bytes_largest_rank"]} if result.get("data") else {}),
     }
     evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
                         "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
@@ -331,7 +336,9 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
                                           "grad_accumulation_setting": training.grad_accumulation,
                                           "model": predicted_against_measured(last, LINKS["loopback"])
                                           if training.backend == "local" and result["device"] == "cpu" else None},
-                        "stop_reason": result["stop_reason"]}
+                        "stop_reason": result["stop_reason"],
+                        # which chunks of the train split each rank read, per epoch (shards.py)
+                        "data": result.get("data")}
     if job_status is not None:
         evidence.details["job_conditions"] = job_status.get("conditions", [])
         evidence.add_file(MANIFEST_FILE, work / MANIFEST_FILE, kind="manifest")

@@ -1,15 +1,17 @@
 """The training worker: one process of a DistributedDataParallel job.
 
 torchrun starts it locally and the Training Operator starts it in PyTorchJob pods; either way it reads
-RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the environment. Each worker keeps its
-shard as in-memory tensors (a per-row Dataset would make the step Python-bound), takes its indices from
-DistributedSampler (set_epoch every epoch), and snapshots after every epoch so a restarted job resumes.
+RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the environment. Each epoch a worker loads
+only the train chunks dealt to it (shards.py) as in-memory tensors (a per-row Dataset would make the step
+Python-bound), shuffles them, and snapshots after every epoch so a restarted job resumes. Only rank 0 loads
+the val split: it alone validates.
 
     python -m torch.distributed.run --nproc-per-node 2 -m components.train.worker --job DIR
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -29,8 +31,8 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DistributedSampler
 
+from govtrain.components.train import shards
 from govtrain.components.train.comm import CommMeter, attach
 from govtrain.components.train.job import TrainJob, batch_size_for, optimizer_steps
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
@@ -92,15 +94,16 @@ class Trainer:
         self.job, self.rank, self.world, self.device = job, rank, world, device
         self.features = FeatureSpec(**json.loads((job_dir / "features.json").read_text()))
         self.task = Task(**json.loads((job_dir / "task.json").read_text()))
-        self.train_data = load_split(job_dir / "train.safetensors", device)
-        self.val_data = load_split(job_dir / "val.safetensors", device)
+        self.job_dir, self.chunks = job_dir, shards.read_manifest(job_dir)
+        self.val_data = load_split(job_dir / "val.safetensors", device) if rank == 0 else None
+        self.val_bytes = sum(t.element_size() * t.nelement() for t in self.val_data) if self.val_data else 0
         seed_everything(job.seed)
         model = build_network(self.features, self.task, network=job.model, embedding_dim=job.embedding_dim,
                               hidden=job.hidden, numeric_embedding=job.numeric_embedding,
                               dropout=job.dropout, members=job.members).to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
-        # every rank takes the same number of steps: DistributedSampler pads the shards to equal length
-        shard_rows = math.ceil(len(self.train_data[2]) / world)
+        # every rank takes the same number of steps: each steps through the largest share, padded (shards.py)
+        shard_rows = self.share_rows = shards.share_rows(self.chunks["rows"], world, self.chunks["chunk_rows"])
         self.batch_size = batch_size_for(shard_rows, job.batch_size, job.min_steps_per_epoch)
         # the rule the train step planned "auto" epochs with (job.optimizer_steps)
         self.steps_per_epoch = optimizer_steps(shard_rows, self.batch_size, job.grad_accumulation)
@@ -108,6 +111,7 @@ class Trainer:
         self.snapshot_dir = job.checkpoint_dir
         self.epochs_run = 0
         self.history: list[dict[str, Any]] = []
+        self.reads: list[dict[str, Any]] = []  # rank 0: which chunks each rank read, per epoch run here
         self.resumed_from: int | None = None
         # The epoch with the lowest validation loss and its weights (rank 0 validates), kept in every snapshot
         # so a restarted job still restores it.
@@ -123,9 +127,6 @@ class Trainer:
         self.model: torch.nn.Module = self.ddp if self.ddp is not None else model
         self.meter: CommMeter | None = attach(self.ddp, job.comm_hook) if self.ddp is not None else None
         self.logger = EpochLogger(job.mlflow if rank == 0 else None)
-        indices: Any = range(len(self.train_data[2]))  # the sampler only needs len()
-        self.sampler: DistributedSampler = DistributedSampler(indices, num_replicas=world, rank=rank,
-                                          shuffle=True, seed=job.seed)
 
     # --- snapshots ---------------------------------------------------------------------------
     def _load_snapshot(self, model: torch.nn.Module) -> None:
@@ -169,9 +170,10 @@ class Trainer:
     # --- one epoch -----------------------------------------------------------------------------
     def _run_epoch(self, epoch: int) -> dict:
         self.model.train()
-        self.sampler.set_epoch(epoch)
-        order = torch.tensor(list(iter(self.sampler)), device=self.device)
-        x_num, x_cat, y = self.train_data
+        mine = shards.deal(len(self.chunks["chunks"]), self.world, self.job.seed, epoch)[self.rank]
+        (x_num, x_cat, y), held = shards.load_share(self.job_dir, self.chunks, mine, self.device)
+        order = shards.epoch_order(len(y), self.share_rows, self.job.seed, epoch, self.rank, self.device)
+        self._record_reads(epoch, mine, len(y), held)
         batch, accumulate = self.batch_size, self.job.grad_accumulation
         if self.meter is not None:
             self.meter.reset()
@@ -207,6 +209,18 @@ class Trainer:
             stats |= self.meter.epoch_stats(elapsed)
         return stats
 
+    def _record_reads(self, epoch: int, mine: list[int], rows: int, held: int) -> None:
+        """Rank 0 keeps what every rank read this epoch: its chunks (and their digest), rows, padding, and the
+        bytes of data it held (its train share; val, on rank 0 only)."""
+        read = {"rank": self.rank, "chunks": mine, "digest": shards.digest(mine), "rows": rows,
+                "padded_rows": max(self.share_rows - rows, 0), "train_bytes": held, "val_bytes": self.val_bytes}
+        gathered: list[Any] = [None] * self.world
+        dist.all_gather_object(gathered, read)
+        if self.rank == 0:
+            every = sorted({k for r in gathered for k in r["chunks"]})
+            self.reads.append({"epoch": epoch + 1, "ranks": gathered,
+                               "chunks_unread": len(self.chunks["chunks"]) - len(every)})
+
     def _mark_epoch_start(self, epoch: int) -> None:
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         line = {"epoch": epoch + 1, "restart": restart_count(), "at": datetime.now(UTC).isoformat()}
@@ -217,6 +231,7 @@ class Trainer:
     def _validate(self) -> dict:
         module = self.module
         module.eval()
+        assert self.val_data is not None  # rank 0 alone validates
         x_num, x_cat, y = self.val_data
         logits = torch.cat([module(x_num[i:i + 65536], x_cat[i:i + 65536]) for i in range(0, len(y), 65536)]).float()
         return {"val_loss": float(self.task.loss(logits, y)), **val_metric(self.task, logits, y)}
@@ -304,8 +319,25 @@ class Trainer:
                                "batch_size_per_worker": self.batch_size},
                   "network": {"numeric_embedding": self.job.numeric_embedding, "dropout": self.job.dropout,
                               "members": self.job.members,
-                              "embedding_dim": self.job.embedding_dim, "hidden": self.job.hidden}}
+                              "embedding_dim": self.job.embedding_dim, "hidden": self.job.hidden},
+                  "data": self._data_summary()}
         (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+
+    def _data_summary(self) -> dict:
+        """How the train split reached the ranks: the chunk plan, and per epoch run in this incarnation what
+        each rank read (a resumed job lists the epochs after its restart)."""
+        return {"rows": self.chunks["rows"], "chunks": len(self.chunks["chunks"]),
+                "chunk_rows": self.chunks["chunk_rows"], "rows_per_rank_per_epoch": self.share_rows,
+                "rule": self.chunks["rule"],
+                "chunks_sha256": hashlib.sha256(json.dumps([c["sha256"] for c in self.chunks["chunks"]])
+                                                .encode()).hexdigest(),
+                "chunks_unread": max((r["chunks_unread"] for r in self.reads), default=0),
+                "bytes_largest_rank": max((x["train_bytes"] + x["val_bytes"] for r in self.reads
+                                           for x in r["ranks"]), default=0),
+                "train_bytes_per_rank": [max(x["train_bytes"] for r in self.reads for x in r["ranks"]
+                                             if x["rank"] == k) for k in range(self.world)] if self.reads else [],
+                "val_bytes_rank_0": self.val_bytes,
+                "epochs": self.reads}
 
 
 def lr_factor(job: TrainJob, steps_per_epoch: int) -> Callable[[int], float]:

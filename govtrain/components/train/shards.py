@@ -1,0 +1,93 @@
+"""The train split as chunks on disk, dealt to the ranks afresh each epoch: each rank reads only its own.
+
+The train step writes the train rows, in one seeded shuffle (a file sorted by class or date gives no chunk
+one kind of row), as `train-NNNNN.safetensors` chunks of equal size, the last one shorter, and a manifest
+(`train-chunks.json`: rows and sha256 of each chunk). Each epoch a seeded permutation of the chunks is dealt
+round-robin to the ranks (rank r takes positions r, r + world, ...): together the ranks read every chunk once
+an epoch, each about 1/world of the rows, and no rank holds the whole split. Every rank takes the same number
+of steps: a rank whose chunks hold fewer rows than the largest share (ceil(chunks / world) full chunks)
+repeats its own first rows, in this epoch's order, up to it, as DistributedSampler pads.
+
+At least CHUNKS_PER_WORKER chunks per configured worker, so the shares differ by at most one chunk, and at
+most MAX_CHUNK_ROWS rows a chunk (about 2 MiB at 10 features), so a rank's share grows in small steps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+MANIFEST = "train-chunks.json"
+MAX_CHUNK_ROWS = 65_536
+CHUNKS_PER_WORKER = 8
+
+
+def chunk_rows(rows: int, workers: int) -> int:
+    per_worker = max(CHUNKS_PER_WORKER, math.ceil(rows / (workers * MAX_CHUNK_ROWS)))
+    return max(1, math.ceil(rows / (workers * per_worker)))
+
+
+def write_chunks(job_dir: Path, tensors: dict[str, torch.Tensor], workers: int, seed: int) -> dict:
+    """The rows of `tensors` (x_num, x_cat, y) shuffled once and cut into chunks; returns the manifest."""
+    from govtrain.governance.hashing import sha256_file
+
+    rows = len(tensors["y"])
+    size = chunk_rows(rows, workers)
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(rows))
+    chunks = []
+    for number, start in enumerate(range(0, rows, size)):
+        picked = order[start:start + size]
+        path = job_dir / f"train-{number:05d}.safetensors"
+        save_file({name: values[picked].contiguous() for name, values in tensors.items()}, str(path))
+        chunks.append({"file": path.name, "rows": len(picked), "sha256": sha256_file(path)})
+    manifest = {"rows": rows, "chunk_rows": size, "seed": seed, "chunks": chunks,
+                "rule": (__doc__ or "").split("\n\n")[1].replace("\n", " ")}
+    (job_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def read_manifest(job_dir: Path) -> dict:
+    return json.loads((job_dir / MANIFEST).read_text())
+
+
+def deal(chunks: int, world: int, seed: int, epoch: int) -> list[list[int]]:
+    """Each rank's chunks for one epoch, in the order it reads them. A world larger than the chunks gives each
+    empty rank one chunk another rank also reads (its rows count as padding)."""
+    order = np.random.default_rng([seed, epoch]).permutation(chunks).tolist()
+    dealt = [order[rank::world] for rank in range(world)]
+    return [mine or [order[rank % chunks]] for rank, mine in enumerate(dealt)]
+
+
+def share_rows(rows: int, world: int, size: int | None = None) -> int:
+    """The rows every rank steps through each epoch (its own, padded): the largest share any deal of chunks of
+    `size` rows (chunk_rows' for `world` workers when None) can give. The train step plans epochs with it."""
+    size = size or chunk_rows(rows, world)
+    return math.ceil(math.ceil(rows / size) / world) * size
+
+
+def load_share(job_dir: Path, manifest: dict, mine: list[int], device: torch.device
+               ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], int]:
+    """A rank's chunks for the epoch as (x_num, x_cat, y) on the device, and the bytes they hold."""
+    parts = [load_file(str(job_dir / manifest["chunks"][k]["file"])) for k in mine]
+    joined = {name: torch.cat([p[name] for p in parts]).to(device) for name in ("x_num", "x_cat", "y")}
+    held = sum(t.element_size() * t.nelement() for t in joined.values())
+    return (joined["x_num"], joined["x_cat"], joined["y"]), held
+
+
+def epoch_order(rows: int, share: int, seed: int, epoch: int, rank: int, device: torch.device) -> torch.Tensor:
+    """A shuffle of the rank's own rows, padded with its first rows to `share` (every rank, the same steps)."""
+    generator = torch.Generator().manual_seed(int(np.random.default_rng([seed, epoch, rank]).integers(2**62)))
+    order = torch.randperm(rows, generator=generator)
+    if share > rows:
+        order = torch.cat([order, order.repeat(math.ceil((share - rows) / rows))[:share - rows]])
+    return order.to(device)
+
+
+def digest(chunk_numbers: list[int]) -> str:
+    """A short digest of the chunks one rank read in one epoch (the record lists them too)."""
+    return hashlib.sha256(json.dumps(sorted(chunk_numbers)).encode()).hexdigest()[:16]
