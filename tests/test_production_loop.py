@@ -127,10 +127,15 @@ def test_monitor_and_labels_tell_covariate_shift_from_concept_shift(served, fres
     # Covariate shift: drift flagged on the selected columns, the estimate moves, and still holds the realised value.
     drift = results["covariate"].drift
     assert drift["drifted"] and "debt_to_income" in drift["drifted_columns"], drift
-    # The riskier mix: estimated accuracy 0.736 -> 0.717 as the realised one went 0.737 -> 0.694 (seeded rows).
+    # The riskier mix: the estimate moves down (0.742 -> 0.724 on one training of this model). Calibration need not
+    # hold under new inputs: the realised accuracy fell 0.017 to 0.037 under the estimate across four trainings, at
+    # times just outside its sampling interval (0.687 against 0.694 to 0.754). A miss in a window whose inputs
+    # drifted is a shift with drift, never called concept shift, and it is smaller than the concept shift's below.
     assert accuracy["covariate"]["expected"] < accuracy["in"]["expected"] - 0.01, seen
-    assert reconciled["covariate"]["metrics"]["accuracy"]["inside"], seen
-    assert not reconciled["covariate"]["concept_shift"], seen
+    covariate = reconciled["covariate"]
+    assert not covariate["concept_shift"], seen
+    assert covariate["metrics"]["accuracy"]["inside"] or covariate["shift_with_drift"], seen
+    assert abs(covariate["metrics"]["accuracy"]["error"]) < 0.06, seen
     # Concept shift: the inputs did not move, so neither did the estimate; the labels say it no longer holds.
     assert not results["concept"].drift["drifted"]
     for metric in (auc, accuracy):
@@ -143,7 +148,9 @@ def test_monitor_and_labels_tell_covariate_shift_from_concept_shift(served, fres
 
     _, markdown, _ = report(config, ref, tmp_path / "report")
     section = markdown.read_text().split("## Served traffic: estimated against realised")[1].split("\n## ")[0]
-    assert section.count("estimate held") == 2 and section.count("CONCEPT SHIFT") == 1, section
+    assert section.count("CONCEPT SHIFT") == 1, section
+    assert section.count("estimate held") + section.count("SHIFT WITH DRIFT") == 2, section
+    assert ("SHIFT WITH DRIFT" in section) is covariate["shift_with_drift"], section
     assert f"{reconciled['concept']['metrics']['accuracy']['realised']:.4f}" in section, section
     # So does `govtrain history`, for every served version of the model.
     from tests.test_cli import govtrain

@@ -151,7 +151,8 @@ def monitoring_rows(lifecycle: list[dict[str, Any]]) -> list[list[str]]:
                  f"{estimate[judged]['interval'][1]:.4f})") if judged else "not estimated"
         realised = f"{window['metrics'][judged]['realised']:.4f}" if window and judged in window["metrics"] else \
             "no labels yet"
-        verdict = ("CONCEPT SHIFT" if window["concept_shift"] else "estimate held") if window else (
+        verdict = ("CONCEPT SHIFT" if window["concept_shift"] else "SHIFT WITH DRIFT" if window.get(
+            "shift_with_drift") else "estimate held") if window else (
             "; ".join(details.get("alerts", [])) or "no alert")
         rows.append([details["window"]["until"][:19], str(details["window"]["rows"]), shown, realised, verdict])
     return rows

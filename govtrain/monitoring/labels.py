@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,18 +109,38 @@ def reconcile(config: Config, ref: str, labels_path: Path, kserve_log: str | Non
                                 "error": value - found[metric]["expected"], "inside": bool(low <= value <= high)}
         # Judged on the metric the monitor alerts on (monitor.JUDGED says why accuracy); the others are shown.
         outside = [m for m, c in compared.items() if not c["inside"] and m == JUDGED[kind]]
+        drifted = bool((details.get("drift") or {}).get("drifted"))
         for metric, c in compared.items():
             c["judged"] = metric == JUDGED[kind]
         windows.append({"monitor_record": record["hash"], "window": details["window"], "labelled_rows": len(here),
                         "window_rows": details["window"]["rows"], "metrics": compared,
-                        "concept_shift": bool(outside),
-                        "finding": (f"realised {', '.join(outside)} outside the estimate's 95% interval: the "
-                                    f"probabilities no longer describe the labels (concept shift); the estimate is not "
-                                    f"to be trusted until the version is retrained or recalibrated") if outside else
-                                   "realised inside the estimate's 95% interval"})
+                        # A miss in a window whose inputs drifted is not called concept shift: calibration need
+                        # not hold under new inputs (docs/monitoring.md), so the labels cannot tell the two apart
+                        "concept_shift": bool(outside) and not drifted,
+                        "shift_with_drift": bool(outside) and drifted,
+                        "finding": finding(outside, drifted, details.get("drift") or {})})
     record = append_anchored(config, name, "labels", version=number, model_root=version.tags.get(
-        "govtrain.ledger_root"), decision="fail" if any(w["concept_shift"] for w in windows) else "pass",
+        "govtrain.ledger_root"), decision="fail" if any(missed(w) for w in windows) else "pass",
                              details={"labels_file": str(labels_path), "labels_sha256": sha256_file(labels_path),
                                       "labels": len(labels), "joined": len(joined), "unmatched": unmatched,
                                       "windows": windows})
     return Reconciled(record, windows, len(joined), unmatched)
+
+
+def missed(window: dict[str, Any]) -> bool:
+    """The realised metric fell outside the estimate's interval, with or without drift of the inputs."""
+    return bool(window.get("concept_shift") or window.get("shift_with_drift"))
+
+
+def finding(outside: list[str], drifted: bool, drift: dict[str, Any]) -> str:
+    if not outside:
+        return "realised inside the estimate's 95% interval"
+    if drifted:
+        columns = ", ".join(drift.get("drifted_columns") or []) or "the inputs"
+        return (f"realised {', '.join(outside)} outside the estimate's 95% interval while {columns} drifted: the "
+                f"probabilities do not describe the labels under the new inputs (calibration did not hold under "
+                f"the covariate shift, or the concept moved too; the labels cannot tell which); the estimate is not "
+                f"to be trusted until the version is retrained or recalibrated")
+    return (f"realised {', '.join(outside)} outside the estimate's 95% interval and the inputs did not drift: the "
+            f"probabilities no longer describe the labels (concept shift); the estimate is not to be trusted until "
+            f"the version is retrained or recalibrated")

@@ -128,10 +128,11 @@ def labels(
                  for m, c in window["metrics"].items()]
         say(f"window -> {window['window']['until'][:19]} ({window['labelled_rows']} labelled of "
             f"{window['window_rows']}): " + "; ".join(parts))
-        if window["concept_shift"]:
-            say(f"CONCEPT SHIFT: {window['finding']}")
+        if window["concept_shift"] or window.get("shift_with_drift"):
+            say(f"{'CONCEPT SHIFT' if window['concept_shift'] else 'SHIFT WITH DRIFT'}: {window['finding']}")
     if not found.windows:
         say("no monitor window holds these labels' rows (run govtrain monitor first)")
     say(f"recorded in the chain of {found.record['model']} version {found.record['version']} "
         f"(record {found.record['hash'][:12]})")
-    raise typer.Exit(1 if fail_on_shift and any(w["concept_shift"] for w in found.windows) else 0)
+    raise typer.Exit(1 if fail_on_shift and any(w["concept_shift"] or w.get("shift_with_drift")
+                                                 for w in found.windows) else 0)
