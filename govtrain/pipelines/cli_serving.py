@@ -116,7 +116,7 @@ def labels(
 ) -> None:
     """Join delayed labels to the served rows by request id; per monitor window, the realised metric beside the
     estimate, and whether it fell inside its interval (outside: concept shift). One chain record."""
-    from govtrain.monitoring.labels import reconcile
+    from govtrain.monitoring.labels import missed, reconcile
 
     found = reconcile(config_for(config, model), model, file, kserve_log=kserve_log)
     say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
@@ -128,11 +128,10 @@ def labels(
                  for m, c in window["metrics"].items()]
         say(f"window -> {window['window']['until'][:19]} ({window['labelled_rows']} labelled of "
             f"{window['window_rows']}): " + "; ".join(parts))
-        if window["concept_shift"] or window.get("shift_with_drift"):
+        if missed(window):
             say(f"{'CONCEPT SHIFT' if window['concept_shift'] else 'SHIFT WITH DRIFT'}: {window['finding']}")
     if not found.windows:
         say("no monitor window holds these labels' rows (run govtrain monitor first)")
     say(f"recorded in the chain of {found.record['model']} version {found.record['version']} "
         f"(record {found.record['hash'][:12]})")
-    raise typer.Exit(1 if fail_on_shift and any(w["concept_shift"] or w.get("shift_with_drift")
-                                                 for w in found.windows) else 0)
+    raise typer.Exit(1 if fail_on_shift and any(missed(w) for w in found.windows) else 0)
