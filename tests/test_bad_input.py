@@ -154,7 +154,7 @@ CASES = {
                                ["credit.parquet: the", "split has fewer than two distinct targets"]),
     "extremely long string": (edit("purpose", 7, "x" * 5000), "parquet", {},
                               ["credit.parquet: categorical feature 'purpose' has a 5000-character value in row 8"]),
-    "file is a directory": (None, directory, {}, ["credit.parquet: is a directory, not a data file"]),
+    "empty folder": (None, directory, {}, ["credit.parquet: the folder holds no Parquet files"]),
     "no read permission": (None, unreadable, {}, ["credit.parquet: no permission to read it"]),
     "nested parquet column": (None, nested, {}, ["credit.parquet: column 'address' is nested"]),
     "ragged CSV rows": (None, raw_bytes(ragged), {}, ["credit.csv:", "line 7"]),

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 
 from govtrain.core.config import Config
-from govtrain.data.io import SPLITS, DataError, read_table_counted, table_columns
+from govtrain.data import sources
+from govtrain.data.io import NA_RULE, SPLITS, DataError, read_table_counted, table_columns
+from govtrain.data.stream_split import split_stream, table_rows
 from govtrain.data.table_checks import check_table
 from govtrain.governance.evidence import Record, StepEvidence
 from govtrain.model.task import Task, infer_kind, label_keys
@@ -176,18 +178,67 @@ def utc_without_zone(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return frame, zoned
 
 
+def add_table_input(evidence: StepEvidence, config: Config, rows: int) -> None:
+    """The user's table as the record's input: one file by its digest, a folder or object store by its parts'."""
+    path = config.dataset.path
+    if sources.is_parquet_set(path):
+        found = sources.parts(path)
+        evidence.add_input_digest(sources.name_of(path), sources.digest_of(found), rows=rows, parts=found)
+    else:
+        evidence.add_input(Path(path).name, path, rows=rows)
+
+
+def details_of(config: Config, task: Task) -> dict:
+    spec = config.dataset
+    return {"task": {**task.to_dict(), "rule": "stated in dataset.task" if spec.task else "inferred from the target "
+                     "(rule: govtrain/model/task.py)"},
+            "strategy": config.split.strategy,
+            "seed": config.split.seed,
+            "columns": {"numeric": spec.numeric, "categorical": spec.categorical, "target": spec.target,
+                        "entity_id": spec.entity_id, "timestamp": spec.timestamp, "sensitive": spec.sensitive}}
+
+
+def prepare_streamed(config: Config, out_paths: dict[str, Path], evidence: StepEvidence) -> Record:
+    """prepare for a table of split.stream_from_rows rows or more (data/stream_split.py): the same record, with how the
+    stream split it in place of the copies kept together."""
+    split = split_stream(config, required_columns(config), out_paths)
+    add_table_input(evidence, config, split["rows"])
+    for name in SPLITS:
+        evidence.add_data_output(f"data/{name}.parquet", out_paths[name], rows=split["split_rows"][name])
+        evidence.metrics[f"{name}_rows"] = split["split_rows"][name]
+        evidence.metrics.update({f"{name}_{k}": v for k, v in split["summaries"][name].items()})
+    rule = {"random": "a seeded splitmix64 hash of each row's number in the table; copies are not grouped (a stream "
+                      "cannot count a row's copies before reading them all): leakage's duplicate gates judge them",
+            "group": "a seeded hash of the entity id as text: every row of an entity in one split",
+            "time": "cut-offs from a pass over the timestamp alone; rows at a cut-off's instant go to the later "
+                    "split"}[config.split.strategy]
+    evidence.details = {**details_of(config, split["task"]),
+                        "streamed": {"rows": split["rows"], "from_rows": config.split.stream_from_rows, "rule": rule,
+                                     "time_cuts": split["time_cuts"],
+                                     "why": "govtrain/data/stream_split.py: a table this large is split a batch at "
+                                            "a time; below from_rows it is held and split exactly (stratified, "
+                                            "copies kept together)"},
+                        "missing_tokens": {}, "tokens_kept_as_text": {}, "missing_rule": NA_RULE,
+                        "times_stored_as_utc_without_zone": [config.dataset.timestamp] if config.dataset.timestamp
+                        else [], "copies": {"copied_pairs": None, "pairs_across_splits": None, "rule": rule}}
+    return evidence.finish("pass")
+
+
 def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_id: str) -> Record:
     """Split the table into Parquet files at out_paths; returns the evidence record."""
     spec = config.dataset
     evidence = StepEvidence("prepare", evidence_dir, run_id=run_id, config_digest=config.digest())
     check_columns(config)
+    rows = table_rows(config)
+    if rows is not None and rows >= config.split.stream_from_rows:
+        return prepare_streamed(config, out_paths, evidence)
     frame, tokens = read_table_counted(spec.path, spec.file_format, required_columns(config), spec.csv)
     if frame.empty:
         raise DataError(f"{spec.path}: has a header but no rows")
     if len(frame) < 30:
         raise DataError(f"{spec.path}: only {len(frame)} rows; need at least 30 to split")
     frame, zoned = utc_without_zone(check_table(frame, config))
-    evidence.add_input(spec.path.name, spec.path, rows=len(frame))
+    add_table_input(evidence, config, len(frame))
 
     copies = split_copies(frame, config)
     labels = split_labels(frame, config, copies)
@@ -201,12 +252,7 @@ def prepare(config: Config, out_paths: dict[str, Path], evidence_dir: Path, run_
         evidence.metrics[f"{name}_rows"] = len(part)
         evidence.metrics.update({f"{name}_{k}": v for k, v in task.summary(part[spec.target]).items()})
     evidence.details = {
-        "task": {**task.to_dict(), "rule": "stated in dataset.task" if spec.task else "inferred from the target "
-                 "(rule: govtrain/model/task.py)"},
-        "strategy": config.split.strategy,
-        "seed": config.split.seed,
-        "columns": {"numeric": spec.numeric, "categorical": spec.categorical, "target": spec.target,
-                    "entity_id": spec.entity_id, "timestamp": spec.timestamp, "sensitive": spec.sensitive},
+        **details_of(config, task),
         # What the reader read as missing, per column and token ("": the empty cell), and pandas' default
         # missing-value tokens it kept as text values; the rule that decided (govtrain/data/io.py NA_RULE).
         "missing_tokens": tokens.missing,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from govtrain.core.bounded import ConfigError, bounded_yaml, check_shape  # noqa: F401 - config's own names
 from govtrain.core.catalogue import by_id
@@ -36,10 +36,13 @@ class CsvOptions(_Strict):
 
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+# An object-store location (s3://bucket/prefix, gs://, abfs://, hdfs://, file://), read through pyarrow's
+# filesystems with credentials from the environment (govtrain/data/sources.py); kept as the string it was given.
+ObjectUri = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")]
 
 
 class DatasetSpec(_Strict):
-    path: Path
+    path: ObjectUri | Path  # a file, a folder of Parquet files (hive partitions are columns), or an ObjectUri
     format: Literal["csv", "parquet"] | None = None  # None: taken from the file suffix (data.csv.gz is csv)
     csv: CsvOptions = Field(default_factory=CsvOptions)
     target: str
@@ -51,9 +54,22 @@ class DatasetSpec(_Strict):
     timestamp: str | None = None
     sensitive: list[str] = Field(default_factory=list)
 
+    @field_validator("path")
+    @classmethod
+    def _no_credentials(cls, value: str | Path) -> str | Path:
+        if isinstance(value, str):  # a URI: its keys come from the environment, never the config
+            refuse_credentials(value, "dataset.path", "give the object store's credentials in the environment "
+                               "(AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...)")
+        return value
+
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def source_name(self) -> str:
+        """The table's last path part (a file, a folder, an object-store prefix), as records and cards name it."""
+        return str(self.path).rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def file_format(self) -> str:
@@ -70,7 +86,7 @@ class DatasetSpec(_Strict):
         return self
 
 
-def format_by_suffix(path: Path) -> str:
+def format_by_suffix(path: str | Path) -> str:
     """csv for name.csv and name.csv.gz (.bz2, .xz, .zst); parquet otherwise."""
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
@@ -95,6 +111,9 @@ class SplitSpec(_Strict):
     fractions: Fractions = Field(default_factory=Fractions)
     seed: int = 0
     stratify: bool = True  # random split of a classification target: every class in the same shares per split
+    # A Parquet table of this many rows or more is split a batch at a time in bounded memory, by seeded hashes
+    # (govtrain/data/stream_split.py says why 1,000,000); below it the table is held and split exactly
+    stream_from_rows: int = Field(1_000_000, ge=30)
 
 
 class ValidationSpec(_Strict):
@@ -308,7 +327,8 @@ def resolve(config: Config, base: Path) -> Config:
     """Absolute paths and a concrete tracking URI, so every step sees the same thing."""
     base = base.resolve()
     data = config.model_copy(deep=True)
-    data.dataset.path = (base / data.dataset.path).resolve()
+    if isinstance(data.dataset.path, Path):
+        data.dataset.path = (base / data.dataset.path).resolve()
     if data.validation.suite is not None:
         data.validation.suite = (base / data.validation.suite).resolve()
     if data.training.checkpoint_dir is not None:

@@ -20,12 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from govtrain.core.config import COMPRESSED_SUFFIXES, CsvOptions, format_by_suffix
+from govtrain.data import sources
+from govtrain.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """Bad input data, phrased as one line naming the file, column or row."""
 
 
 # Untrusted tables are checked against these before they are read whole (memory stays bounded):
@@ -173,8 +171,14 @@ def read_table_counted(path: str | Path, fmt: str | None = None, columns: list[s
     is as compact as pandas makes it); then one streaming pass over the columns holding missing cells reads the text
     of each missing cell, counts it, and puts pandas' default tokens back into the text columns (restore_tokens).
     Memory: the frame, plus one chunk of text (CHUNK_CELLS) at a time."""
-    path, options = Path(path), options or CsvOptions()
     fmt = fmt or format_of(path)
+    if sources.is_parquet_set(path):  # a folder or an object store: pyarrow's dataset reads it
+        sources.columns(path, fmt, limits()[0])
+        try:
+            return sources.open_parquet(path).to_table(columns=columns).to_pandas(), MissingTokens(rule=NA_RULE)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{path}: cannot read as parquet: {str(exc).splitlines()[0]}") from exc
+    path, options = Path(path), options or CsvOptions()
     table_columns(path, fmt, options)  # the header's problems first: they explain everything after them
     tokens_possible = True
     if fmt == "csv":
@@ -336,6 +340,8 @@ def read_splits(split_paths: dict, evidence) -> dict[str, pd.DataFrame]:
 def table_columns(path: str | Path, fmt: str, options: CsvOptions | None = None) -> list[str]:
     """Column names without reading the data (a cheap pre-flight check): the header must be readable,
     split by the configured delimiter, with unique names and, in Parquet, flat columns."""
+    if sources.is_parquet_set(path):
+        return sources.columns(path, fmt, limits()[0])
     path, options = Path(path), options or CsvOptions()
     check_readable(path)
     try:
@@ -350,12 +356,7 @@ def table_columns(path: str | Path, fmt: str, options: CsvOptions | None = None)
             head, kind = head_of(path)
             if kind and not head.startswith(b"PAR1"):
                 raise DataError(f"{path}: {kind}-compressed; Parquet compresses itself: give the .parquet file")
-            schema = pq.read_schema(path)
-            names = schema.names
-            nested = [f for f in schema if pa.types.is_nested(f.type)]
-            if nested:
-                raise DataError(f"{path}: column {nested[0].name!r} is nested ({nested[0].type}); "
-                                "flatten it into plain columns")
+            names = sources.flat_names(path, pq.read_schema(path))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: line 1 is not {named(options)} ({exc.reason}); save it as UTF-8 or set "
                         f"dataset.csv.encoding") from exc

@@ -20,19 +20,22 @@ def first_row(mask: np.ndarray | pd.Series) -> int:
     return int(np.flatnonzero(np.asarray(mask))[0]) + 1
 
 
-def check_target(frame: pd.DataFrame, config: Config) -> Task:
-    """The target is filled in every row and fits its task (stated or inferred); returns the task."""
+def check_target(frame: pd.DataFrame, config: Config, offset: int = 0, whole: bool = True) -> Task | None:
+    """The target is filled in every row and fits its task (stated or inferred); returns the task. `offset`: the
+    rows before this frame (a batch of a stream); whole False: a batch, whose values say nothing of the table's."""
     spec = config.dataset
     path, target = spec.path, frame[spec.target]
     if target.isna().any():
-        raise DataError(f"{path}: target {target.name!r} is empty in row {first_row(target.isna())}")
+        raise DataError(f"{path}: target {target.name!r} is empty in row {first_row(target.isna()) + offset}")
     if spec.task == "regression" and not pd.api.types.is_numeric_dtype(target):
         bad = pd.to_numeric(target, errors="coerce").isna()
         if bad.any():
             row = first_row(bad)
-            raise DataError(f"{path}: target {target.name!r} holds {str(target.iloc[row - 1])[:40]!r} in row {row}; "
-                            "a regression target must be a number")
+            raise DataError(f"{path}: target {target.name!r} holds {str(target.iloc[row - 1])[:40]!r} in row "
+                            f"{row + offset}; a regression target must be a number")
         target = pd.to_numeric(target)
+    if not whole:
+        return None
     if target.nunique() < 2:
         raise DataError(f"{path}: target {target.name!r} has a single value ({str(target.iloc[0])[:40]!r} in every "
                         "row)")
@@ -42,7 +45,7 @@ def check_target(frame: pd.DataFrame, config: Config) -> Task:
         raise DataError(f"{path}: {exc}") from exc
 
 
-def check_numeric(frame: pd.DataFrame, column: str, path) -> pd.Series:
+def check_numeric(frame: pd.DataFrame, column: str, path, offset: int = 0) -> pd.Series:
     """A numeric feature as float64: every value a number (or empty), none infinite."""
     values = frame[column]
     if pd.api.types.is_bool_dtype(values):
@@ -51,11 +54,11 @@ def check_numeric(frame: pd.DataFrame, column: str, path) -> pd.Series:
     not_numbers = converted.isna() & values.notna()
     if not_numbers.any():
         row = first_row(not_numbers)
-        raise DataError(f"{path}: numeric feature {column!r} holds {str(values.iloc[row - 1])[:40]!r} in row {row}; "
-                        "mixed types (list the column under dataset.categorical if it is a category)")
+        raise DataError(f"{path}: numeric feature {column!r} holds {str(values.iloc[row - 1])[:40]!r} in row "
+                        f"{row + offset}; mixed types (list the column under dataset.categorical if it is a category)")
     infinite = np.isinf(converted.to_numpy(dtype=float, na_value=np.nan))
     if infinite.any():
-        raise DataError(f"{path}: numeric feature {column!r} is infinite in row {first_row(infinite)}")
+        raise DataError(f"{path}: numeric feature {column!r} is infinite in row {first_row(infinite) + offset}")
     return converted.astype(float)
 
 
@@ -81,18 +84,22 @@ def check_informative(problems: list[tuple[str, str, str]], path) -> None:
                         f"{sections})")
 
 
-def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """Check every configured column; returns the frame with numerics as float64 and the timestamp parsed."""
+def check_table(frame: pd.DataFrame, config: Config, offset: int = 0, kind: str | None = None) -> pd.DataFrame:
+    """Check every configured column; returns the frame with numerics as float64 and the timestamp parsed.
+    For a batch of a stream (data/stream_split.py): `offset`, the rows before it, and `kind`, the task's kind
+    (known from the whole target); then what only the whole table can say (a single-valued target, an
+    uninformative feature) is left to the stream's tallies."""
     spec, path = config.dataset, config.dataset.path
     frame = frame.copy()
-    if check_target(frame, config).kind == "regression":
+    task = check_target(frame, config, offset, whole=kind is None)
+    if (kind or (task and task.kind)) == "regression":
         frame[spec.target] = pd.to_numeric(frame[spec.target]).astype(float)
     problems: list[tuple[str, str, str]] = []
     for column in spec.numeric:
-        frame[column] = check_numeric(frame, column, path)
-        problems += [(column, "numeric", why) for why in [uninformative(frame[column])] if why]
+        frame[column] = check_numeric(frame, column, path, offset)
+        problems += [(column, "numeric", why) for why in [uninformative(frame[column])] if why and kind is None]
     for column in spec.categorical:
-        problems += [(column, "categorical", why) for why in [uninformative(frame[column])] if why]
+        problems += [(column, "categorical", why) for why in [uninformative(frame[column])] if why and kind is None]
     check_informative(problems, path)
     for column in spec.categorical:
         lengths = frame[column].astype("string").str.len()
@@ -100,11 +107,11 @@ def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
         if too_long.any():
             row = first_row(too_long.fillna(False))
             raise DataError(f"{path}: categorical feature {column!r} has a {int(lengths.iloc[row - 1])}-character "
-                            f"value in row {row} (more than {MAX_STRING_LENGTH})")
+                            f"value in row {row + offset} (more than {MAX_STRING_LENGTH})")
     roles = [(spec.entity_id, "entity_id"), *[(c, "sensitive attribute") for c in spec.sensitive]]
     for name, role in roles:
         if name and frame[name].isna().any():
-            raise DataError(f"{path}: {role} {name!r} is empty in row {first_row(frame[name].isna())}")
+            raise DataError(f"{path}: {role} {name!r} is empty in row {first_row(frame[name].isna()) + offset}")
     if spec.timestamp:
         raw = frame[spec.timestamp]
         parsed = raw if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw, errors="coerce", utc=True,
@@ -113,6 +120,6 @@ def check_table(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
         if bad.any():
             row = first_row(bad)
             shown = "empty" if pd.isna(raw.iloc[row - 1]) else f"{str(raw.iloc[row - 1])[:40]!r}, not a date"
-            raise DataError(f"{path}: timestamp {spec.timestamp!r} is {shown} in row {row}")
+            raise DataError(f"{path}: timestamp {spec.timestamp!r} is {shown} in row {row + offset}")
         frame[spec.timestamp] = parsed
     return frame

@@ -169,6 +169,10 @@ class StepEvidence:
     def add_input(self, name: str, path: str | Path, rows: int | None = None) -> None:
         self.inputs.append({"name": name, "sha256": sha256_file(path), "rows": rows})
 
+    def add_input_digest(self, name: str, sha256: str, rows: int | None = None, parts: list | None = None) -> None:
+        """An input that is not one file (a folder of Parquet parts): its digest over the parts, listed."""
+        self.inputs.append({"name": name, "sha256": sha256, "rows": rows, **({"parts": parts} if parts else {})})
+
     def add_data_output(self, name: str, path: str | Path, rows: int | None = None) -> None:
         """An output named by digest only (data splits); verify checks it where it is supplied."""
         self.outputs.append({"name": name, "sha256": sha256_file(path), "kind": "data", "rows": rows})

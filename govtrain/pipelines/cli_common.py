@@ -154,6 +154,6 @@ def check_paths(config: Config, config_file: Path) -> None:
     resolved against (the config file's, not the shell's)."""
     for key, path in (("dataset.path", config.dataset.path), ("validation.suite", config.validation.suite),
                       ("evaluation.ood_data", config.evaluation.ood_data)):
-        if path is not None and not path.exists():
+        if isinstance(path, Path) and not path.exists():  # an object-store URI is read, and checked, by prepare
             raise ConfigError(f"{config_file}: {key} is {path}, which does not exist (a relative path is resolved "
                               f"against the config file's folder, {config_file.resolve().parent})")

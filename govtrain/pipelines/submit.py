@@ -32,7 +32,8 @@ class KfpAuth:
 
 def cluster_paths(config: Config) -> dict[str, Path | None]:
     files = {f"governance.artefacts.{key}.file": link.file for key, link in config.governance.artefacts.items()}
-    return {"dataset.path": config.dataset.path, "validation.suite": config.validation.suite,
+    table = config.dataset.path if isinstance(config.dataset.path, Path) else None  # a URI: pods read it directly
+    return {"dataset.path": table, "validation.suite": config.validation.suite,
             "evaluation.ood_data": config.evaluation.ood_data,
             "training.checkpoint_dir": config.training.checkpoint_dir,
             "governance.chain_dir": config.governance.chain_dir, **files}

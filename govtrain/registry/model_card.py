@@ -164,7 +164,7 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
         ("Intended use", [reg.intended_use]),
         ("Limitations", [f"- {item}" for item in reg.limitations] or ["- none stated"]),
         ("Task", [task_line(prepare.get("details", {}).get("task"))]),
-        ("Data", ([f"- source `{ds.path.name}`, target `{ds.target}`, {len(ds.numeric)} numeric and "
+        ("Data", ([f"- source `{ds.source_name}`, target `{ds.target}`, {len(ds.numeric)} numeric and "
                    f"{len(ds.categorical)} categorical features; sensitive attributes: "
                    f"{', '.join(ds.sensitive) or 'none'}",
                    f"- split: {config.split.strategy} (train {config.split.fractions.train}, val "

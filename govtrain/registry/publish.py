@@ -109,7 +109,7 @@ def publish(config: Config, where: Target, logged: LoggedModel, bundle_dir: Path
     with mlflow.start_run(run_id=where.mlflow_run_id) as run:
         mlflow.log_params(run_params(config))
         # The run page's description: which run, which table, and the verdict a reviewer reads first.
-        mlflow.set_tag("mlflow.note.content", f"govtrain run `{ledger['run_id']}` on `{config.dataset.path.name}` "
+        mlflow.set_tag("mlflow.note.content", f"govtrain run `{ledger['run_id']}` on `{config.dataset.source_name}` "
                                               f"(target `{config.dataset.target}`).\n\n{paragraph(ledger)}")
         mlflow.log_metrics({f"test_{k}": v for k, v in by_step["evaluate"]["metrics"].items()})
         log_datasets(config, by_step["prepare"])
