@@ -77,7 +77,7 @@ def test_a_numeric_of_whole_numbers_gets_an_embedding_per_value_looked_up_from_t
     """vietnam_i's commune is a 194-value code the config lists as numeric: its periodic embedding could not tell
     neighbouring codes apart. Whole-number columns of at most max_code_values values get an embedding per value
     held by min_category_rows rows; a float column, a rarer value and a 2-value column get none."""
-    from govtrain.components.train.step import code_anchors
+    from govtrain.components.train.fitting import code_anchors
     from govtrain.model.network import CodeEmbedding
 
     rng = np.random.default_rng(0)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from govtrain.components.train.costmodel import LINKS, StepModel, plan_rows
+from govtrain.components.train.fitting import anchor_counts
 from govtrain.components.train.job import batch_size_for
 from govtrain.components.train.step import grad_accumulation, members, numeric_embedding
 from govtrain.core.config import Config
@@ -51,7 +52,9 @@ def plan(config: Config, workers: list[int], link_name: str) -> dict[str, Any]:
     features = FeatureSpec.fit(frame, spec.numeric, spec.categorical, training.min_category_rows)
     task = Task.fit(frame[spec.target], spec.task)
     train_rows = int(len(frame) * config.split.fractions.train)
-    embedding = numeric_embedding(training, train_rows, frame, features)
+    embedding = numeric_embedding(training, train_rows, anchor_counts(frame, spec.numeric,
+                                                                      training.numeric_embedding.max_code_values),
+                                  features)
     model = build_network(features, task, network=training.model, embedding_dim=training.embedding_dim,
                           hidden=training.hidden, numeric_embedding=embedding, dropout=training.dropout,
                           members=members(training, train_rows))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +34,57 @@ def chunk_rows(rows: int, workers: int) -> int:
     return max(1, math.ceil(rows / (workers * per_worker)))
 
 
-def write_chunks(job_dir: Path, tensors: dict[str, torch.Tensor], workers: int, seed: int) -> dict:
-    """The rows of `tensors` (x_num, x_cat, y) shuffled once and cut into chunks; returns the manifest."""
+def record_type(batch: dict[str, torch.Tensor]) -> np.dtype:
+    """One spilled row: its place in the shuffle, then its tensors' values."""
+    return np.dtype([("slot", "i8"), *[(name, values.numpy().dtype, tuple(values.shape[1:]))
+                                       for name, values in batch.items()]])
+
+
+def write_chunks(job_dir: Path, batches: Iterable[dict[str, torch.Tensor]], rows: int, workers: int,
+                 seed: int) -> dict:
+    """The rows of `batches` (x_num, x_cat, y, a batch at a time, `rows` in all) shuffled once and cut into
+    chunks; returns the manifest.
+
+    Row r goes to place slot[r] of one seeded permutation of all rows, so chunk k holds places k*size to
+    (k+1)*size - 1. Each batch's rows are appended to their chunk's spill file with their places, then each chunk
+    is read back alone and written in place order: memory holds one batch, one chunk and the places (8 bytes a
+    row), never the split, and the chunks are the bytes one shuffle of the whole split would give."""
     from govtrain.governance.hashing import sha256_file
 
-    rows = len(tensors["y"])
     size = chunk_rows(rows, workers)
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(rows))
+    slot = np.empty(rows, dtype=np.int64)
+    slot[np.random.default_rng(seed).permutation(rows)] = np.arange(rows)
+    spill = job_dir / "train-spill"
+    shutil.rmtree(spill, ignore_errors=True)  # a killed step's appends would join this one's
+    spill.mkdir(parents=True)
+    record: np.dtype | None = None
+    start = 0
+    for batch in batches:
+        record = record or record_type(batch)
+        found = np.empty(len(batch["y"]), dtype=record)
+        found["slot"] = slot[start:start + len(found)]
+        for name, values in batch.items():
+            found[name] = values.numpy()
+        found = found[np.argsort(found["slot"] // size, kind="stable")]
+        numbers, begins = np.unique(found["slot"] // size, return_index=True)
+        for number, part in zip(numbers, np.split(found, begins[1:]), strict=True):
+            with open(spill / f"{number:05d}", "ab") as handle:
+                handle.write(part.tobytes())
+        start += len(found)
+    if start != rows or record is None:
+        raise ValueError(f"the train split gave {start} rows; its footer says {rows}")
+    del slot
     chunks = []
-    for number, start in enumerate(range(0, rows, size)):
-        picked = order[start:start + size]
+    for number, first in enumerate(range(0, rows, size)):
+        spilled = np.fromfile(spill / f"{number:05d}", dtype=record)
+        placed = np.empty_like(spilled)
+        placed[spilled["slot"] - first] = spilled
         path = job_dir / f"train-{number:05d}.safetensors"
-        save_file({name: values[picked].contiguous() for name, values in tensors.items()}, str(path))
-        chunks.append({"file": path.name, "rows": len(picked), "sha256": sha256_file(path)})
+        save_file({name: torch.from_numpy(np.ascontiguousarray(placed[name])) for name in (record.names or ())[1:]},
+                  str(path))
+        (spill / f"{number:05d}").unlink()
+        chunks.append({"file": path.name, "rows": len(placed), "sha256": sha256_file(path)})
+    spill.rmdir()
     manifest = {"rows": rows, "chunk_rows": size, "seed": seed, "chunks": chunks,
                 "rule": (__doc__ or "").split("\n\n")[1].replace("\n", " ")}
     (job_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -25,6 +25,7 @@ import yaml
 from safetensors.torch import save_file
 
 from govtrain.components.train.costmodel import LINKS, predicted_against_measured
+from govtrain.components.train.fitting import anchors_from, fit_train, rows_of, tensors
 from govtrain.components.train.job import MlflowTarget, TrainJob, auto_epochs, auto_lr, batch_size_for, optimizer_steps
 from govtrain.components.train.shards import share_rows, write_chunks
 from govtrain.core.config import Config, TrainingSpec
@@ -33,7 +34,6 @@ from govtrain.governance.hashing import sha256_file
 from govtrain.model import network as network_module
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import CONFIG_FILE, DEFAULT_NETWORK, WEIGHTS_FILE, factory_of, factory_source
-from govtrain.model.task import Task
 from govtrain.registry.runs import pipeline_run
 
 # torchrun shares its rendezvous TCPStore with the workers' process group by default; after a restart the
@@ -55,27 +55,28 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
             factory_of(training.model)
         except (ImportError, AttributeError) as exc:
             raise TrainingError(f"training.model {training.model!r} cannot be imported here: {exc}") from exc
-    train = pd.read_parquet(split_paths["train"])
-    features = FeatureSpec.fit(train, spec.numeric, spec.categorical, training.min_category_rows)
-    task = Task.fit(train[spec.target], spec.task, spec.positive_label)
+    # A pass for the statistics, a pass for the tensors: the split is never held whole (fitting.py)
+    features, task, counts = fit_train(split_paths["train"], spec.numeric, spec.categorical, spec.target, spec.task,
+                                       spec.positive_label, training.min_category_rows,
+                                       training.numeric_embedding.max_code_values)
+    train_rows = rows_of(split_paths["train"])
     job_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("train", train), ("val", pd.read_parquet(split_paths["val"]))):
-        x_num, x_cat = features.tensors(frame)
-        x_num = features.clamped(x_num)  # validated as it will be served (a no-op on train)
-        y = torch.from_numpy(task.encode(frame[spec.target], f"{name} split: "))
-        if name == "train":  # chunks each rank reads its own share of (shards.py)
-            write_chunks(job_dir, {"x_num": x_num, "x_cat": x_cat, "y": y}, training.workers, training.seed)
-        else:  # read by rank 0 alone, which validates
-            save_file({"x_num": x_num, "x_cat": x_cat, "y": y}, str(job_dir / f"{name}.safetensors"))
+    # chunks each rank reads its own share of (shards.py); val is read by rank 0 alone, which validates
+    write_chunks(job_dir, tensors(split_paths["train"], features, task, spec.target, "train split: "), train_rows,
+                 training.workers, training.seed)
+    val = list(tensors(split_paths["val"], features, task, spec.target, "val split: "))
+    save_file({name: torch.cat([b[name] for b in val]) for name in ("x_num", "x_cat", "y")},
+              str(job_dir / "val.safetensors"))
+    del val
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
-    accumulation = grad_accumulation(training, len(train))
-    epochs, lr = epochs_and_lr(training, len(train), accumulation)
+    accumulation = grad_accumulation(training, train_rows)
+    epochs, lr = epochs_and_lr(training, train_rows, accumulation)
     copied = training.model_dump(include={"model", "batch_size", "weight_decay", "hidden", "early_stopping_patience",
                                           "keep_best", "embedding_dim", "threads_per_worker", "seed", "dropout",
                                           "lr_schedule", "warmup_epochs", "min_steps_per_epoch"})
-    job = TrainJob(epochs=epochs, lr=lr, **copied, members=members(training, len(train)),
-                   numeric_embedding=numeric_embedding(training, len(train), train, features),
+    job = TrainJob(epochs=epochs, lr=lr, **copied, members=members(training, train_rows),
+                   numeric_embedding=numeric_embedding(training, train_rows, counts, features),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=accumulation,
                    **training.ddp.model_dump())
     job.write(job_dir)
@@ -119,7 +120,7 @@ def members(training: TrainingSpec, train_rows: int) -> int:
     return AUTO_MEMBERS if train_rows < AUTO_MEMBERS_ROWS else 1
 
 
-def numeric_embedding(training: TrainingSpec, train_rows: int, train: pd.DataFrame,
+def numeric_embedding(training: TrainingSpec, train_rows: int, counts: dict[str, pd.Series | None],
                       features: FeatureSpec) -> dict | None:
     """The numeric embedding the job trains with (None: standardised values); "auto" decides by table size."""
     spec = training.numeric_embedding
@@ -127,23 +128,7 @@ def numeric_embedding(training: TrainingSpec, train_rows: int, train: pd.DataFra
     if kind == "none":
         return None
     return {"kind": kind, "frequencies": spec.frequencies, "sigma": spec.sigma, "dim": spec.dim,
-            "codes": code_anchors(train, features, spec.max_code_values, training.min_category_rows)}
-
-
-def code_anchors(train: pd.DataFrame, features: FeatureSpec, max_values: int, min_rows: int) -> list[list]:
-    """[numeric index, its anchors standardised] for each numeric of whole numbers with 3 to max_values distinct
-    values in train: the anchors are the values held by min_rows rows or more (a rarer value is read as the
-    nearest anchor, as a rare category shares the unknown embedding)."""
-    codes: list[list] = []
-    for j, column in enumerate(features.numeric):
-        values = pd.to_numeric(train[column], errors="coerce").dropna().astype("float64")
-        counts = values.value_counts()
-        if not 3 <= len(counts) <= max_values or not (values == values.round()).all():
-            continue
-        anchors = sorted(counts.index[counts >= min_rows])
-        if len(anchors) >= 3:
-            codes.append([j, [(float(a) - features.means[j]) / features.stds[j] for a in anchors]])
-    return codes
+            "codes": anchors_from(counts, features, training.min_category_rows)}
 
 
 def torchrun_command(config: Config, job_dir: Path, model_dir: Path) -> list[str]:
