@@ -158,6 +158,9 @@ class GateSpec(_Strict):
 class EvaluationSpec(_Strict):
     """Sample sizes and settings of the evaluation (all seeded; the report states them)."""
     bootstrap_samples: int = Field(200, ge=20)
+    # A split of more rows is measured on a seeded sample of this many, read a batch at a time; the headline
+    # metric is also computed on every test row, streamed (evaluation/sampled.py)
+    max_rows: int = Field(500_000, ge=1000)
     noise_severities: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0])
     missing_rates: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3, 0.5])
     swap_rate: float = Field(0.1, ge=0, le=1)

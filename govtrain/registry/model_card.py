@@ -48,6 +48,16 @@ def calibration_lines(metrics: dict) -> list[str]:
     return [*lines, f"- Brier score: {metrics.get('brier')}"]
 
 
+def sampled_lines(sampled: dict | None) -> list[str]:
+    """What evaluate measured on a sample, and the headline metric on every test row (evaluation/sampled.py)."""
+    if not sampled:
+        return []
+    every = sampled["headline_on_every_test_row"]
+    return [f"- evaluate measured a seeded sample (seed {sampled['seed']}) of {s['measured']:,} of the {name} split's "
+            f"{s['rows']:,} rows (evaluation.max_rows)" for name, s in sampled["splits"].items()] + [
+        f"- {every['metric']} on every one of the {every['rows']:,} test rows: {every['value']}"]
+
+
 def baseline_rows(rows: list[dict]) -> list[list[Any]]:
     """The simple models beside the network, with a verdict in words the right way round: an auditor's first
     question."""
@@ -170,6 +180,7 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
                    f"- split: {config.split.strategy} (train {config.split.fractions.train}, val "
                    f"{config.split.fractions.val}, test {config.split.fractions.test}, seed {config.split.seed})"]
                   + [f"- {o['name']}: {o.get('rows')} rows, sha256 `{o['sha256']}`" for o in prepare.get("outputs", [])]
+                  + sampled_lines(details.get("sampled"))
                   + [f"- {key}: {value}" for key, value in reg.datasheet.items()])),
         ("Training", [f"- {train.get('metrics', {}).get('world_size')} worker(s), backend "
                       f"{train.get('details', {}).get('backend')}, device "

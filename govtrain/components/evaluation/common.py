@@ -79,9 +79,10 @@ class Splits:
     labels: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, frames: dict[str, pd.DataFrame], config: Config) -> Splits:
+    def of(cls, frames: dict[str, pd.DataFrame], config: Config, task: Task | None = None) -> Splits:
+        """`task`: fitted on the whole train split when `frames` holds a sample of it."""
         spec = config.dataset
-        task = Task.fit(frames["train"][spec.target], spec.task, spec.positive_label)
+        task = task or Task.fit(frames["train"][spec.target], spec.task, spec.positive_label)
         labels = {name: task.numbers(frame[spec.target], f"the {name} split's ") for name, frame in frames.items()}
         return cls(frames["train"], frames["val"], frames["test"], task, labels)
 

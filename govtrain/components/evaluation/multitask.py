@@ -230,8 +230,8 @@ def evaluate_task(config: Config, model_dir: Path, data: Splits, evidence: StepE
         full["per_class"] = classification_report(y, found["out"].argmax(axis=1), labels=range(len(data.task.classes)),
                                                   target_names=data.task.classes, output_dict=True, zero_division=0)
     task_report.write(evidence, full, y, found["out"], found.get("widths"))
-    evidence.metrics = headline(kind, found, len(y))
-    evidence.details = {"task": full["task"], "confidence_intervals": full["confidence_intervals"],
+    evidence.metrics = {**headline(kind, found, len(y)), **evidence.metrics}
+    evidence.details = {**evidence.details, "task": full["task"], "confidence_intervals": full["confidence_intervals"],
                         "champion": full["champion"], "baselines": comparison(found["baseline"]),
                         "importance": found["importance"],
                         "timings": {k: round(v, 3) for k, v in watch.timings.items()}}

@@ -25,6 +25,7 @@ from govtrain.components.evaluation.common import (
 )
 from govtrain.components.evaluation.importance import explain
 from govtrain.components.evaluation.multitask import evaluate_task
+from govtrain.components.evaluation.sampled import headline_on_every_row, read_split, train_task
 from govtrain.components.evaluation.task_metrics import headline_metric
 from govtrain.core.config import Config
 from govtrain.governance.evidence import Check, Record, StepEvidence
@@ -215,10 +216,21 @@ def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], pare
     """The model gate: measure, gate every row of the table, write the report and the calibrated model."""
     evidence = StepEvidence("evaluate", evidence_dir, run_id=run_id, config_digest=config.digest(),
                             parents=[parent_evidence])
-    frames = {name: pd.read_parquet(path) for name, path in split_paths.items()}
-    for name, frame in frames.items():
-        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=len(frame))
-    data = Splits.of(frames, config)
+    spec, cap = config.dataset, config.evaluation.max_rows
+    read = {name: read_split(path, cap, config.evaluation.seed) for name, path in split_paths.items()}
+    frames = {name: frame for name, (frame, _) in read.items()}
+    for name, (_, rows) in read.items():
+        evidence.add_input(f"data/{name}.parquet", split_paths[name], rows=rows)
+    sampled = {name: {"rows": rows, "measured": len(frame)} for name, (frame, rows) in read.items()
+               if rows > len(frame)}
+    data = Splits.of(frames, config, train_task(split_paths["train"], spec.target, spec.task, spec.positive_label)
+                     if sampled else None)
+    if sampled:  # stated in the record and the card: which splits were sampled, and the headline on every row
+        every = headline_on_every_row(model_dir, split_paths["test"], data.task, spec.target)
+        evidence.details = {"sampled": {"max_rows": cap, "seed": config.evaluation.seed, "splits": sampled,
+                                        "headline_on_every_test_row": every,
+                                        "rule": "govtrain/components/evaluation/sampled.py"}}
+        evidence.metrics = {f"{every['metric']}_every_test_row": every["value"], "test_rows_in_split": every["rows"]}
     if data.task.kind != "binary":
         return evaluate_task(config, model_dir, data, evidence,
                              calibrated_dir or evidence_dir.parent / "calibrated_model")
@@ -227,8 +239,8 @@ def evaluate(config: Config, model_dir: Path, split_paths: dict[str, Path], pare
     record_gates(evidence, config, found)
     full = full_report(data, found, evidence.checks, config.evaluation, watch.timings)
     write_report_files(evidence, full, data.y("test"), found["proba"], config.gates.noise_severity)
-    evidence.metrics = headline(found, len(data.test))
-    evidence.details = {"task": data.task.to_dict(), "classes": data.task.classes,
+    evidence.metrics = {**headline(found, len(data.test)), **evidence.metrics}
+    evidence.details = {**evidence.details, "task": data.task.to_dict(), "classes": data.task.classes,
                         "confidence_intervals": full["confidence_intervals"], "roc_curve": full["roc_curve"],
                         "confusion_matrix": full["confusion_matrix"], "champion": full["champion"],
                         "baselines": comparison(found["baseline"]), "importance": full["importance"],
