@@ -8,24 +8,32 @@ file in pandas' default row groups, a chunk at a time. For each size, each in a 
 - prepare, streamed: data/stream_split.py, a 65,536-row batch at a time (the default switch, 1,000,000 rows);
 - the train step's job files (write_job: features, task, 2 workers' chunks, val), held: one batch the size of
   the split (fitting.FIT_ROWS above its rows, which is what the step did before: the split in pandas, then its
-  tensors), and streamed: the default 262,144-row batches.
+  tensors), and streamed: the default 262,144-row batches;
+- evaluate on a network with its initial weights, held (evaluation.max_rows above every split) and sampled (the
+  default 500,000 rows a split, the headline on every test row).
 Seconds and peak RSS less an idle forked process's. Held runs stop at --held-max rows: at 10M the held prepare
 needs some 15 GB. docs/scale.md reads this table.
 """
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 import yaml
 
 from benchmarks.data_gates import EXTRA_CATEGORICAL, EXTRA_NUMERIC, wide_table
 from benchmarks.harness import measure, table
+from govtrain.components.evaluation import evaluate
 from govtrain.components.prepare import prepare
 from govtrain.components.train import fitting
 from govtrain.components.train.step import write_job
 from govtrain.core.config import load_config
+from govtrain.model.features import FeatureSpec
+from govtrain.model.network import build_model, save_model
+from govtrain.model.task import Task
 from govtrain.pipelines import demo_data
 
 CHUNK = 1_000_000
@@ -69,6 +77,21 @@ def run_job(config, splits: Path, out: Path, fit_rows: int) -> int:
     return len(list(out.glob("train-*.safetensors")))
 
 
+def run_evaluate(config, splits: Path, job: Path, out: Path, max_rows: int) -> float:
+    """evaluate on a network with its initial weights (what is measured is the step's memory, not the model)."""
+    features = FeatureSpec(**json.loads((job / "features.json").read_text()))
+    task = Task(**json.loads((job / "task.json").read_text()))
+    torch.manual_seed(0)
+    save_model(build_model(features, 8, [32]), features, out / "model", embedding_dim=8, hidden=[32], task=task)
+    config.evaluation.max_rows = max_rows
+    config.evaluation.compare_with_champion = False
+    (out / "ev0").mkdir()
+    (out / "ev0" / "HEAD").write_text("")
+    record = evaluate(config, out / "model", {s: splits / f"{s}.parquet" for s in SPLITS}, out / "ev0", out / "ev",
+                      "scale", out / "calibrated")
+    return record["metrics"]["test_rows"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
@@ -100,6 +123,13 @@ def main() -> None:
                     c, s, o, f))
                 found.append([f"{rows:,}", f"{file_mb:,.0f}", "train job files", how, f"{seconds:.1f}",
                               f"{peak - idle_mb:,.0f}", f"{chunks} chunks"])
+            for how, cap in (("held", 10**12), ("sampled", 500_000)):
+                if how == "held" and not held:
+                    continue
+                seconds, peak, measured = measure(lambda c=config, s=splits, j=folder / "job-streamed", k=cap,
+                                                  o=folder / f"eval-{how}": run_evaluate(c, s, j, o, k))
+                found.append([f"{rows:,}", f"{file_mb:,.0f}", "evaluate", how, f"{seconds:.1f}",
+                              f"{peak - idle_mb:,.0f}", f"test rows measured {measured:,}"])
             table(f"so far (idle forked process {idle_mb:,.0f} MB)", HEADER, found)
     table("prepare and the train step's job files: held whole against streamed, one 2-core machine", HEADER, found)
 

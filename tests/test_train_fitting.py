@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from govtrain.components.prepare import prepare
@@ -81,3 +82,23 @@ def test_every_train_row_lands_in_exactly_one_chunk(splits, tmp_path, monkeypatc
     order = np.random.default_rng(config.training.seed).permutation(len(train))
     first = load_file(str(files[manifest["chunks"][0]["file"]]))["x_cat"].numpy()
     assert np.array_equal(first, spec.category_array(train.iloc[order[:len(first)]]))  # one seeded shuffle
+
+
+def test_chunks_of_a_table_without_categoricals_or_numerics(tmp_path):
+    """A tensor of no columns (x_cat of a table with numerics only) is written as rows x 0, in every chunk."""
+    from govtrain.components.train.shards import write_chunks
+
+    rows = 1000
+    full = {"x_num": torch.arange(rows * 3, dtype=torch.float32).reshape(rows, 3),
+            "x_cat": torch.zeros((rows, 0), dtype=torch.int64), "y": torch.arange(rows) % 2}
+    batches = [{k: v[s:s + 300] for k, v in full.items()} for s in range(0, rows, 300)]
+    manifest = write_chunks(tmp_path, batches, rows, workers=2, seed=1)
+    order = np.random.default_rng(1).permutation(rows)
+    start = 0
+    for chunk in manifest["chunks"]:
+        got = load_file(str(tmp_path / chunk["file"]))
+        picked = order[start:start + chunk["rows"]]
+        assert got["x_cat"].shape == (chunk["rows"], 0)
+        assert got["x_num"].equal(full["x_num"][picked]) and got["y"].equal(full["y"][picked])
+        start += chunk["rows"]
+    assert start == rows

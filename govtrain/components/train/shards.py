@@ -80,7 +80,9 @@ def write_chunks(job_dir: Path, batches: Iterable[dict[str, torch.Tensor]], rows
         placed = np.empty_like(spilled)
         placed[spilled["slot"] - first] = spilled
         path = job_dir / f"train-{number:05d}.safetensors"
-        save_file({name: torch.from_numpy(np.ascontiguousarray(placed[name])) for name in (record.names or ())[1:]},
+        # a copy in C order: a field of no columns (a table without categoricals) keeps the record's stride
+        # under ascontiguousarray, which torch refuses
+        save_file({name: torch.from_numpy(np.array(placed[name], order="C")) for name in (record.names or ())[1:]},
                   str(path))
         (spill / f"{number:05d}").unlink()
         chunks.append({"file": path.name, "rows": len(placed), "sha256": sha256_file(path)})
