@@ -38,6 +38,8 @@ from govtrain.data.table_checks import check_informative, check_table
 from govtrain.model.task import MAX_CLASSES, Task, TaskError, infer_kind, label_keys
 
 BATCH_ROWS = 65_536
+# pyarrow reads 16 batches and 4 files ahead by default: some 16 x 15 MB at 30 columns, more than the batch itself
+READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
 ROW_GROUP = 65_536
 
 
@@ -195,7 +197,7 @@ def first_pass(dataset, config: Config, rows: int) -> tuple[TargetTally, np.ndar
     times = np.empty(rows, dtype=np.int64) if time else None
     columns = [spec.target, *([spec.timestamp] if time else [])]
     offset = 0
-    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
+    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, **READ_AHEAD):
         frame = batch.to_pandas()
         tally.see(frame[spec.target].dropna())
         if times is not None:  # a value that is not a date is refused, by row, in the second pass
@@ -284,7 +286,7 @@ def split_stream(config: Config, columns: list[str], out_paths: dict[str, Path])
     features = {c: ColumnTally() for c in spec.features}
     try:
         offset = 0
-        for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
+        for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, **READ_AHEAD):
             frame = check_table(batch.to_pandas(), config, offset, kind)
             if spec.timestamp and isinstance(frame[spec.timestamp].dtype, pd.DatetimeTZDtype):
                 frame[spec.timestamp] = frame[spec.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)
