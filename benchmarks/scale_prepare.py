@@ -1,6 +1,6 @@
 """prepare and the train step's job files on a growing table: held whole (as before issue 30) against streamed.
 
-    python -m benchmarks.scale_prepare [--rows 1000000 3000000 10000000] [--held-max 3000000]
+    python -m benchmarks.scale_prepare [--rows 1000000 3000000 10000000] [--held-max 3000000] [--no-evaluate]
 
 The 30-column table (benchmarks.data_gates.wide_table, ids unique per 1M-row chunk) is written as one Parquet
 file in pandas' default row groups, a chunk at a time. For each size, each in a forked process:
@@ -96,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--held-max", type=int, default=3_000_000)
+    parser.add_argument("--no-evaluate", action="store_true", help="prepare and the job files only")
     args = parser.parse_args()
     idle_mb = measure(lambda: None)[1]
     found = []
@@ -124,7 +125,7 @@ def main() -> None:
                 found.append([f"{rows:,}", f"{file_mb:,.0f}", "train job files", how, f"{seconds:.1f}",
                               f"{peak - idle_mb:,.0f}", f"{chunks} chunks"])
             for how, cap in (("held", 10**12), ("sampled", 500_000)):
-                if how == "held" and not held:
+                if (how == "held" and not held) or args.no_evaluate:
                     continue
                 seconds, peak, measured = measure(lambda c=config, s=splits, j=folder / "job-streamed", k=cap,
                                                   o=folder / f"eval-{how}": run_evaluate(c, s, j, o, k))

@@ -38,8 +38,6 @@ from govtrain.data.table_checks import check_informative, check_table
 from govtrain.model.task import MAX_CLASSES, Task, TaskError, infer_kind, label_keys
 
 BATCH_ROWS = 65_536
-# pyarrow reads 16 batches and 4 files ahead by default: some 16 x 15 MB at 30 columns, more than the batch itself
-READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
 ROW_GROUP = 65_536
 
 
@@ -190,14 +188,14 @@ def out_schema(source: pa.Schema, config: Config, columns: list[str], kind: str)
     return pa.schema([(name, types[name]) for name in columns])
 
 
-def first_pass(dataset, config: Config, rows: int) -> tuple[TargetTally, np.ndarray | None]:
+def first_pass(config: Config, rows: int) -> tuple[TargetTally, np.ndarray | None]:
     """The target's distinct values, and for a time split the timestamp column as int64 nanoseconds."""
     spec, tally = config.dataset, TargetTally()
     time = config.split.strategy == "time"
     times = np.empty(rows, dtype=np.int64) if time else None
-    columns = [spec.target, *([spec.timestamp] if time else [])]
+    columns = [spec.target, *([spec.timestamp] if spec.timestamp and time else [])]
     offset = 0
-    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, **READ_AHEAD):
+    for batch in sources.batches(config.dataset.path, columns, BATCH_ROWS):
         frame = batch.to_pandas()
         tally.see(frame[spec.target].dropna())
         if times is not None:  # a value that is not a date is refused, by row, in the second pass
@@ -267,7 +265,7 @@ def split_stream(config: Config, columns: list[str], out_paths: dict[str, Path])
     spec = config.dataset
     dataset = sources.open_parquet(spec.path)
     rows = dataset.count_rows()
-    tally, times = first_pass(dataset, config, rows)
+    tally, times = first_pass(config, rows)
     if tally.distinct is not None and len(tally.distinct) == 1:  # none at all: the second pass names the row
         raise DataError(f"{spec.path}: target {spec.target!r} has a single value ({str(tally.distinct.iloc[0])[:40]!r}"
                         " in every row)")
@@ -286,7 +284,7 @@ def split_stream(config: Config, columns: list[str], out_paths: dict[str, Path])
     features = {c: ColumnTally() for c in spec.features}
     try:
         offset = 0
-        for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, **READ_AHEAD):
+        for batch in sources.batches(config.dataset.path, columns, BATCH_ROWS):
             frame = check_table(batch.to_pandas(), config, offset, kind)
             if spec.timestamp and isinstance(frame[spec.timestamp].dtype, pd.DatetimeTZDtype):
                 frame[spec.timestamp] = frame[spec.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)

@@ -86,6 +86,9 @@ class Task:
             numbers = values.astype("float64")
             return cls("regression", name, label_type="float", mean=float(numbers.mean()),
                        std=float(numbers.std()) or 1.0, inferred=kind is None)
+        # The label map needs each value once: label_keys makes a Python string per row (some 60 B a row, 400 MB
+        # at 7M train rows), and classes, their order and the label type are those of the distinct values
+        values = values.drop_duplicates()
         classes = _sorted_keys(values)
         if len(classes) > MAX_CLASSES:
             raise TaskError(f"target {name!r} has {len(classes)} distinct values, more than {MAX_CLASSES} classes "

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -64,10 +64,8 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     # chunks each rank reads its own share of (shards.py); val is read by rank 0 alone, which validates
     write_chunks(job_dir, tensors(split_paths["train"], features, task, spec.target, "train split: "), train_rows,
                  training.workers, training.seed)
-    val = list(tensors(split_paths["val"], features, task, spec.target, "val split: "))
-    save_file({name: torch.cat([b[name] for b in val]) for name in ("x_num", "x_cat", "y")},
-              str(job_dir / "val.safetensors"))
-    del val
+    save_file(joined(tensors(split_paths["val"], features, task, spec.target, "val split: "),
+                     rows_of(split_paths["val"])), str(job_dir / "val.safetensors"))
     (job_dir / "features.json").write_text(json.dumps(features.to_dict()))
     (job_dir / "task.json").write_text(json.dumps(task.to_dict()))
     accumulation = grad_accumulation(training, train_rows)
@@ -81,6 +79,19 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
                    **training.ddp.model_dump())
     job.write(job_dir)
     return features
+
+
+def joined(batches: Iterator[dict[str, torch.Tensor]], rows: int) -> dict[str, torch.Tensor]:
+    """The batches as one tensor each, filled in place: the split's tensors once, not again for a concatenation."""
+    out: dict[str, torch.Tensor] = {}
+    start = 0
+    for batch in batches:
+        for name, values in batch.items():
+            if name not in out:
+                out[name] = torch.empty((rows, *values.shape[1:]), dtype=values.dtype)
+            out[name][start:start + len(values)] = values
+        start += len(batch["y"])
+    return out
 
 
 def epochs_and_lr(training: TrainingSpec, train_rows: int, accumulation: int) -> tuple[int, float]:
