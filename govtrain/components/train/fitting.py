@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
+from govtrain.data import sources
 from govtrain.model.features import FeatureSpec
 from govtrain.model.task import Task
 
@@ -26,7 +27,8 @@ FIT_ROWS = 262_144  # about 60 MB of pandas at 30 columns
 
 
 def batches(path: Path, columns: list[str], rows: int = FIT_ROWS) -> Iterator[pd.DataFrame]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+    """The split as frames, through the one Parquet batch reader (data/sources.py)."""
+    for batch in sources.batches(path, columns, rows):
         yield batch.to_pandas()
 
 
