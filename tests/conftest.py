@@ -1,4 +1,5 @@
 """Shared fixtures: small demo data, configs written as YAML, a real MLflow server on loopback."""
+import json
 import os
 import shutil
 import socket
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from govtrain.components.leakage import leakage, spill
 from govtrain.core.config import load_config
 from govtrain.pipelines import demo_data
 
@@ -102,3 +104,21 @@ def served(small_data, mlflow_server, isolated_state, tmp_path_factory):
     run = run_local(load_config(folder / "config.yaml"), isolated_state, show_progress=False)
     assert run.registered
     return run, f"served-credit/{run.registration['version']}"
+
+
+def assert_streamed_agrees(config, paths, tmp_path, name, held):
+    """The streamed leakage path (stream_step.py, forced on, in hash partitions of 64 rows) reaches the held
+    record's value and decision at every gate."""
+    streamed_config = config.model_copy(deep=True)
+    streamed_config.split.stream_from_rows = 30
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spill, "PARTITION_ROWS", 64)
+        record = leakage(streamed_config, paths, tmp_path / "ev-prepare", tmp_path / f"{name}-streamed", "t1")
+    report = json.loads((tmp_path / f"{name}-streamed" / "files" / "leakage" / "leakage.json").read_text())
+    assert report["streamed"]["hash_partitions"] > 1
+    ours = {c["id"]: (c["value"], c["passed"]) for c in held["checks"]}
+    theirs = {c["id"]: (c["value"], c["passed"]) for c in record["checks"]}
+    assert theirs.keys() == ours.keys()
+    differ = {k: (ours[k], theirs[k]) for k in ours if ours[k][1] != theirs[k][1] or ours[k][0] != pytest.approx(
+        theirs[k][0], rel=1e-6, abs=1e-9)}
+    assert not differ, differ

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, assert_streamed_agrees
 
 from govtrain.components.leakage import leakage
 from govtrain.components.leakage.duplicates import stated_recall
@@ -30,8 +30,11 @@ def write_frames(frames, paths):
 
 
 def run_leakage(config, paths, tmp_path, name="ev-leak"):
+    """The held path's findings, after asserting that the streamed path (stream_step.py, forced on with
+    hash partitions of 64 rows) reaches the same value and decision at every gate."""
     record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / name, "t1")
     report = json.loads((tmp_path / name / "files" / "leakage" / "leakage.json").read_text())
+    assert_streamed_agrees(config, paths, tmp_path, name, record)
     return record, {c["id"]: c for c in record["checks"]}, report
 
 

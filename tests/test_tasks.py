@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import assert_streamed_agrees
 
 from govtrain.components.evaluation import evaluate, fairness
 from govtrain.components.evaluation import task_metrics as tm
@@ -126,6 +127,7 @@ def test_planted_target_leakage_in_regression(tmp_path):
         frame["bmi"] = np.log(frame["target"]) + 0.01 * np.arange(len(frame)) % 0.03
         frame.to_parquet(path, index=False)
     leaky = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-leaky", "t1")
+    assert_streamed_agrees(config, paths, tmp_path, "ev-leaky", leaky)
     check = next(c for c in leaky["checks"] if c["id"] == "leakage.target.single_feature_r2")
     assert not check["passed"] and check["value"] > 0.95 and leaky["decision"] == "fail"
     report = json.loads((tmp_path / "ev-leaky" / "files" / "leakage" / "leakage.json").read_text())
@@ -168,6 +170,7 @@ def test_planted_target_leakage_of_one_class(tmp_path):
         frame["hue"] = (frame["cultivar"] == "grignolino").astype(float) + 0.001 * np.arange(len(frame)) % 0.01
         frame.to_parquet(path, index=False)
     record = leakage(config, paths, tmp_path / "ev-prepare", tmp_path / "ev-leak", "t1")
+    assert_streamed_agrees(config, paths, tmp_path, "ev-leak", record)
     check = next(c for c in record["checks"] if c["id"] == "leakage.target.single_feature_auc")
     assert check["value"] == 1.0 and not check["passed"]
 

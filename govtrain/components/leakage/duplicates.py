@@ -118,8 +118,8 @@ def near_duplicates(data: EncodedSplits, numeric: list[str], categorical: list[s
     for s in data.rows:
         base = hash_rows([data.folded[s][c] for c in categorical]) if categorical else None
         values, widths = [data.numeric[s][c] for c in numeric], [scale[c] * cell_width for c in numeric]
-        keys[s] = [_cells_hash(values, widths, shifts[t], base) for t in range(tables)]
-    lookups = {(s, t): Lookup(keys[s][t]) for s in ("train", "val") for t in range(tables)}
+        keys[s] = [cells_hash(values, widths, shifts[t], base) for t in range(tables)]
+    lookups = {(s, t): Lookup(keys[s][t], stable=True) for s in ("train", "val") for t in range(tables)}
     found = {}
     for first, second in pairs(list(data.rows)):
         pair = f"{first}_{second}"
@@ -153,7 +153,7 @@ def _std(values: np.ndarray) -> float:
     return std if std > 0 else 1.0
 
 
-def _cells_hash(columns: list[np.ndarray], widths: list[float], shifts: np.ndarray, start: np.ndarray | None
+def cells_hash(columns: list[np.ndarray], widths: list[float], shifts: np.ndarray, start: np.ndarray | None
                 ) -> np.ndarray:
     """Grid cell of every numeric (in cell widths, offset by this table's shifts), hashed per row; missing
     values all land in one cell of their own. One column's buffer at a time, not a copy of the table."""

@@ -138,8 +138,11 @@ class Lookup:
     """A sorted copy of one split's hashes, to find another split's rows in it (sorted once, used for
     every pair and check that searches this split)."""
 
-    def __init__(self, hashes: np.ndarray):
-        self.order = np.argsort(hashes)  # introsort: 3-4x faster than a stable sort on 64-bit keys
+    def __init__(self, hashes: np.ndarray, stable: bool = False):
+        # Introsort is 3-4x faster than a stable sort on 64-bit keys; `stable` makes a found row the first of its
+        # hash in the haystack's order, where the choice matters (a near-duplicate candidate is confirmed against
+        # that row alone), so the streamed path's partitions, in row order, choose the same row.
+        self.order = np.argsort(hashes, kind="stable" if stable else None)
         self.sorted = hashes[self.order]
 
     def find(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

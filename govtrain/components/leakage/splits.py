@@ -26,24 +26,41 @@ def entity_overlap(data: EncodedSplits, column: str) -> dict[str, dict]:
 
 def temporal(paths: dict, column: str, min_gap: str) -> dict[str, dict]:
     """Val/test rows dated at or before the newest train row plus min_gap: the model would be scored on a
-    past it was trained alongside. Returns per later split: count, fraction, examples, the cut-off."""
-    times = {s: pd.Series(pq.read_table(p, columns=[column]).column(0).to_pandas()) for s, p in paths.items()}
-    cutoff = times["train"].max() + pd.Timedelta(min_gap)
+    past it was trained alongside. Returns per later split: count, fraction, examples, the cut-off. Read a batch at
+    a time (the timestamp column alone)."""
+    newest = pd.NaT
+    for times in _times(paths["train"], column):
+        top = times.max()
+        if pd.notna(top) and (pd.isna(newest) or top > newest):
+            newest = top
+    cutoff = newest + pd.Timedelta(min_gap)
     found = {}
     for split in ("val", "test"):
-        early = np.flatnonzero((times[split] <= cutoff).to_numpy())
-        found[split] = {"count": int(len(early)),
-                        "fraction": len(early) / len(times[split]) if len(times[split]) else 0.0,
-                        "newest_train": str(times["train"].max()), "cutoff": str(cutoff),
-                        "examples": [{f"{split}_row": int(r), column: str(times[split].iloc[r])}
-                                     for r in early[:MAX_EXAMPLES]]}
+        count, rows, examples = 0, 0, list[dict]()
+        for times in _times(paths[split], column):
+            early = np.flatnonzero((times <= cutoff).to_numpy())
+            examples += [{f"{split}_row": int(rows + r), column: str(times.iloc[r])}
+                         for r in early[:MAX_EXAMPLES - len(examples)]]
+            count, rows = count + len(early), rows + len(times)
+        found[split] = {"count": count, "fraction": count / rows if rows else 0.0, "newest_train": str(newest),
+                        "cutoff": str(cutoff), "examples": examples}
     return found
+
+
+def _times(path, column: str):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=262_144, columns=[column]):
+        yield pd.Series(batch.column(0).to_pandas())
 
 
 def class_balance(data: EncodedSplits, label: str, classes: list[str]) -> dict:
     """Each class's share per split and the largest gap between two splits (binary: the positive rate)."""
-    shares = {s: np.bincount(data.numeric[s][label].astype(int), minlength=len(classes)) / data.rows[s]
-              for s in data.rows}
+    return class_balance_of({s: np.bincount(data.numeric[s][label].astype(int), minlength=len(classes))
+                             for s in data.rows}, classes)
+
+
+def class_balance_of(counts: dict[str, np.ndarray], classes: list[str]) -> dict:
+    """class_balance from each split's class counts."""
+    shares = {s: c / max(int(c.sum()), 1) for s, c in counts.items()}
     gaps = {name: float(max(v[k] for v in shares.values()) - min(v[k] for v in shares.values()))
             for k, name in enumerate(classes)}
     found = {"share": {s: dict(zip(classes, map(float, v), strict=True)) for s, v in shares.items()},
