@@ -1,12 +1,14 @@
 """Does leakage streamed (stream_step.py: hash partitions on disk) reach the held path's findings on real tables?
 
-    python -m benchmarks.leakage_agreement [--tables a,b,c] [--kinds clean,duplicates,...]
+    python -m benchmarks.leakage_agreement [--tables a,b,c] [--kinds clean,duplicates,...] [--versus unstable]
 
 Every case of the public-table corpus (benchmarks.real_tables: each table clean and with its planted defects) is
 written as a user would, split by the pipeline's own prepare step, then measured by the leakage step twice on the
 same split files: held (the splits encoded whole) and streamed, forced on with hash partitions of 64 rows so every
 table spans several. A case agrees when every gate has the same verdict and the same value (to 1e-6). Prints one
-row per case that differs, then the totals.
+row per case that differs, then the totals. `--versus unstable` compares instead the held path with the
+near-duplicate candidate it chose before docs/decisions.md 65 (whichever row of a grid cell an unstable sort put
+first) against the held path now (the first row of the cell).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.real_tables import kinds_for, load_corpus, write_case
-from govtrain.components.leakage import leakage, spill
+from govtrain.components.leakage import duplicates, leakage, spill
 from govtrain.components.prepare import prepare
 from govtrain.core.config import load_config
 
@@ -32,7 +34,7 @@ def differences(held: dict, streamed: dict) -> dict:
             or abs(held[k][0] - streamed[k][0]) > 1e-6 * max(1.0, abs(held[k][0]))}
 
 
-def run_case(config_path: Path, folder: Path) -> tuple[dict, dict] | str:
+def run_case(config_path: Path, folder: Path, versus: str) -> tuple[dict, dict] | str:
     config = load_config(config_path)
     paths = {s: folder / f"{s}.parquet" for s in ("train", "val", "test")}
     try:
@@ -40,6 +42,17 @@ def run_case(config_path: Path, folder: Path) -> tuple[dict, dict] | str:
     except Exception as exc:  # noqa: BLE001  a table prepare refuses (its record says why) is not compared
         return f"prepare stopped it: {type(exc).__name__}: {str(exc)[:100]}"
     held = leakage(config, paths, folder / "ev-prepare", folder / "ev-held", "agree")
+    if versus == "unstable":
+        class Unstable(duplicates.Lookup):
+            def __init__(self, hashes, stable=False):
+                super().__init__(hashes, stable=False)
+
+        original, duplicates.Lookup = duplicates.Lookup, Unstable
+        try:
+            before = leakage(config, paths, folder / "ev-prepare", folder / "ev-before", "agree")
+        finally:
+            duplicates.Lookup = original
+        return gates(before), gates(held)
     streamed_config = config.model_copy(deep=True)
     streamed_config.split.stream_from_rows = 30
     streamed = leakage(streamed_config, paths, folder / "ev-prepare", folder / "ev-streamed", "agree")
@@ -50,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tables", default=None)
     parser.add_argument("--kinds", default=None)
+    parser.add_argument("--versus", choices=["streamed", "unstable"], default="streamed")
     args = parser.parse_args()
     spill.PARTITION_ROWS = 64
     prepared, skipped = load_corpus(args.tables.split(",") if args.tables else None)
@@ -61,7 +75,7 @@ def main() -> None:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 config_path, _ = write_case(table, kind, Path(tmp))
-                outcome = run_case(config_path, Path(tmp))
+                outcome = run_case(config_path, Path(tmp), args.versus)
             if isinstance(outcome, str):
                 counts["not split"] += 1
                 print(f"{table.spec.slug}/{kind}: {outcome}")

@@ -67,16 +67,17 @@ def stat(group: Path) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split() for line in (group / "memory.stat").read_text().splitlines())}
 
 
-def run_in_group(group: Path, config: Path, home: Path, out: Path) -> tuple[int, float, int]:
-    """(exit code, seconds, largest sampled total_rss in bytes)."""
+def run_in_group(group: Path, config: Path, home: Path, out: Path) -> tuple[int, float, list[tuple[float, int]]]:
+    """(exit code, seconds, the group's total_rss in bytes sampled every 0.5 s with its Unix time)."""
     env = {**os.environ, "GOVTRAIN_HOME": str(home)}
     govtrain = Path(sys.executable).parent / "govtrain"
     command = f"echo $$ > {group / 'cgroup.procs'} && exec {govtrain} run --config {config}"
-    peak, done = [0], threading.Event()
+    samples: list[tuple[float, int]] = []
+    done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.5):
-            peak[0] = max(peak[0], stat(group).get("total_rss", 0))
+            samples.append((time.time(), stat(group).get("total_rss", 0)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     started = time.perf_counter()
@@ -87,19 +88,21 @@ def run_in_group(group: Path, config: Path, home: Path, out: Path) -> tuple[int,
         code = proc.wait()
     done.set()
     sampler.join()
-    return code, time.perf_counter() - started, peak[0]
+    return code, time.perf_counter() - started, samples
 
 
-def step_seconds(home: Path) -> dict[str, float]:
+def steps(home: Path, samples: list[tuple[float, int]]) -> dict[str, dict[str, float]]:
+    """Per step of the sealed ledger: its seconds, and the largest total_rss the group had while it ran (MB)."""
     ledgers = sorted((home / "runs").glob("*/ledger.json"))
-    if not ledgers:
-        return {}
-    seconds = {}
-    for record in json.loads(ledgers[-1].read_text()).get("records", []):
+    found = {}
+    for record in json.loads(ledgers[-1].read_text()).get("records", []) if ledgers else []:
         if record.get("started") and record.get("finished"):
-            seconds[record["step"]] = round((datetime.fromisoformat(record["finished"])
-                                             - datetime.fromisoformat(record["started"])).total_seconds(), 1)
-    return seconds
+            start = datetime.fromisoformat(record["started"]).timestamp()
+            end = datetime.fromisoformat(record["finished"]).timestamp()
+            during = [rss for at, rss in samples if start <= at <= end + 0.5]
+            found[record["step"]] = {"seconds": round(end - start, 1),
+                                     "peak_total_rss_mb": round(max(during, default=0) / 2**20)}
+    return found
 
 
 def main() -> None:
@@ -127,13 +130,13 @@ def main() -> None:
         (group / "memory.limit_in_bytes").write_text(str(limit))
         if (group / "memory.memsw.limit_in_bytes").exists():
             (group / "memory.memsw.limit_in_bytes").write_text(str(limit))
-        code, seconds, rss = run_in_group(group, config, out / "home", out)
+        code, seconds, samples = run_in_group(group, config, out / "home", out)
         found = {"rows": args.rows, "limit_bytes": limit, "exit": code, "seconds": round(seconds, 1),
                  "max_usage_in_bytes": int((group / "memory.max_usage_in_bytes").read_text()),
                  "failcnt": int((group / "memory.failcnt").read_text()),
-                 "oom_kill": stat_oom(group), "peak_total_rss_sampled": rss,
+                 "oom_kill": stat_oom(group), "peak_total_rss_sampled": max((r for _, r in samples), default=0),
                  "registered": any((out / "home" / "runs").glob("*/registration.json")),
-                 "steps": step_seconds(out / "home")}
+                 "steps": steps(out / "home", samples)}
     finally:
         for pid in (group / "cgroup.procs").read_text().split():  # none should be left; never by name
             os.kill(int(pid), 9)

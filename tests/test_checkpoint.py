@@ -148,3 +148,53 @@ def test_training_stops_early_and_ships_the_best_epoch_which_survives_a_restart(
     assert again["details"]["resumed_from_epoch"] == best + 3 and len(again["details"]["history"]) == best + 3
     assert "decided before the restart" in again["details"]["stop_reason"]
     assert (tmp_path / "m2" / "model.safetensors").read_bytes() == (tmp_path / "m1" / "model.safetensors").read_bytes()
+
+
+def test_a_worker_killed_inside_an_epoch_resumes_at_the_snapshot_and_ends_with_the_same_weights(
+        small_data, write_config, tmp_path):
+    """training.snapshot_every_steps: a snapshot after every 2 optimizer steps; rank 1 is killed just after one
+    inside epoch 2, torchrun restarts the job, and it resumes at that micro-batch. The model it ships is the
+    uninterrupted run's, byte for byte."""
+    training = {"epochs": 2, "batch_size": 16, "max_restarts": 2, "early_stopping_patience": None,
+                "snapshot_every_steps": 2}
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    straight_config = write_config(small_data.data, training={**training, "checkpoint_dir": str(tmp_path / "a")})
+    prepare(straight_config, paths, tmp_path / "ev-prepare", "inside")
+    straight = train(straight_config, paths, tmp_path / "ev-prepare", tmp_path / "m-straight", tmp_path / "ev-a",
+                     "inside")
+    assert straight["details"]["resumed_at_micro_batch"] is None
+
+    config = write_config(small_data.data, training={**training, "checkpoint_dir": str(tmp_path / "b")})
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["record"] = train(config, paths, tmp_path / "ev-prepare", tmp_path / "m-killed", tmp_path / "ev-b",
+                                      "inside")
+        except Exception as exc:  # surfaced by the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    progress = tmp_path / "b" / "inside" / "progress.jsonl"
+    deadline = time.time() + 120
+    while not (progress.is_file() and '"epoch": 2, "snapshot_at_micro_batch"' in progress.read_text()):
+        assert time.time() < deadline and thread.is_alive(), f"no snapshot inside epoch 2: {outcome}"
+        time.sleep(0.005)
+    victims = worker_pids(local_rank=1)
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    thread.join(timeout=120)
+
+    assert "error" not in outcome, outcome.get("error")
+    details = outcome["record"]["details"]
+    assert outcome["record"]["metrics"]["restart_count"] == 1
+    assert details["resumed_from_epoch"] == 1 and details["resumed_at_micro_batch"] >= 2
+    steps = details["schedule"]["steps_per_epoch"]
+    assert details["resumed_at_micro_batch"] < steps  # inside the epoch, not at its end
+    weights = sorted(p.name for p in (tmp_path / "m-straight").glob("*.safetensors"))
+    assert weights
+    for name in weights:
+        assert (tmp_path / "m-killed" / name).read_bytes() == (tmp_path / "m-straight" / name).read_bytes()
+    history = [h["train_loss"] for h in details["history"]]
+    assert history == pytest.approx([h["train_loss"] for h in straight["details"]["history"]], rel=1e-5)

@@ -86,6 +86,10 @@ class TrainingSpec(_Strict):
     max_restarts: int = Field(1, ge=0)
     seed: int = 0
     checkpoint_dir: Path | None = None  # local: None keeps snapshots in a temp folder of the step
+    # also snapshot inside an epoch every this many optimizer steps (None: after each epoch only), so a restarted
+    # job on a large table resumes at the step, not the epoch's start; the weights do not change (a resumed run
+    # gives the uninterrupted run's bytes)
+    snapshot_every_steps: int | None = Field(2000, ge=1)
     price_per_worker_hour: float = Field(0.0, ge=0)  # for the run's compute cost in the evidence (MEASURE 2.12)
     pytorchjob: PyTorchJobSpec = Field(default_factory=PyTorchJobSpec)
     trainjob: TrainJobSpec = Field(default_factory=TrainJobSpec)

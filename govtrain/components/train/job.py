@@ -74,6 +74,7 @@ class TrainJob(BaseModel):
     bucket_cap_mb: float = 25.0  # DDP's gradient bucket size
     comm_hook: str = "none"  # none | fp16 | bf16 | powersgd (components/train/comm.py)
     static_graph: bool = False
+    snapshot_every_steps: int | None = None  # also snapshot mid-epoch every this many optimizer steps
 
     def write(self, job_dir: Path) -> Path:
         path = job_dir / JOB_FILE

@@ -3,8 +3,9 @@
 torchrun starts it locally and the Training Operator starts it in PyTorchJob pods; either way it reads
 RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the environment. Each epoch a worker loads
 only the train chunks dealt to it (shards.py) as in-memory tensors (a per-row Dataset would make the step
-Python-bound), shuffles them, and snapshots after every epoch so a restarted job resumes. Only rank 0 loads
-the val split: it alone validates.
+Python-bound), shuffles them, and snapshots after every epoch (and every job.snapshot_every_steps optimizer
+steps inside one) so a restarted job resumes where the snapshot was taken. Only rank 0 loads the val split: it
+alone validates.
 
     python -m torch.distributed.run --nproc-per-node 2 -m components.train.worker --job DIR
 """
@@ -19,7 +20,6 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from govtrain.components.train import shards
 from govtrain.components.train.comm import CommMeter, attach
 from govtrain.components.train.job import TrainJob, batch_size_for, optimizer_steps
+from govtrain.components.train.schedule import lr_factor
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
 from govtrain.model.network import build_network, save_model
@@ -43,7 +44,7 @@ from govtrain.registry.runs import EpochLogger
 
 log = logging.getLogger(__name__)
 
-PROGRESS = "progress.jsonl"  # one line per epoch started, so a restart's redone work is countable
+PROGRESS = "progress.jsonl"  # a line per epoch started (and per snapshot inside one), so redone work is countable
 
 
 def seed_everything(seed: int) -> None:
@@ -113,6 +114,10 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.reads: list[dict[str, Any]] = []  # rank 0: which chunks each rank read, per epoch run here
         self.resumed_from: int | None = None
+        # where a snapshot taken inside an epoch left it: the next micro-batch, and the loss and rows so far (all
+        # ranks summed; rank 0 carries them on)
+        self.position: dict[str, Any] | None = None
+        self.resumed_at_step: int | None = None
         # The epoch with the lowest validation loss and its weights (rank 0 validates), kept in every snapshot
         # so a restarted job still restores it.
         self.best: dict[str, Any] = {"epoch": 0, "val_loss": float("inf"), "state": None}
@@ -148,6 +153,10 @@ class Trainer:
             if "best" in snap:
                 self.best = {"epoch": int(snap["best_epoch"]), "val_loss": float(snap["best_val_loss"]),
                              "state": snap["best"]}
+            if "micro" in snap:
+                self.position = {"micro": int(snap["micro"]), "loss_sum": float(snap["loss_sum"]),
+                                 "seen": int(snap["seen"])}
+                self.resumed_at_step = self.position["micro"]
             torch.set_rng_state(snap["rng"].cpu())
             if "cuda_rng" in snap and self.device.type == "cuda":
                 torch.cuda.set_rng_state(snap["cuda_rng"].cpu(), self.device)
@@ -155,10 +164,10 @@ class Trainer:
             log.info("[rank %d] resumed from %s at epoch %d", self.rank, path, self.epochs_run)
             return
 
-    def _save_snapshot(self) -> None:
-        """Durably, keeping the previous snapshot as a fallback (snapshots.py)."""
+    def _save_snapshot(self, position: dict[str, Any] | None = None) -> None:
+        """Durably, keeping the previous snapshot as a fallback (snapshots.py); `position` inside an epoch."""
         snap = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                "scheduler": self.scheduler.state_dict(), **(position or {}),
                 "epochs_run": self.epochs_run, "history": json.dumps(self.history), "rng": torch.get_rng_state()}
         if self.best["state"] is not None:
             snap |= {"best": self.best["state"], "best_epoch": self.best["epoch"],
@@ -177,10 +186,17 @@ class Trainer:
         batch, accumulate = self.batch_size, self.job.grad_accumulation
         if self.meter is not None:
             self.meter.reset()
-        loss_sum, seen, started = torch.zeros((), device=self.device), 0, time.perf_counter()
+        # a job resumed inside this epoch starts at the snapshot's micro-batch; rank 0 carries the loss and rows
+        # all ranks had summed by then
+        position, self.position = self.position or {"micro": 0, "loss_sum": 0.0, "seen": 0}, None
+        carried = self.rank == 0
+        loss_sum = torch.tensor(position["loss_sum"] if carried else 0.0, device=self.device)
+        seen, started = position["seen"] if carried else 0, time.perf_counter()
         use_bf16 = self.device.type == "cuda"
         starts = range(0, len(order), batch)
         for micro, start in enumerate(starts):
+            if micro < position["micro"]:
+                continue
             idx = order[start:start + batch]
             # the optimizer steps after `accumulate` micro-batches (or the epoch's last); gradients are
             # all-reduced only then, and each micro-batch's loss is scaled so the step sees their mean
@@ -199,15 +215,33 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach() * len(idx)
             seen += len(idx)
+            if stepping and self._snapshot_due(micro, len(starts)):
+                self._snapshot_inside(epoch, micro + 1, loss_sum, seen)
         elapsed = time.perf_counter() - started
         totals = torch.stack([loss_sum, torch.tensor(float(seen), device=self.device)])
         dist.all_reduce(totals)
         stats = {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
                  "lr_end": float(self.scheduler.get_last_lr()[0]),
-                 "samples_per_second": float(totals[1]) / elapsed, "seconds": elapsed, "world_size": self.world}
+                 "samples_per_second": (float(totals[1]) - position["seen"]) / elapsed, "seconds": elapsed,
+                 "world_size": self.world}
         if self.meter is not None:
             stats |= self.meter.epoch_stats(elapsed)
         return stats
+
+    def _snapshot_due(self, micro: int, micro_batches: int) -> bool:
+        every, steps = self.job.snapshot_every_steps, (micro + 1) // self.job.grad_accumulation
+        return every is not None and micro < micro_batches - 1 and steps % every == 0
+
+    def _snapshot_inside(self, epoch: int, micro: int, loss_sum: torch.Tensor, seen: int) -> None:
+        """A snapshot inside the epoch, after an optimizer step: every rank reaches it at the same micro-batch
+        (the shares are padded alike), sums the loss and rows so far, and rank 0 writes them with the weights."""
+        totals = torch.stack([loss_sum.detach().clone(), torch.tensor(float(seen), device=self.device)])
+        dist.all_reduce(totals)
+        if self.rank == 0:
+            self._save_snapshot({"micro": micro, "loss_sum": float(totals[0]), "seen": int(totals[1])})
+            with open(self.snapshot_dir / PROGRESS, "a") as progress:
+                progress.write(json.dumps({"epoch": epoch + 1, "snapshot_at_micro_batch": micro,
+                                           "restart": restart_count(), "at": datetime.now(UTC).isoformat()}) + "\n")
 
     def _record_reads(self, epoch: int, mine: list[int], rows: int, held: int) -> None:
         """Rank 0 keeps what every rank read this epoch: its chunks (and their digest), rows, padding, and the
@@ -302,10 +336,12 @@ class Trainer:
                    numeric_embedding=self.job.numeric_embedding, dropout=self.job.dropout,
                    members=self.job.members)
         progress_file = self.snapshot_dir / PROGRESS
-        progress = progress_file.read_text().splitlines() if progress_file.is_file() else []
+        lines = progress_file.read_text().splitlines() if progress_file.is_file() else []
+        progress = [line for line in lines if "snapshot_at_micro_batch" not in line]  # epochs started
         result = {"history": self.history, "epochs": self.epochs_run, "planned_epochs": self.job.epochs,
                   "world_size": self.world,
-                  "resumed_from_epoch": self.resumed_from, "restart_count": restart_count(),
+                  "resumed_from_epoch": self.resumed_from, "resumed_at_micro_batch": self.resumed_at_step,
+                  "snapshots_inside_epochs": len(lines) - len(progress), "restart_count": restart_count(),
                   "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
                   "device": str(self.device), "device_name": device_name(self.device),
                   "best_epoch": self.best["epoch"], "best_val_loss": self.best["val_loss"], "kept": kept,
@@ -338,20 +374,6 @@ class Trainer:
                                              if x["rank"] == k) for k in range(self.world)] if self.reads else [],
                 "val_bytes_rank_0": self.val_bytes,
                 "epochs": self.reads}
-
-
-def lr_factor(job: TrainJob, steps_per_epoch: int) -> Callable[[int], float]:
-    """The learning rate per optimizer step, as a factor of job.lr: constant, or a linear warm-up over
-    warmup_epochs then a cosine decay to 0 at the last planned step (early stopping may end sooner)."""
-    total, warmup = job.epochs * steps_per_epoch, round(job.warmup_epochs * steps_per_epoch)
-    if job.lr_schedule == "constant":
-        return lambda step: 1.0
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(total - warmup, 1)))
-    return factor
 
 
 def device_name(device: torch.device) -> str:
