@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -127,3 +129,21 @@ def parts(path: str | Path) -> list[dict]:
 def digest_of(found: list[dict]) -> str:
     """One sha256 over the parts' names and digests, in path order: the table's identity in a record."""
     return hashlib.sha256("\n".join(f"{p['file']} {p['sha256']}" for p in found).encode()).hexdigest()
+
+
+def read_sample(path: str | Path, cap: int, seed: int, columns: list[str] | None = None,
+                batch_rows: int = 262_144) -> tuple[pd.DataFrame, int]:
+    """(a Parquet file's `columns`, or a seeded uniform sample of `cap` of its rows kept in their order, read a batch
+    at a time so memory holds the sample and one batch; the rows the file holds)."""
+    file = pq.ParquetFile(path)
+    rows = file.metadata.num_rows
+    if rows <= cap:
+        return pd.read_parquet(path, columns=columns), rows
+    keep = np.sort(np.random.default_rng(seed).choice(rows, size=cap, replace=False))
+    parts, start = [], 0
+    for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+        low, high = np.searchsorted(keep, [start, start + len(batch)])
+        if high > low:
+            parts.append(batch.take(pa.array(keep[low:high] - start)))
+        start += len(batch)
+    return pa.Table.from_batches(parts, schema=file.schema_arrow if columns is None else None).to_pandas(), rows

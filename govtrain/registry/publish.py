@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from govtrain.core.config import Config
 from govtrain.core.files import write_durably
+from govtrain.data.sources import read_sample
 from govtrain.governance import chain
 from govtrain.governance.hashing import sha256_file
 from govtrain.governance.report import figures
@@ -146,7 +147,6 @@ def log_servable_model(config: Config, model_dir: Path, train_path: Path | None)
     import tempfile
 
     import mlflow
-    import pandas as pd
 
     from govtrain.model.network import LoadedModel
     from govtrain.model.package import code_package, factory_code, input_example, pinned_requirements
@@ -154,7 +154,8 @@ def log_servable_model(config: Config, model_dir: Path, train_path: Path | None)
     example = signature = None
     if train_path is not None:
         spec = config.dataset
-        train = pd.read_parquet(train_path, columns=[*spec.numeric, *spec.categorical])
+        # medians and modes of a seeded sample: the example is an aggregate row, and the split may not fit
+        train, _ = read_sample(train_path, REFERENCE_ROWS, 0, columns=[*spec.numeric, *spec.categorical])
         example = input_example(train, spec.numeric, spec.categorical)
         output = LoadedModel(model_dir).predict(example)
         signature = mlflow.models.infer_signature(example, output)
@@ -294,16 +295,17 @@ def log_reference_profile(config: Config, train_path: Path) -> dict[str, str]:
     from govtrain.model.task import Task
 
     spec = config.dataset
-    train = pd.read_parquet(train_path, columns=[*spec.features, spec.target])
-    sample = train.sample(n=min(len(train), REFERENCE_ROWS), random_state=0) if len(train) > REFERENCE_ROWS else train
+    # read a batch at a time: at 14M train rows the split in pandas would not fit the step's memory
+    sample, rows = read_sample(train_path, REFERENCE_ROWS, 0, columns=[*spec.features, spec.target])
     profile: dict[str, Any] = {
-               "source_sha256": sha256_file(train_path), "source_rows": len(train), "sample_rows": len(sample),
+               "source_sha256": sha256_file(train_path), "source_rows": rows, "sample_rows": len(sample),
                "numeric": {c: {"mean": float(sample[c].mean()), "std": float(sample[c].std()),
                                "quantiles": sample[c].quantile([0, 0.01, 0.25, 0.5, 0.75, 0.99, 1]).tolist(),
                                "missing": float(sample[c].isna().mean())} for c in spec.numeric},
                "categorical": {c: sample[c].astype("string").value_counts(normalize=True, dropna=False).head(50)
                                .rename(index=str).to_dict() for c in spec.categorical},
-               "target": Task.fit(train[spec.target], spec.task, spec.positive_label).summary(sample[spec.target])}
+               "target": Task.fit(pd.read_parquet(train_path, columns=[spec.target])[spec.target], spec.task,
+                                  spec.positive_label).summary(sample[spec.target])}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reference.parquet"
         sample.to_parquet(path, index=False)

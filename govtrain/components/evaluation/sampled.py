@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from govtrain.components.evaluation.common import sample
 from govtrain.components.evaluation.task_metrics import PRIMARY, headline_metric
+from govtrain.data.sources import read_sample
 from govtrain.model.network import LoadedModel
 from govtrain.model.task import Task
 
@@ -26,18 +25,7 @@ BATCH_ROWS = 262_144
 
 def read_split(path: Path, cap: int, seed: int) -> tuple[pd.DataFrame, int]:
     """(the split, or a seeded sample of `cap` of its rows; the rows the split holds)."""
-    file = pq.ParquetFile(path)
-    rows = file.metadata.num_rows
-    if rows <= cap:
-        return pd.read_parquet(path), rows
-    keep = sample(rows, cap, seed)
-    parts, start = [], 0
-    for batch in file.iter_batches(batch_size=BATCH_ROWS):
-        low, high = np.searchsorted(keep, [start, start + len(batch)])
-        if high > low:
-            parts.append(batch.take(pa.array(keep[low:high] - start)))
-        start += len(batch)
-    return pa.Table.from_batches(parts, schema=file.schema_arrow).to_pandas(), rows
+    return read_sample(path, cap, seed, batch_rows=BATCH_ROWS)
 
 
 def train_task(path: Path, target: str, kind: str | None, positive_label) -> Task:
