@@ -67,6 +67,18 @@ def worker_pids(local_rank: int) -> list[int]:
     return found
 
 
+def kill_rank_1_once(progress: Path, marker: str, thread: threading.Thread, outcome: dict) -> None:
+    """SIGKILL this test's rank-1 worker as soon as the progress file shows `marker`, then wait for the run."""
+    deadline = time.time() + 120
+    while not (progress.is_file() and marker in progress.read_text()):
+        assert time.time() < deadline and thread.is_alive(), f"never reached {marker}: {outcome}"
+        time.sleep(0.005)
+    victims = worker_pids(local_rank=1)
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    thread.join(timeout=120)
+
+
 def test_a_worker_killed_mid_training_is_restarted_and_resumes(small_data, write_config, tmp_path):
     checkpoints = tmp_path / "ckpt"
     config = write_config(small_data.data, training={"epochs": 5, "batch_size": 16, "max_restarts": 2,
@@ -85,14 +97,7 @@ def test_a_worker_killed_mid_training_is_restarted_and_resumes(small_data, write
     thread = threading.Thread(target=run)
     thread.start()
     progress = checkpoints / "fault" / "progress.jsonl"
-    deadline = time.time() + 120
-    while not (progress.is_file() and '"epoch": 3' in progress.read_text()):  # epochs 1-2 snapshotted, 3 running
-        assert time.time() < deadline and thread.is_alive(), f"training never reached epoch 3: {outcome}"
-        time.sleep(0.01)
-    victims = worker_pids(local_rank=1)
-    assert len(victims) == 1
-    os.kill(victims[0], signal.SIGKILL)
-    thread.join(timeout=120)
+    kill_rank_1_once(progress, '"epoch": 3', thread, outcome)  # epochs 1-2 snapshotted, 3 running
 
     assert "error" not in outcome, outcome.get("error")
     record = outcome["record"]
@@ -176,15 +181,8 @@ def test_a_worker_killed_inside_an_epoch_resumes_at_the_snapshot_and_ends_with_t
 
     thread = threading.Thread(target=run)
     thread.start()
-    progress = tmp_path / "b" / "inside" / "progress.jsonl"
-    deadline = time.time() + 120
-    while not (progress.is_file() and '"epoch": 2, "snapshot_at_micro_batch"' in progress.read_text()):
-        assert time.time() < deadline and thread.is_alive(), f"no snapshot inside epoch 2: {outcome}"
-        time.sleep(0.005)
-    victims = worker_pids(local_rank=1)
-    assert len(victims) == 1
-    os.kill(victims[0], signal.SIGKILL)
-    thread.join(timeout=120)
+    kill_rank_1_once(tmp_path / "b" / "inside" / "progress.jsonl", '"epoch": 2, "snapshot_at_micro_batch"', thread,
+                     outcome)
 
     assert "error" not in outcome, outcome.get("error")
     details = outcome["record"]["details"]
