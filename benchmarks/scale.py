@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--held-up-to", type=int, default=10_000_000, help="largest table leakage also runs held")
     args = parser.parse_args()
-    found = []
+    found, phases = [], {}
     idle_mb = measure(lambda: None)[1]
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +88,8 @@ def main() -> None:
                 c, p, f / "ev0", f / "ev-h", "scale"))) if rows <= args.held_up_to else (None, None, None)
             s_s, s_mb, s_gates = measure(lambda c=config, p=paths, f=folder: gates(leakage(
                 c, p, f / "ev0", f / "ev-s", "scale")))
+            phases[f"{rows:,}"] = json.loads((folder / "ev-s" / "files" / "leakage" / "leakage.json").read_text())[
+                "seconds"]
             agree = "not run" if h_gates is None else str(h_gates == s_gates)
             found.append([f"{rows:,}", 30, f"{file_mb:,.0f}", f"{v_s:.1f}", f"{(v_mb - idle_mb):,.0f}", verdict,
                           "-" if h_s is None else f"{h_s:.1f}", "-" if h_mb is None else f"{h_mb - idle_mb:,.0f}",
@@ -96,6 +98,8 @@ def main() -> None:
         "rows (all splits)", "columns", "Parquet MB", "validate s", "validate peak-idle MB", "validate decision",
         "leakage held s", "held peak-idle MB", "leakage streamed s", "streamed peak-idle MB", "gates agree",
         "leakage decision"], found)
+    for rows, seconds in phases.items():
+        print(f"leakage streamed at {rows} rows, seconds per phase: {json.dumps(seconds)}")
     print(f"idle forked process: {idle_mb:,.0f} MB; a float64 column of 8M train rows is "
           f"{np.dtype('float64').itemsize * 8_000_000 / 2**20:,.0f} MB")
 

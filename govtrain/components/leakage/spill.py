@@ -1,7 +1,9 @@
 """Row hashes spilled to disk in hash partitions, so the leakage checks of a large table never hold it whole.
 
 A record is (key, row, label): a 64-bit hash of some of the row's columns, the row's number in its split, and its
-label as a number. Records go to the partition named by the key's top bits, one file per (kind, split, partition),
+label as a number. Records go to the partition named by the key's top 32 bits scaled to the partition count (one
+partition per PARTITION_ROWS rows, so every partition's sort costs the same whatever the table's size), one file
+per (kind, split, partition),
 so every row sharing a key, in any split, sits in one partition: a check that matches keys across the splits
 reads one partition at a time. Memory then holds one partition (24 B a record), not the table.
 
@@ -22,8 +24,7 @@ PARTITION_ROWS = 1 << 20  # rows a partition is sized for: 24 MB of records
 
 
 def partitions_for(rows: int, per_partition: int) -> int:
-    """A power of two, so the key's top bits name the partition."""
-    return 1 << max(0, math.ceil(math.log2(max(rows, 1) / per_partition)))
+    return max(1, math.ceil(rows / per_partition))
 
 
 class Spill:
@@ -32,13 +33,12 @@ class Spill:
     def __init__(self, folder: Path, splits: list[str], rows: int, per_partition: int | None = None):
         self.folder, self.splits = folder, splits
         self.parts = partitions_for(rows, per_partition or PARTITION_ROWS)
-        self.shift = np.uint64(64 - int(math.log2(self.parts))) if self.parts > 1 else None
         folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, kind: str, split: str, keys: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> None:
         records = np.empty(len(keys), RECORD)
         records["key"], records["row"], records["label"] = keys, rows, labels
-        part = np.zeros(len(keys), np.int64) if self.shift is None else (keys >> self.shift).astype(np.int64)
+        part = ((keys >> np.uint64(32)) * np.uint64(self.parts) >> np.uint64(32)).astype(np.int64)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
         for p in range(self.parts):
