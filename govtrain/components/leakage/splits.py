@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from govtrain.components.leakage.duplicates import MAX_EXAMPLES, pairs
 from govtrain.components.leakage.encode import MISSING, EncodedSplits
+from govtrain.data import sources
 
 
 def entity_overlap(data: EncodedSplits, column: str) -> dict[str, dict]:
@@ -48,7 +48,7 @@ def temporal(paths: dict, column: str, min_gap: str) -> dict[str, dict]:
 
 
 def _times(path, column: str):
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=262_144, columns=[column]):
+    for batch in sources.batches(path, [column], 262_144):
         yield pd.Series(batch.column(0).to_pandas())
 
 

@@ -46,9 +46,8 @@ from govtrain.governance.evidence import Record
 class StreamedMeasures:
     """The checks over the whole table, from the spill and the tallies (checks.Checks.measure)."""
 
-    def __init__(self, data: StreamedSplits, spill: Spill, tallies: Tallies):
-        self.data, self.spill, self.tallies, self.rows = data, spill, tallies, data.rows
-        self.std = tallies.std()
+    def __init__(self, data: StreamedSplits, spill: Spill, tallies: Tallies, std: dict[str, float]):
+        self.data, self.spill, self.tallies, self.rows, self.std = data, spill, tallies, data.rows, std
         self._conflicts: tuple[dict, dict] | None = None
 
     def chance_twins(self, first: str, second: str, rows: np.ndarray, columns: list[str],
@@ -113,14 +112,15 @@ def leakage_streamed(checks: Checks, paths: dict[str, Path], columns: Columns, s
     checks.timings["tallies"] = time.perf_counter() - started
 
     tick = time.perf_counter()
-    scale = {c: tallies.std()[c] * near.tolerance for c in features_num}
+    std = tallies.std()
+    scale = {c: std[c] * near.tolerance for c in features_num}
     shifts = np.random.default_rng(config.split.seed).uniform(0, 1, size=(near.tables, len(features_num)))
     spill_beside.mkdir(parents=True, exist_ok=True)
     spill = Spill(Path(tempfile.mkdtemp(prefix=".leakage-spill-", dir=spill_beside)), list(data.rows), data.total)
     try:
         stream_twins.spill_rows(data, spill, spec.features, columns.others, features_num, features_cat,
                                 [scale[c] * near.cell_width for c in features_num], shifts, spec.entity_id)
-        checks.measure = StreamedMeasures(data, spill, tallies)
+        checks.measure = StreamedMeasures(data, spill, tallies, std)
         checks.timings["row_hashes"] = time.perf_counter() - tick
         exact_masks = duplicate_checks(checks, [*spec.features, *columns.others, spec.target], task)
         found = checks.run("near_duplicates", near, lambda: stream_twins.near_duplicates(

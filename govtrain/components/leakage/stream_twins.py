@@ -37,18 +37,14 @@ def spill_rows(data: StreamedSplits, spill: Spill, features: list[str], others: 
                 spill.add("entity", split, codes[kept].view(np.uint64), rows[kept], label[kept])
 
 
-def _finish(found: dict[str, list], total: dict[str, int], example) -> dict[str, dict]:
-    """Per pair: the parts found partition by partition, sorted by the later split's row, as duplicates.result."""
-    out = {}
-    for pair, parts in found.items():
-        second = pair.split("_")[1]
-        joined = [np.concatenate(p) if p else np.empty(0) for p in zip(*parts, strict=True)] if parts else []
-        rows = joined[0].astype(np.int64) if joined else np.empty(0, np.int64)
-        order = np.argsort(rows, kind="stable")
-        joined = [j[order] for j in joined]
-        out[pair] = result(rows[order], total[second], [example(*(j[i] for j in joined))
-                                                        for i in range(min(MAX_EXAMPLES, len(rows)))])
-    return out
+def _finish(parts: list[tuple], total: int, example) -> dict:
+    """One pair's (or train's) arrays found partition by partition, joined and sorted by the later split's row, as
+    duplicates.result; `example` makes an example from one row's values."""
+    joined = [np.concatenate(p) for p in zip(*parts, strict=True)] if parts else [np.empty(0, np.int64)]
+    order = np.argsort(joined[0], kind="stable")
+    joined = [j[order] for j in joined]
+    rows = joined[0].astype(np.int64)
+    return result(rows, total, [example(*(j[i] for j in joined)) for i in range(min(MAX_EXAMPLES, len(rows)))])
 
 
 def exact_duplicates(data: StreamedSplits, spill: Spill) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
@@ -63,8 +59,8 @@ def exact_duplicates(data: StreamedSplits, spill: Spill) -> tuple[dict[str, dict
     done = {}
     for pair in found:
         first, second = pair.split("_")
-        done[pair] = _finish({pair: found[pair]}, data.rows, lambda r, w, f=first, s=second: {
-            f"{s}_row": int(r), f"{f}_row": int(w)})[pair]
+        done[pair] = _finish(found[pair], data.rows[second], lambda r, w, f=first, s=second: {
+            f"{s}_row": int(r), f"{f}_row": int(w)})
     return done, {pair: np.sort(r["_rows"]) for pair, r in done.items()}
 
 
@@ -95,10 +91,9 @@ def label_conflicts(data: StreamedSplits, spill: Spill) -> tuple[dict[str, dict]
     out = {}
     for pair, parts in found.items():
         first, second = pair.split("_")
-        out[pair] = _finish({pair: parts}, data.rows, lambda r, w, lab, other, f=first, s=second: {
-            f"{s}_row": int(r), f"{f}_row": int(w), "label": float(lab), f"{f}_label": float(other)})[pair]
-    train = _finish({"x_train": inside}, data.rows, lambda r, lab: {"train_row": int(r), "label": float(lab)})
-    return out, train["x_train"]
+        out[pair] = _finish(parts, data.rows[second], lambda r, w, lab, other, f=first, s=second: {
+            f"{s}_row": int(r), f"{f}_row": int(w), "label": float(lab), f"{f}_label": float(other)})
+    return out, _finish(inside, data.rows["train"], lambda r, lab: {"train_row": int(r), "label": float(lab)})
 
 
 def near_candidates(data: StreamedSplits, spill: Spill, tables: int, exclude: dict[str, np.ndarray],

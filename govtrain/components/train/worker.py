@@ -239,9 +239,7 @@ class Trainer:
         dist.all_reduce(totals)
         if self.rank == 0:
             self._save_snapshot({"micro": micro, "loss_sum": float(totals[0]), "seen": int(totals[1])})
-            with open(self.snapshot_dir / PROGRESS, "a") as progress:
-                progress.write(json.dumps({"epoch": epoch + 1, "snapshot_at_micro_batch": micro,
-                                           "restart": restart_count(), "at": datetime.now(UTC).isoformat()}) + "\n")
+            self._progress({"epoch": epoch + 1, "snapshot_at_micro_batch": micro})
 
     def _record_reads(self, epoch: int, mine: list[int], rows: int, held: int) -> None:
         """Rank 0 keeps what every rank read this epoch: its chunks (and their digest), rows, padding, and the
@@ -255,11 +253,11 @@ class Trainer:
             self.reads.append({"epoch": epoch + 1, "ranks": gathered,
                                "chunks_unread": len(self.chunks["chunks"]) - len(every)})
 
-    def _mark_epoch_start(self, epoch: int) -> None:
+    def _progress(self, line: dict[str, Any]) -> None:
+        """A line of progress.jsonl: an epoch started, or a snapshot taken inside one."""
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        line = {"epoch": epoch + 1, "restart": restart_count(), "at": datetime.now(UTC).isoformat()}
         with open(self.snapshot_dir / PROGRESS, "a") as progress:
-            progress.write(json.dumps(line) + "\n")
+            progress.write(json.dumps({**line, "restart": restart_count(), "at": datetime.now(UTC).isoformat()}) + "\n")
 
     @torch.no_grad()
     def _validate(self) -> dict:
@@ -293,7 +291,7 @@ class Trainer:
             return self._finish(out_dir)
         for epoch in range(self.epochs_run, self.job.epochs):
             if self.rank == 0:
-                self._mark_epoch_start(epoch)
+                self._progress({"epoch": epoch + 1})
             stats = self._run_epoch(epoch)
             self.epochs_run = epoch + 1
             stop = torch.zeros(1, device=self.device)
