@@ -76,3 +76,21 @@ def test_fp16_compression_halves_the_bytes_and_accumulation_all_reduces_once_a_s
     log = (tmp_path / "acc" / "ev" / "files" / "train" / "train.log").read_text()
     assert "Traceback" not in log
     assert json.dumps(accumulated["details"]["communication"]).count('"grad_accumulation": 4') == 1
+
+
+def test_a_compiled_step_still_all_reduces_every_gradient_and_repeats_its_weights(prepared, tmp_path):
+    """training.compile "on" on the CPU: the compiled objective inside DDP still sends every parameter's gradient
+    once a step through the timing hook, and a second run under the same seed ships the same bytes (issue 31,
+    item 5; "auto" would not compile here, runtime.py)."""
+    first, parameters = trained(prepared, tmp_path / "a", compile="on")
+    assert first["details"]["compile"] == {"setting": "on", "mode": "default", "why": "on: compiled on cpu"}
+    assert first["details"]["optimizer"] == "AdamW, fused"
+    assert [h["comm_bytes_per_step"] for h in first["details"]["history"]] == [4 * parameters] * 2
+    assert "Traceback" not in (tmp_path / "a" / "ev" / "files" / "train" / "train.log").read_text()
+    trained(prepared, tmp_path / "b", compile="on")
+    same = [(tmp_path / run / "model" / "model.safetensors").read_bytes() for run in ("a", "b")]
+    assert same[0] == same[1]
+    eager, _ = trained(prepared, tmp_path / "eager")
+    assert eager["details"]["compile"]["mode"] is None and "eager on a CPU" in eager["details"]["compile"]["why"]
+    # compiled dropout draws its own masks: not the eager run's bytes
+    assert (tmp_path / "eager" / "model" / "model.safetensors").read_bytes() != same[0]

@@ -178,6 +178,10 @@ def test_model_card_is_generated_from_the_evidence_and_follows_approvals(registe
     assert (f"| discrimination | ROC AUC | {evaluate['metrics']['roc_auc']} (95% CI {low:.4f} to {high:.4f}) |"
             in card)
     assert "| MEASURE 2.12 | train `" in full and run.ledger["root"] in card
+    # issue 31: what the step's all-reduce cost, from the train record, and how the step ran
+    train = next(r for r in run.ledger["records"] if r["step"] == "train")
+    assert f"- communication: {train['metrics']['comm_share']:.1%} of step time exposed" in full
+    assert "- compile: auto, ran eager" in full
     trees, linear = evaluate["details"]["baselines"]
     metrics = evaluate["metrics"]
     assert linear["value"] == metrics["linear_roc_auc"] and linear["network"] == metrics["roc_auc"]

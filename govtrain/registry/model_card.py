@@ -160,6 +160,23 @@ def rmf_rows(records: list[dict]) -> list[list[str]]:
             for sid in sorted({s for claims in held.values() for s in claims}, key=_subcategory_key)]
 
 
+def step_lines(train: dict) -> list[str]:
+    """How a step ran: what its all-reduce cost (the last epoch, rank 0) and whether it was compiled."""
+    metrics, details = train.get("metrics", {}), train.get("details", {})
+    communication, compiled = details.get("communication") or {}, details.get("compile") or {}
+    lines = []
+    if "comm_share" in metrics:
+        lines.append(f"- communication: {metrics['comm_share']:.1%} of step time exposed, "
+                     f"{metrics['comm_overlap']:.0%} of the all-reduce hidden behind backward, "
+                     f"{metrics['comm_bytes_per_step'] / 1024:.0f} KiB all-reduced a step (bucket "
+                     f"{communication.get('bucket_cap_mb')} MB, hook {communication.get('comm_hook')}, "
+                     f"{communication.get('grad_accumulation')} micro-batch(es) a step)")
+    if compiled:
+        lines.append(f"- compile: {compiled.get('setting')}, ran {compiled.get('mode') or 'eager'}"
+                     + (f" ({compiled['why']})" if compiled.get("why") else ""))
+    return lines
+
+
 def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[Section]:
     by_step = _records(ledger)
     reg, ds = config.registry, config.dataset
@@ -189,7 +206,7 @@ def card_sections(config: Config, ledger: dict, approvals: list[dict]) -> list[S
                       f"{train.get('metrics', {}).get('restart_count')} restart(s)",
                       f"- compute: {train.get('metrics', {}).get('worker_seconds')} worker-seconds, "
                       f"{train.get('metrics', {}).get('gpu_seconds')} GPU-seconds, cost "
-                      f"{train.get('metrics', {}).get('cost')}"]),
+                      f"{train.get('metrics', {}).get('cost')}", *step_lines(train)]),
         ("Gates", (["check", "value", "must be", "measured against", "result"], gate_rows(by_step))),
         ("Compared with simple models (same split)", (["model", "metric", "its value", "network", "verdict"],
                                                       baseline_rows(details.get("baselines", [])))),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +76,7 @@ class TrainJob(BaseModel):
     comm_hook: str = "none"  # none | fp16 | bf16 | powersgd (components/train/comm.py)
     static_graph: bool = False
     snapshot_every_steps: int | None = None  # also snapshot mid-epoch every this many optimizer steps
+    compile: Literal["auto", "on", "off"] = "auto"  # torch.compile; resolved on the worker's device (runtime.py)
 
     def write(self, job_dir: Path) -> Path:
         path = job_dir / JOB_FILE

@@ -73,7 +73,7 @@ def write_job(config: Config, split_paths: dict[str, Path], job_dir: Path, check
     copied = training.model_dump(include={"model", "batch_size", "weight_decay", "hidden", "early_stopping_patience",
                                           "keep_best", "embedding_dim", "threads_per_worker", "seed", "dropout",
                                           "lr_schedule", "warmup_epochs", "min_steps_per_epoch",
-                                          "snapshot_every_steps"})
+                                          "snapshot_every_steps", "compile"})
     job = TrainJob(epochs=epochs, lr=lr, **copied, members=members(training, train_rows),
                    numeric_embedding=numeric_embedding(training, train_rows, counts, features),
                    checkpoint_dir=checkpoint_dir, mlflow=mlflow_run, grad_accumulation=accumulation,
@@ -317,6 +317,8 @@ def _train_and_record(config: Config, split_paths: dict[str, Path], model_dir: P
             "data_bytes_largest_rank": result["data"]["bytes_largest_rank"]} if result.get("data") else {}),
     }
     evidence.details = {"backend": training.backend, "device": result["device"], "device_name": result["device_name"],
+                        # the setting beside what the worker's device made of it (runtime.py)
+                        "compile": result.get("compile"), "optimizer": result.get("optimizer"),
                         "resumed_from_epoch": result["resumed_from_epoch"], "epochs_started": result["epochs_started"],
                         "resumed_at_micro_batch": result.get("resumed_at_micro_batch"),
                         "snapshots_inside_epochs": result.get("snapshots_inside_epochs", 0),

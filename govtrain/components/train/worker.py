@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import random
 import sys
 import time
 from contextlib import nullcontext
@@ -25,16 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from govtrain.components.train import shards
 from govtrain.components.train.comm import CommMeter, attach
 from govtrain.components.train.job import TrainJob, batch_size_for, optimizer_steps
+from govtrain.components.train.runtime import device_name, optimizer_for, seed_everything, setup, step_objective
 from govtrain.components.train.schedule import lr_factor
 from govtrain.components.train.snapshots import PREVIOUS, SNAPSHOT, check_room, write_snapshot
 from govtrain.model.features import FeatureSpec
@@ -47,29 +45,8 @@ log = logging.getLogger(__name__)
 PROGRESS = "progress.jsonl"  # a line per epoch started (and per snapshot inside one), so redone work is countable
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds CUDA; same initial weights on every rank
-
-
 def restart_count() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
-
-
-def setup() -> tuple[int, int, torch.device]:
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if torch.cuda.is_available():
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-        backend = "nccl"
-    else:
-        device, backend = torch.device("cpu"), "gloo"
-    if "MASTER_ADDR" not in os.environ:  # a plain `python -m ...` run: a world of one
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29500", RANK="0", WORLD_SIZE="1")
-    dist.init_process_group(backend=backend, rank=rank, world_size=world)
-    return rank, world, device
 
 
 def load_split(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -102,7 +79,7 @@ class Trainer:
         model = build_network(self.features, self.task, network=job.model, embedding_dim=job.embedding_dim,
                               hidden=job.hidden, numeric_embedding=job.numeric_embedding,
                               dropout=job.dropout, members=job.members).to(device)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay)
+        self.optimizer = optimizer_for(model, job)
         # every rank takes the same number of steps: each steps through the largest share, padded (shards.py)
         shard_rows = self.share_rows = shards.share_rows(self.chunks["rows"], world, self.chunks["chunk_rows"])
         self.batch_size = batch_size_for(shard_rows, job.batch_size, job.min_steps_per_epoch)
@@ -125,11 +102,8 @@ class Trainer:
         self._load_snapshot(model)
         check_room(self.snapshot_dir)  # a restart after a full disk stops here, not an epoch later
         self.module = model
-        # A world of one has nothing to all-reduce; DDP would only add its hooks (as in nanoGPT).
-        self.ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                       gradient_as_bucket_view=True, bucket_cap_mb=job.bucket_cap_mb,
-                       static_graph=job.static_graph) if world > 1 else None
-        self.model: torch.nn.Module = self.ddp if self.ddp is not None else model
+        # what a step calls: the network and its loss, compiled where that pays, in DDP with 2+ workers
+        self.objective, self.ddp, self.compiled = step_objective(model, self.task, job, device, world)
         self.meter: CommMeter | None = attach(self.ddp, job.comm_hook) if self.ddp is not None else None
         self.logger = EpochLogger(job.mlflow if rank == 0 else None)
 
@@ -178,7 +152,7 @@ class Trainer:
 
     # --- one epoch -----------------------------------------------------------------------------
     def _run_epoch(self, epoch: int) -> dict:
-        self.model.train()
+        self.module.train()
         mine = shards.deal(len(self.chunks["chunks"]), self.world, self.job.seed, epoch)[self.rank]
         (x_num, x_cat, y), held = shards.load_share(self.job_dir, self.chunks, mine, self.device)
         order = shards.epoch_order(len(y), self.share_rows, self.job.seed, epoch, self.rank, self.device)
@@ -205,7 +179,7 @@ class Trainer:
             syncing = nullcontext() if stepping or self.ddp is None else self.ddp.no_sync()
             with syncing:
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = self.task.loss(self.model(x_num[idx], x_cat[idx]), y[idx])
+                    loss = self.objective(x_num[idx], x_cat[idx], y[idx])
                 (loss / group if group > 1 else loss).backward()
             if stepping:
                 if self.meter is not None:
@@ -342,6 +316,7 @@ class Trainer:
                   "snapshots_inside_epochs": len(lines) - len(progress), "restart_count": restart_count(),
                   "epochs_started": len(progress), "epochs_redone": len(progress) - self.epochs_run,
                   "device": str(self.device), "device_name": device_name(self.device),
+                  "compile": self.compiled, "optimizer": "AdamW, fused",
                   "best_epoch": self.best["epoch"], "best_val_loss": self.best["val_loss"], "kept": kept,
                   "stop_reason": self.stop_reason,
                   "communication": {"bucket_cap_mb": self.job.bucket_cap_mb, "comm_hook": self.job.comm_hook,
@@ -372,10 +347,6 @@ class Trainer:
                                              if x["rank"] == k) for k in range(self.world)] if self.reads else [],
                 "val_bytes_rank_0": self.val_bytes,
                 "epochs": self.reads}
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def main() -> None:
