@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks, run on a lent CUDA machine from the repo root (see README "Benchmarks") in under 10 minutes:
+# The GPU checks, run on a lent CUDA machine from the repo root (README, "Training") in under 10 minutes:
 # training throughput against the hand loop and itself uncompiled (1 GPU, NCCL, bf16), gloo scaling on the host's
 # cores, then snapshots and resume; `bash benchmarks/device_check.sh throughput` stops after the first. Packages
 # the machine's image lacks travel as wheels in .whl/ (pydantic and its three dependencies); govtrain itself runs
