@@ -37,16 +37,12 @@ class Net(torch.nn.Module):
         return self.linear(x_num)
 
 
-def test_the_fused_optimizer_steps_as_the_loop_does(tmp_path):
-    from govtrain.components.train.job import TrainJob
-
-    job = TrainJob(epochs=1, batch_size=8, lr=1e-2, weight_decay=1e-4, hidden=[8], embedding_dim=4,
-                   threads_per_worker=1, seed=0, checkpoint_dir=tmp_path)
+def test_the_fused_optimizer_steps_as_the_loop_does():
     weights = []
     for fused in (True, False):
         torch.manual_seed(0)
         net = Net()
-        optimizer = optimizer_for(net, job) if fused else torch.optim.AdamW(net.parameters(), lr=1e-2,
+        optimizer = optimizer_for(net, 1e-2, 1e-4) if fused else torch.optim.AdamW(net.parameters(), lr=1e-2,
                                                                             weight_decay=1e-4)
         assert optimizer.defaults["fused"] is (True if fused else None)
         task = Task(kind="binary", target="y", classes=["a", "b"])

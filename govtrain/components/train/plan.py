@@ -12,6 +12,7 @@ import torch
 from govtrain.components.train.costmodel import LINKS, StepModel, plan_rows
 from govtrain.components.train.fitting import anchor_counts
 from govtrain.components.train.job import batch_size_for
+from govtrain.components.train.runtime import optimizer_for
 from govtrain.components.train.step import grad_accumulation, members, numeric_embedding
 from govtrain.core.config import Config
 from govtrain.data.io import read_table
@@ -23,7 +24,7 @@ from govtrain.model.task import Task
 def compute_seconds_per_sample(model: torch.nn.Module, features: FeatureSpec, task: Task, batch: int,
                                steps: int = 12) -> float:
     """Median forward+backward+AdamW step time over `steps` steps (after 3 warm-up steps), per sample."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as the worker steps
+    optimizer = optimizer_for(model, lr=1e-3, weight_decay=0.01)  # the worker's optimizer (AdamW's default decay)
     x_num = torch.randn(batch, len(features.numeric))
     x_cat = torch.stack([torch.randint(1, max(2, c), (batch,)) for c in features.cardinalities()], dim=1) \
         if features.categorical else torch.zeros(batch, 0, dtype=torch.long)

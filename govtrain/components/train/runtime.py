@@ -7,9 +7,9 @@ Compiling (training.compile). On a GPU a step of the default network at batch 8,
 and, with one worker, replays the step as a CUDA graph ("reduce-overhead"), so the launches are paid once.
 With DDP it compiles without CUDA graphs: the all-reduce runs between the compiled pieces (dynamo splits the
 graph at DDP's buckets, so communication still overlaps backward). On this project's 2-core CPU host the
-compiled step was slower, 29.9 ms against 19.9 ms eager at batch 1,024 (docs/training.md), so "auto" compiles
-on CUDA only. Compiled dropout draws its own random masks, so a compiled run's weights differ from an eager
-run's under the same seed; two compiled runs under one seed match.
+compiled step ran at 0.69 of eager (docs/decisions.md 67), so "auto" compiles on CUDA only. Compiled dropout
+draws its own random masks, so a compiled run's weights differ from an eager run's under the same seed; two
+compiled runs under one seed match.
 """
 from __future__ import annotations
 
@@ -66,9 +66,11 @@ def compile_mode(setting: str, device: torch.device, world: int) -> tuple[Compil
         return None, "auto: eager on a CPU (the compiled step was slower there, decisions 67)"
     if setting == "auto" and not compiler_found():
         return None, "auto: eager, Triton or a C compiler (cc, gcc or $CC) is missing on this host"
-    mode: CompileMode = "reduce-overhead" if device.type == "cuda" and world == 1 else "default"
-    return mode, f"{setting}: {'a CUDA graph' if mode == 'reduce-overhead' else 'compiled'} on {device.type}" + (
-        f", {world} workers (no CUDA graphs under DDP)" if device.type == "cuda" and world > 1 else "")
+    if device.type != "cuda":
+        return "default", f"{setting}: compiled on {device.type}"
+    if world == 1:
+        return "reduce-overhead", f"{setting}: a CUDA graph on cuda"
+    return "default", f"{setting}: compiled on cuda, {world} workers (no CUDA graphs under DDP)"
 
 
 def compiler_found() -> bool:
@@ -76,11 +78,11 @@ def compiler_found() -> bool:
         shutil.which(c) for c in (os.environ.get("CC", "cc"), "gcc", "clang"))
 
 
-def optimizer_for(model: nn.Module, job: TrainJob) -> torch.optim.AdamW:
+def optimizer_for(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW with its fused kernel: on a GPU one launch for every parameter, not several per parameter; on the
     CPU host no different (18.9 against 19.0 ms a step, median of 5). Its rounding differs from the loop's by
     about 1e-7 after 40 steps."""
-    return torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=job.weight_decay, fused=True)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
 class Objective(nn.Module):

@@ -79,7 +79,7 @@ class Trainer:
         model = build_network(self.features, self.task, network=job.model, embedding_dim=job.embedding_dim,
                               hidden=job.hidden, numeric_embedding=job.numeric_embedding,
                               dropout=job.dropout, members=job.members).to(device)
-        self.optimizer = optimizer_for(model, job)
+        self.optimizer = optimizer_for(model, job.lr, job.weight_decay)
         # every rank takes the same number of steps: each steps through the largest share, padded (shards.py)
         shard_rows = self.share_rows = shards.share_rows(self.chunks["rows"], world, self.chunks["chunk_rows"])
         self.batch_size = batch_size_for(shard_rows, job.batch_size, job.min_steps_per_epoch)
